@@ -1,0 +1,34 @@
+# memgaze: `make demo` runs the whole pipeline on synthetic demo data, `make test` runs the tests.
+# Both create .venv from the pinned requirements on first use; nothing else needs installing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+RUN := runs/demo
+
+.PHONY: install demo test typecheck bench clean
+
+$(STAMP): requirements/base.txt requirements/dev.txt requirements/typecheck-nodeps.txt setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -r requirements/dev.txt
+	$(BIN)/python -m pip install --no-deps -r requirements/typecheck-nodeps.txt
+	$(BIN)/python -m pip install --no-deps --no-build-isolation -e .
+	touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/memgaze-train --data demo --out $(RUN)
+	$(BIN)/memgaze-export --checkpoint $(RUN)/student.safetensors --out $(RUN)/deploy --int8 --calib $(RUN)/demo-data/images
+	$(BIN)/memgaze-run --source $(RUN)/demo-data/images --model $(RUN)/deploy --headless --jsonl $(RUN)/scores.jsonl --save-video $(RUN)/annotated.mp4
+	$(BIN)/memgaze-bench latency --model $(RUN)/deploy --out $(RUN)/bench
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+typecheck: $(STAMP)
+	$(BIN)/mypy export/tensorrt_build.py runtime/backends/tensorrt_backend.py
+
+clean:
+	rm -rf $(RUN)

@@ -1,0 +1,3 @@
+"""memgaze: personalized image memorability and gaze prediction, from training to the edge."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,32 @@
+"""Console output shared by the CLIs: one rich console on stderr and counted warnings."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rich.console import Console
+
+console = Console(stderr=True, highlight=False)
+
+
+class WarningCounter:
+    """Prints one warning line per problem and a per-kind count at the end."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.counts: Counter[str] = Counter()
+
+    def warn(self, kind: str, message: str) -> None:
+        """Print ``warning: message`` and count it under ``kind``."""
+        self.counts[kind] += 1
+        console.print(f"[yellow]warning:[/yellow] {message}", markup=True, soft_wrap=True)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> None:
+        """Print the counts, if any warning was given."""
+        if self.counts:
+            parts = ", ".join(f"{n} {kind}" for kind, n in sorted(self.counts.items()))
+            console.print(f"{self.what}: skipped {self.total} ({parts})")
