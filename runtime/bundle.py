@@ -1,0 +1,88 @@
+"""The deploy bundle as the runtime sees it: manifest, checksums, and which model file to load."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from memgaze.errors import fail
+from memgaze.manifest import read_manifest, verify_files
+
+# Preference when no precision is asked for: fastest first.
+PRECISION_ORDER = ("int8", "fp16", "fp32")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified deploy bundle (``manifest.json`` + the files it lists)."""
+
+    root: Path
+    manifest: dict[str, Any]
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """Model input ``(H, W)``."""
+        spec = self.manifest["input"]
+        return int(spec["height"]), int(spec["width"])
+
+    @property
+    def map_size(self) -> tuple[int, int]:
+        """Heatmap ``(h, w)``."""
+        h, w = self.manifest["map_size"]
+        return int(h), int(w)
+
+    @property
+    def users(self) -> list[str]:
+        return list(self.manifest.get("users") or ["generic"])
+
+    @property
+    def personalized(self) -> bool:
+        """True when the graph has the ``user`` input."""
+        return bool(self.manifest.get("personalized", False))
+
+    @property
+    def onnx_precisions(self) -> list[str]:
+        return sorted(self.manifest.get("models", {}), key=_precision_rank)
+
+    @property
+    def engines(self) -> list[dict[str, Any]]:
+        return list(self.manifest.get("engines") or [])
+
+    def onnx_model(self, precision: str | None) -> tuple[Path, str]:
+        """The ONNX file for ``precision`` (None: INT8, else the best available) and its precision."""
+        available = self.onnx_precisions
+        if not available:
+            fail(f"bundle {self.root} lists no ONNX model in its manifest")
+        chosen = precision or available[0]
+        if chosen not in available:
+            fail(
+                f"bundle {self.root} has no {chosen} ONNX model (it has: {', '.join(available)}); "
+                f"pick one with --precision"
+            )
+        return self.root / self.manifest["models"][chosen], chosen
+
+    def user_index(self, name: str | None) -> int | None:
+        """Index of user ``name`` for the graph's ``user`` input (None when not personalized)."""
+        if name is None:
+            return 0 if self.personalized else None
+        if not self.personalized and name != "generic":
+            fail(f"bundle {self.root} is not personalized: it has no per-user heatmaps (drop --user)")
+        if name not in self.users:
+            fail(f"unknown user {name!r}; this bundle knows: {', '.join(self.users)}")
+        return self.users.index(name) if self.personalized else None
+
+
+def _precision_rank(precision: str) -> int:
+    return PRECISION_ORDER.index(precision) if precision in PRECISION_ORDER else len(PRECISION_ORDER)
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Read ``path/manifest.json`` and verify every listed file's sha256 (refuses on mismatch)."""
+    root = Path(path)
+    manifest = read_manifest(root)
+    for key in ("input", "map_size"):
+        if key not in manifest:
+            fail(f"{root / 'manifest.json'} has no {key!r}; re-export the bundle with memgaze-export")
+    verify_files(root, manifest)
+    return Bundle(root=root, manifest=manifest)

@@ -1,0 +1,107 @@
+"""``memgaze-run``: score a camera, video, folder, URL or GStreamer pipeline in real time."""
+
+from __future__ import annotations
+
+import os
+
+# Before OpenCV loads: its own warnings (e.g. for a missing camera) would break the one-line errors.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+os.environ.setdefault("OPENCV_VIDEOIO_DEBUG", "0")
+
+import signal  # noqa: E402
+from typing import Optional  # noqa: E402
+
+import cv2  # noqa: E402
+import typer  # noqa: E402
+
+from memgaze.console import WarningCounter, console  # noqa: E402
+from memgaze.errors import fail, run_cli  # noqa: E402
+from memgaze.runtime.backends import BACKENDS, PRECISIONS, open_backend  # noqa: E402
+from memgaze.runtime.bundle import load_bundle  # noqa: E402
+from memgaze.runtime.capture import Capture, ReconnectPolicy  # noqa: E402
+from memgaze.runtime.mjpeg import MjpegServer, parse_host_port  # noqa: E402
+from memgaze.runtime.pipeline import Pipeline  # noqa: E402
+from memgaze.runtime.sinks import CalibSink, JsonlSink, MjpegSink, Sink, VideoSink, WindowSink  # noqa: E402
+from memgaze.runtime.sources import FrameSource, SourceSpec, open_source, parse_source  # noqa: E402
+
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=False)
+
+
+def _sinks(
+    headless: bool, jsonl: str | None, save_video: str | None, serve: str | None,
+    save_calib: str | None, every: int, source: FrameSource,
+) -> list[Sink]:
+    sinks: list[Sink] = []
+    if not headless:
+        sinks.append(WindowSink())
+    if jsonl:
+        sinks.append(JsonlSink(jsonl))
+    if save_video:
+        sinks.append(VideoSink(save_video, source.fps))
+    if serve:
+        server = MjpegServer(*parse_host_port(serve))
+        console.print(f"preview at {server.url}")
+        sinks.append(MjpegSink(server))
+    if save_calib:
+        sinks.append(CalibSink(save_calib, every))
+    return sinks
+
+
+@app.command()
+def run(
+    camera: Optional[int] = typer.Option(None, "--camera", help="Camera index (V4L2 on Linux); the default source is camera 0."),
+    source: Optional[str] = typer.Option(
+        None, "--source", help="Video file, folder of images, rtsp:// or http:// URL, or GStreamer pipeline (contains '!')."
+    ),
+    model: str = typer.Option("deploy", "--model", help="Deploy bundle folder written by memgaze-export."),
+    backend: str = typer.Option("auto", "--backend", help=f"{' | '.join(BACKENDS)}."),
+    precision: Optional[str] = typer.Option(None, "--precision", help=f"{' | '.join(PRECISIONS)}; default: the best available."),
+    user: Optional[str] = typer.Option(None, "--user", help="Predict this user's gaze (one of the bundle's users)."),
+    headless: bool = typer.Option(False, "--headless", help="No window."),
+    jsonl: Optional[str] = typer.Option(None, "--jsonl", help="Write one JSON line per frame to FILE, or - for stdout."),
+    save_video: Optional[str] = typer.Option(None, "--save-video", help="Write the annotated frames to a video FILE (mp4v)."),
+    serve: Optional[str] = typer.Option(None, "--serve", help="MJPEG preview page at HOST:PORT (HOST defaults to 127.0.0.1)."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after N frames."),
+    save_calib: Optional[str] = typer.Option(None, "--save-calib", help="Save raw frames to DIR for INT8 calibration."),
+    every: int = typer.Option(30, "--every", min=1, help="With --save-calib: keep every K-th frame."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="ONNX Runtime intra-op threads (default: all cores)."),
+    providers: Optional[str] = typer.Option(
+        None, "--providers", help="ONNX Runtime providers, comma-separated (tensorrt,cuda,cpu or full names)."
+    ),
+    reconnect: int = typer.Option(5, "--reconnect", min=0, help="Reconnect attempts for a lost camera or stream."),
+) -> None:
+    """Score every frame of a source: memorability + gaze heatmap, to a window, JSON lines, a video or a browser."""
+    bundle = load_bundle(model)
+    user_index = bundle.user_index(user)
+    spec: SourceSpec = parse_source(camera, source)
+    frames = open_source(spec)
+    try:
+        engine = open_backend(
+            bundle, backend, precision, threads=threads, providers=providers.split(",") if providers else None
+        )
+        sinks = _sinks(headless, jsonl, save_video, serve, save_calib, every, frames)
+    except BaseException:
+        frames.close()
+        raise
+    with engine:
+        console.print(f"model {bundle.root} on {engine.describe()}; source {spec}", soft_wrap=True)
+        if headless and not (jsonl or save_video or serve or save_calib):
+            console.print("headless with no --jsonl/--save-video/--serve: only the summary will be printed")
+        warnings = WarningCounter("frames")
+        capture = Capture(frames, policy=ReconnectPolicy(attempts=reconnect), warnings=warnings)
+        summary = Pipeline(engine, capture, sinks, user=user_index, max_frames=max_frames).run()
+        warnings.summary()
+    if summary.frames == 0:
+        fail(f"no frame could be scored from {spec} ({summary.end_reason or 'no frames'})")
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """Console entry point: SIGTERM stops like Ctrl-C (summary printed); errors are one line."""
+    signal.signal(signal.SIGTERM, _terminate)
+    run_cli(app)

@@ -1,0 +1,151 @@
+"""Test fixtures for the runtime: a real deploy bundle from a tiny torch model, and frames/clips to score.
+
+The bundle follows the graph contract in DESIGN.md (uint8 NHWC BGR ``image``, optional int64
+``user``; ``score`` [N], ``heatmap`` [N,1,h,w]) and the manifest keys in docs/internals.md.
+Only tests import this module (it needs torch, onnx and onnxruntime.quantization).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from memgaze import __version__
+from memgaze.manifest import SCHEMA_VERSION, file_entries
+
+USERS = ["generic", "alice", "bob"]
+
+
+def _tiny_model(personalized: bool, users: int):
+    import torch
+    from torch import nn
+
+    class Tiny(nn.Module):
+        """uint8 BGR NHWC → (score [N], spatial-softmax heatmap [N,1,H/8,W/8])."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+            self.features = nn.Sequential(
+                nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 8, 3, 2, 1), nn.ReLU()
+            )
+            self.embedding = nn.Embedding(users, 8) if personalized else None
+            self.map_head = nn.Conv2d(8, 1, 1)
+            self.score_head = nn.Linear(8, 1)
+
+        def forward(self, image, user=None):
+            x = image.permute(0, 3, 1, 2).flip(1).float() / 255.0
+            x = self.features((x - self.mean) / self.std)
+            if self.embedding is not None:
+                x = x * (1.0 + self.embedding(user)[:, :, None, None])
+            logits = self.map_head(x)
+            n, _, h, w = logits.shape
+            heatmap = torch.softmax(logits.reshape(n, -1), dim=1).reshape(n, 1, h, w)
+            score = torch.sigmoid(self.score_head(x.mean(dim=(2, 3)))).reshape(n)
+            return score, heatmap
+
+    torch.manual_seed(0)
+    return Tiny().eval()
+
+
+def _export_onnx(model, path: Path, size: int, personalized: bool) -> None:
+    import torch
+
+    image = torch.randint(0, 256, (1, size, size, 3), dtype=torch.uint8)
+    args = (image, torch.zeros(1, dtype=torch.int64)) if personalized else (image,)
+    names = ["image", "user"] if personalized else ["image"]
+    axes = {name: {0: "batch"} for name in [*names, "score", "heatmap"]}
+    torch.onnx.export(
+        model, args, str(path), input_names=names, output_names=["score", "heatmap"],
+        dynamic_axes=axes, opset_version=17, dynamo=False,
+    )
+
+
+def _quantize_int8(fp32: Path, int8: Path, size: int, personalized: bool) -> None:
+    """Static QDQ INT8 (symmetric activations, per-channel weights), calibrated on a few synthetic frames."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            frames = [synthetic_frame(i, size) for i in range(8)]
+            self._items = iter(
+                {"image": f[None], **({"user": np.zeros(1, np.int64)} if personalized else {})} for f in frames
+            )
+
+        def get_next(self):
+            return next(self._items, None)
+
+    quantize_static(
+        str(fp32), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+    )
+
+
+def make_bundle(folder: Path, *, size: int = 64, personalized: bool = True, int8: bool = False, engines=()) -> Path:
+    """Write a deploy bundle (model.onnx [+ model.int8.onnx] + manifest.json) into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    users = USERS if personalized else ["generic"]
+    _export_onnx(_tiny_model(personalized, len(users)), folder / "model.onnx", size, personalized)
+    models = {"fp32": "model.onnx"}
+    if int8:
+        _quantize_int8(folder / "model.onnx", folder / "model.int8.onnx", size, personalized)
+        models["int8"] = "model.int8.onnx"
+    map_size = [size // 8, size // 8]
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "memgaze_version": __version__,
+        "source_checkpoint": {"path": "tiny-test-model", "sha256": None},
+        "input": {"height": size, "width": size, "layout": "NHWC", "dtype": "uint8", "color": "BGR"},
+        "outputs": {"score": {"shape": ["N"]}, "heatmap": {"shape": ["N", 1, *map_size]}},
+        "map_size": map_size,
+        "users": users,
+        "personalized": personalized,
+        "precisions": sorted(models),
+        "models": models,
+        "engines": list(engines),
+        "calibration": {},
+        "accuracy": {},
+        "files": file_entries(folder, list(models.values())),
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return folder
+
+
+def synthetic_frame(index: int, size: int = 96) -> np.ndarray:
+    """A deterministic BGR scene: gradient background, a moving bright disc and a rectangle."""
+    ramp = np.linspace(0, 160, size, dtype=np.float32)
+    frame = np.stack([np.tile(ramp, (size, 1)), np.tile(ramp[:, None], (1, size)), np.full((size, size), 60.0)], -1)
+    frame = frame.astype(np.uint8)
+    centre = (int(size * (0.2 + 0.6 * ((index * 7) % 20) / 20)), int(size * 0.5))
+    cv2.circle(frame, centre, max(3, size // 8), (255, 255, 255), -1)
+    cv2.rectangle(frame, (size // 10, size // 10), (size // 3, size // 4), (0, 0, 255), -1)
+    return frame
+
+
+def make_clip(path: Path, frames: int = 120, size: int = 96, fps: float = 30.0) -> Path:
+    """An mp4v clip of ``frames`` synthetic frames."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (size, size))
+    assert writer.isOpened(), "OpenCV cannot write mp4v here"
+    for i in range(frames):
+        writer.write(synthetic_frame(i, size))
+    writer.release()
+    return path
+
+
+def make_folder(path: Path, frames: int = 6, size: int = 64, corrupt: tuple[int, ...] = ()) -> Path:
+    """A folder of numbered JPEGs; the indices in ``corrupt`` are written as garbage bytes."""
+    path.mkdir(parents=True, exist_ok=True)
+    for i in range(frames):
+        target = path / f"img_{i:03d}.jpg"
+        if i in corrupt:
+            target.write_bytes(b"this is not a jpeg")
+        else:
+            cv2.imwrite(str(target), synthetic_frame(i, size))
+    return path

@@ -1,0 +1,313 @@
+"""memgaze.runtime in-process: bundle, ONNX Runtime backend, TensorRT plan matching, sources, capture, pipeline, sinks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from memgaze.errors import MemgazeError
+from memgaze.runtime.backends import open_backend
+from memgaze.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend, choose_providers
+from memgaze.runtime.backends.tensorrt_backend import MachineInfo, engine_mismatch, select_engine
+from memgaze.runtime.bundle import load_bundle
+from memgaze.runtime.capture import Capture, ReconnectPolicy
+from memgaze.runtime.mjpeg import MjpegServer, parse_host_port
+from memgaze.runtime.overlay import annotate
+from memgaze.runtime.pipeline import Pipeline, heatmap_peak, preprocess
+from memgaze.runtime.sinks import CalibSink, JsonlSink, VideoSink, WindowSink, encode_jpeg
+from memgaze.runtime.sources import FrameSource, SourceSpec, VideoCaptureSource, open_source, parse_source
+from memgaze.runtime.timing import StageTimes
+from runtime_fixtures import USERS, make_bundle, make_folder, synthetic_frame
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_bundle(tmp_path_factory.mktemp("bundle"), size=SIZE, personalized=True, int8=True)
+
+
+@pytest.fixture(scope="module")
+def bundle(bundle_dir: Path):
+    return load_bundle(bundle_dir)
+
+
+def frames(count: int, size: int = SIZE) -> np.ndarray:
+    return np.stack([synthetic_frame(i, size) for i in range(count)])
+
+
+# --- bundle -------------------------------------------------------------------------------------
+
+
+def test_bundle_reads_manifest(bundle) -> None:
+    assert bundle.input_size == (SIZE, SIZE)
+    assert bundle.map_size == (SIZE // 8, SIZE // 8)
+    assert bundle.onnx_precisions == ["int8", "fp32"]
+    assert bundle.onnx_model(None)[1] == "int8"
+    assert bundle.user_index("bob") == USERS.index("bob")
+    assert bundle.user_index(None) == 0
+    with pytest.raises(MemgazeError, match="knows: generic, alice, bob"):
+        bundle.user_index("carol")
+    with pytest.raises(MemgazeError, match="no fp16 ONNX model"):
+        bundle.onnx_model("fp16")
+
+
+def test_bundle_with_wrong_checksum_is_refused(bundle_dir: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(bundle_dir, tmp_path / "b"))
+    data = bytearray((copy / "model.onnx").read_bytes())
+    data[-1] ^= 0xFF
+    (copy / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(MemgazeError, match="does not match the sha256"):
+        load_bundle(copy)
+    with pytest.raises(MemgazeError, match="does not exist"):
+        load_bundle(tmp_path / "missing")
+
+
+# --- backends -----------------------------------------------------------------------------------
+
+
+def test_onnxruntime_fp32_and_int8_agree(bundle) -> None:
+    batch = frames(3)
+    with OnnxRuntimeBackend(bundle, "fp32", threads=1) as fp32, OnnxRuntimeBackend(bundle, "int8", threads=1) as int8:
+        s32, h32 = fp32.infer(batch)
+        s8, h8 = int8.infer(batch)
+    assert s32.shape == (3,) and h32.shape == (3, 1, SIZE // 8, SIZE // 8)
+    assert np.all((s32 >= 0) & (s32 <= 1)) and np.all((s8 >= 0) & (s8 <= 1))
+    np.testing.assert_allclose(h32.sum(axis=(1, 2, 3)), 1.0, atol=1e-4)
+    assert np.max(np.abs(s32 - s8)) < 0.03  # INT8 tolerance on a [0, 1] score
+    assert np.max(np.abs(h32 - h8)) < 0.25 * h32.max()
+
+
+def test_onnxruntime_io_binding_batches_and_users(bundle) -> None:
+    with OnnxRuntimeBackend(bundle, "fp32", threads=1) as backend:
+        assert backend.input_size == (SIZE, SIZE)
+        batch = frames(2)
+        scores, maps = backend.infer(batch, np.array([0, 0]))
+        one_score, one_map = backend.infer(batch[1:], np.array([0]))  # rebinding for a new batch size
+        assert one_score.shape == (1,)
+        np.testing.assert_allclose(one_score[0], scores[1], rtol=1e-5)
+        np.testing.assert_allclose(one_map[0], maps[1], rtol=1e-4, atol=1e-6)
+        _, alice = backend.infer(batch[:1], np.array([USERS.index("alice")]))
+        _, bob = backend.infer(batch[:1], np.array([USERS.index("bob")]))
+        assert not np.allclose(alice, bob)  # the user input conditions the heatmap
+
+
+def test_provider_choice() -> None:
+    chosen = choose_providers()
+    assert chosen[-1] == "CPUExecutionProvider"
+    assert choose_providers(["cpu"]) == ["CPUExecutionProvider"]
+    with pytest.raises(MemgazeError, match="not available here"):
+        choose_providers(["NoSuchExecutionProvider"])
+
+
+def test_auto_backend_falls_back_to_onnxruntime(bundle, tmp_path: Path) -> None:
+    with open_backend(bundle, "auto") as backend:
+        assert (backend.name, backend.precision) == ("onnxruntime", "int8")
+    fp32_only = load_bundle(make_bundle(tmp_path / "fp32", size=32, personalized=False))
+    with open_backend(fp32_only, "auto") as backend:
+        assert backend.precision == "fp32"
+        scores, _ = backend.infer(frames(1, 32))
+        assert 0 <= scores[0] <= 1
+    with pytest.raises(MemgazeError, match="--backend tensorrt needs tensorrt"):
+        open_backend(bundle, "tensorrt")
+    with pytest.raises(MemgazeError, match="unknown backend"):
+        open_backend(bundle, "openvino")
+
+
+def test_tensorrt_plan_matching(bundle_dir: Path, tmp_path: Path) -> None:
+    here = MachineInfo("Orin", "8.7", "10.3.0")
+    good = {"file": "model.orin.int8.plan", "precision": "int8", "gpu": "Orin", "compute_capability": [8, 7], "tensorrt": "10.3.0"}
+    other_gpu = dict(good, file="model.a100.plan", gpu="NVIDIA A100", compute_capability="8.0")
+    old_trt = dict(good, file="model.old.plan", tensorrt="8.6.1")
+    assert engine_mismatch(good, here) is None
+    assert "GPU 'NVIDIA A100'" in str(engine_mismatch(other_gpu, here))
+    assert "TensorRT 8.6.1 (this one is 10.3.0)" in str(engine_mismatch(old_trt, here))
+    folder = Path(shutil.copytree(bundle_dir, tmp_path / "b"))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["engines"] = [other_gpu, old_trt, good]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with_plans = load_bundle(folder)
+    assert select_engine(with_plans, None, here)[0] == good
+    entry, reasons = select_engine(with_plans, "fp16", here)
+    assert entry is None and reasons == []
+    mixed = dict(good, precision="int8+fp16")
+    manifest["engines"] = [mixed]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert select_engine(load_bundle(folder), "fp16", here)[0] == mixed
+    manifest["engines"] = [other_gpu, old_trt]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    entry, reasons = select_engine(load_bundle(folder), None, here)
+    assert entry is None and len(reasons) == 2
+
+
+# --- timing, pre/post, overlay --------------------------------------------------------------------
+
+
+def test_stage_times_ring_and_percentiles() -> None:
+    times = StageTimes(("infer",), capacity=100)
+    for value in range(1, 201):  # the first 100 are overwritten
+        times.add("infer", value / 1000.0)
+    assert times.samples("infer").size == 100
+    p50, p99 = times.percentiles_ms("infer")
+    assert p50 == pytest.approx(150.5) and p99 == pytest.approx(199.01)
+    with times.measure("infer"):
+        time.sleep(0.002)
+    assert np.isnan(StageTimes(("x",)).percentiles_ms("x")[0])
+
+
+def test_preprocess_peak_and_overlay() -> None:
+    frame = synthetic_frame(0, 96)[:, :80]
+    batch = preprocess(frame, (SIZE, 48))
+    assert batch.shape == (1, SIZE, 48, 3) and batch.dtype == np.uint8
+    heatmap = np.zeros((8, 8), np.float32)
+    heatmap[2, 5] = 1.0
+    assert heatmap_peak(heatmap, (64, 128, 3)) == (88, 20)
+    out = annotate(frame, heatmap, 0.7, (40, 40), 12.5)
+    assert out.shape == frame.shape and not np.array_equal(out, frame)
+
+
+# --- sources and capture --------------------------------------------------------------------------
+
+
+def test_parse_source(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"")
+    assert parse_source(None, None) == SourceSpec("camera", 0)
+    assert parse_source(3, None) == SourceSpec("camera", 3)
+    assert parse_source(None, str(clip)).kind == "file"
+    assert parse_source(None, str(tmp_path)).kind == "folder"
+    assert parse_source(None, "rtsp://cam/stream").live
+    assert parse_source(None, "videotestsrc ! appsink drop=1 max-buffers=1").kind == "pipeline"
+    with pytest.raises(MemgazeError, match="not a file, a folder"):
+        parse_source(None, str(tmp_path / "nope.mp4"))
+    with pytest.raises(MemgazeError, match="either --camera or --source"):
+        parse_source(1, str(clip))
+    with pytest.raises(MemgazeError, match="no camera at index 7"):
+        open_source(SourceSpec("camera", 7))
+
+
+def test_folder_is_read_in_order_and_bad_images_are_counted(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "imgs", frames=6, corrupt=(2,))
+    capture = Capture(open_source(parse_source(None, str(folder)))).start()
+    got = []
+    while (frame := capture.get(timeout=5)) is not None:
+        time.sleep(0.01)  # slower than the reader: a file source must still lose nothing
+        got.append(frame.index)
+    capture.stop()
+    assert got == [0, 1, 2, 3, 4]
+    assert (capture.undecodable, capture.dropped) == (1, 0)
+    assert capture.end_reason.startswith("end of folder")
+
+
+class CountingLiveSource(FrameSource):
+    """A live source that makes numbered frames as fast as it can (no OpenCV involved)."""
+
+    def __init__(self) -> None:
+        super().__init__(SourceSpec("camera", 99))
+        self.made = 0
+
+    def read(self) -> np.ndarray:
+        time.sleep(0.001)
+        self.made += 1
+        return np.full((4, 4, 3), self.made % 256, np.uint8)
+
+
+def test_live_capture_keeps_only_the_newest_frame() -> None:
+    capture = Capture(CountingLiveSource()).start()
+    seen = []
+    for _ in range(5):
+        time.sleep(0.03)  # a slow consumer
+        frame = capture.get(timeout=2)
+        assert frame is not None
+        seen.append(frame.index)
+        assert capture.read - frame.index <= 3  # what we get is (nearly) the newest, never an old queued one
+    capture.stop()
+    assert seen == sorted(seen) and capture.dropped > 0
+    assert capture.dropped == capture.read - len(seen) - (1 if capture.get(timeout=0) is not None else 0)
+
+
+def _pump(server: MjpegServer, stop: threading.Event) -> None:
+    index = 0
+    while not stop.is_set():
+        server.publish(encode_jpeg(synthetic_frame(index, 48)))
+        index += 1
+        time.sleep(0.01)
+
+
+def _serve_camera(port: int = 0) -> tuple[MjpegServer, threading.Event]:
+    server, stop = MjpegServer("127.0.0.1", port), threading.Event()
+    threading.Thread(target=_pump, args=(server, stop), daemon=True).start()
+    return server, stop
+
+
+def test_http_stream_reconnects_then_gives_up() -> None:
+    """A fake IP camera (our MJPEG server) goes away and comes back: real FFmpeg decoding through cv2."""
+    server, stop = _serve_camera()
+    port = server.address[1]
+    source = VideoCaptureSource(parse_source(None, f"http://127.0.0.1:{port}/stream.mjpg"))
+    source.open()
+    capture = Capture(source, policy=ReconnectPolicy(attempts=3, base_delay=0.2, max_delay=0.4)).start()
+    try:
+        first = capture.get(timeout=5)
+        assert first is not None and first.image.shape == (48, 48, 3)
+        server.close()
+        stop.set()
+        server, stop = _serve_camera(port)  # back before the first retry
+        deadline = time.monotonic() + 15
+        while capture.reconnects == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert capture.reconnects == 1
+        after = capture.get(timeout=5)
+        assert after is not None and after.index > first.index
+        server.close()
+        stop.set()
+        while capture.get(timeout=10) is not None:
+            pass
+        assert capture.ended and "gave up after 3 reconnect attempts" in capture.end_reason
+    finally:
+        stop.set()
+        capture.stop()
+        server.close()
+
+
+# --- pipeline and sinks ---------------------------------------------------------------------------
+
+
+def test_pipeline_writes_jsonl_video_and_calibration(bundle, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "imgs", frames=7, size=80, corrupt=(3,))
+    source = open_source(parse_source(None, str(folder)))
+    sinks = [JsonlSink(str(tmp_path / "out.jsonl")), VideoSink(str(tmp_path / "out.mp4"), 10.0), CalibSink(str(tmp_path / "calib"), 2)]
+    with open_backend(bundle, "onnxruntime", "fp32") as backend:
+        summary = Pipeline(backend, Capture(source), sinks, user=1).run()
+    assert (summary.frames, summary.undecodable) == (6, 1)
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in records] == [0, 1, 2, 3, 4, 5]
+    assert all(set(r) == {"frame", "t", "score", "peak", "latency_ms"} for r in records)
+    assert all(0 <= r["score"] <= 1 and 0 <= r["peak"][0] < 80 and r["latency_ms"] > 0 for r in records)
+    video = cv2.VideoCapture(str(tmp_path / "out.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 6 and int(video.get(cv2.CAP_PROP_FRAME_WIDTH)) == 80
+    video.release()
+    assert sorted(p.name for p in (tmp_path / "calib").iterdir()) == [f"frame_{i:07d}.jpg" for i in (0, 2, 4)]
+    for stage in summary.timings.stages:
+        assert summary.timings.samples(stage).size >= 6
+
+
+def test_window_needs_a_display(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(MemgazeError, match="--headless"):
+        WindowSink()
+
+
+def test_parse_host_port() -> None:
+    assert parse_host_port("8080") == ("127.0.0.1", 8080)
+    assert parse_host_port("0.0.0.0:9000") == ("0.0.0.0", 9000)
+    with pytest.raises(MemgazeError):
+        parse_host_port("localhost:http")

@@ -1,0 +1,167 @@
+"""memgaze-run end to end in subprocesses: the acceptance run without torch/onnx, one-line errors, the MJPEG page in Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from memgaze.runtime.mjpeg import MjpegServer
+from memgaze.runtime.sinks import encode_jpeg
+from runtime_fixtures import make_bundle, make_clip, synthetic_frame
+
+RUN = [str(Path(sys.executable).with_name("memgaze-run"))]
+BLOCKER = '''
+import atexit, os, sys
+
+class _NoTorchNoOnnx:
+    """Makes `import torch` and `import onnx` fail, as on a Jetson without them."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "onnx"):
+            raise ImportError(f"{name} is blocked: the runtime must not import it")
+        return None
+
+sys.meta_path.insert(0, _NoTorchNoOnnx())
+
+@atexit.register
+def _report():
+    with open(os.environ["MEMGAZE_MODULES_REPORT"], "w") as handle:
+        handle.write(" ".join(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "onnx"))))
+'''
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_bundle(tmp_path_factory.mktemp("bundle"), size=64, personalized=True)
+
+
+def run_cli(args: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_")}  # the CLI must quiet OpenCV itself
+    return subprocess.run(RUN + args, capture_output=True, text=True, timeout=timeout, env={**base, **(env or {})})
+
+
+def test_acceptance_clip_to_jsonl_without_torch_or_onnx(bundle: Path, tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", frames=120, size=96)
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(BLOCKER)
+    report = tmp_path / "modules.txt"
+    env = {"PYTHONPATH": str(blocker), "MEMGAZE_MODULES_REPORT": str(report)}
+    probe = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True, text=True, env={**os.environ, **env})
+    assert probe.returncode != 0 and "blocked" in probe.stderr  # the blocker really works
+    out = tmp_path / "out.jsonl"
+    result = run_cli(
+        ["--source", str(clip), "--model", str(bundle), "--backend", "onnxruntime", "--headless",
+         "--jsonl", str(out), "--max-frames", "100", "--user", "alice"],
+        env,
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) >= 90
+    assert all(0.0 <= r["score"] <= 1.0 for r in records)
+    assert report.read_text() == ""  # after the full run: neither torch nor onnx in sys.modules
+    assert "100 frames" in result.stderr and "p99" in result.stderr
+
+
+def test_missing_camera_is_one_line(bundle: Path) -> None:
+    result = run_cli(["--camera", "7", "--model", str(bundle), "--headless"])
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: no camera at index 7") and "--source" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [("tamper", "does not match the sha256"), ("missing", "does not exist"), ("user", "knows: generic, alice, bob")],
+)
+def test_bad_bundle_or_user_is_one_line(bundle: Path, tmp_path: Path, change: str, message: str) -> None:
+    folder = Path(shutil.copytree(bundle, tmp_path / "b"))
+    args = ["--source", str(tmp_path), "--headless", "--model", str(folder)]
+    if change == "tamper":
+        with open(folder / "model.onnx", "ab") as handle:
+            handle.write(b"\0")
+    elif change == "missing":
+        args[-1] = str(tmp_path / "no-bundle")
+    else:
+        args += ["--user", "carol"]
+    result = run_cli(args)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
+
+
+def _fake_camera() -> tuple[MjpegServer, threading.Event]:
+    """An MJPEG 'IP camera' on localhost, for a live source that needs no hardware."""
+    server, stop = MjpegServer("127.0.0.1", 0), threading.Event()
+
+    def pump() -> None:
+        index = 0
+        while not stop.is_set():
+            server.publish(encode_jpeg(synthetic_frame(index, 96)))
+            index += 1
+            time.sleep(0.02)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return server, stop
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_mjpeg_preview_loads_in_headless_chromium(bundle: Path, tmp_path: Path) -> None:
+    camera, stop = _fake_camera()
+    process = subprocess.Popen(
+        RUN + ["--source", f"{camera.url}stream.mjpg", "--model", str(bundle), "--headless", "--serve", "127.0.0.1:0"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stderr is not None
+        url = None
+        deadline = time.monotonic() + 60
+        while url is None and time.monotonic() < deadline:
+            line = process.stderr.readline()
+            assert line, "memgaze-run ended before serving"
+            if match := re.search(r"preview at (http://\S+)", line):
+                url = match.group(1)
+        assert url is not None
+        profile = tempfile.mkdtemp(dir=tmp_path)
+        browser = subprocess.run(
+            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--window-size=640,480", "--virtual-time-budget=5000", "--dump-dom", url],
+            capture_output=True, text=True, timeout=90,
+        )
+        # The page's onload handler puts the decoded image size into the title: the stream delivered a frame.
+        assert "<title>memgaze 96x96</title>" in browser.stdout, browser.stdout[:500]
+        assert 'src="/stream.mjpg"' in browser.stdout
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=30)
+        assert process.returncode == 0 and "interrupted" in rest and "p50" in rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+        stop.set()
+        camera.close()
+
+
+def test_folder_to_stdout_with_calibration_frames(bundle: Path, tmp_path: Path) -> None:
+    from runtime_fixtures import make_folder
+
+    folder = make_folder(tmp_path / "imgs", frames=5, size=64, corrupt=(1,))
+    calib = tmp_path / "calib"
+    result = run_cli(["--source", str(folder), "--model", str(bundle), "--headless", "--jsonl", "-",
+                      "--save-calib", str(calib), "--every", "2", "--precision", "fp32"])
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]  # stdout holds only the JSON lines
+    assert [r["frame"] for r in records] == [0, 1, 2, 3]
+    assert "undecodable 1" in result.stderr and "img_001.jpg" in result.stderr
+    assert sorted(p.name for p in calib.iterdir()) == ["frame_0000000.jpg", "frame_0000002.jpg"]
