@@ -1,0 +1,42 @@
+"""Shared fixtures: a small SYNTHETIC demo dataset written by the real generator."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from memgaze.train.demo import make_demo_dataset
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Demo dataset: 48 images at 64 px, 4 users, seed 0 (read-only: copy it before breaking it)."""
+    root = tmp_path_factory.mktemp("demo") / "data"
+    make_demo_dataset(root, count=48, image_size=64, users=4, seed=0)
+    return root
+
+
+@pytest.fixture
+def make_demo(tmp_path: Path) -> Callable[..., Path]:
+    """Factory ``make_demo(count=48, size=64, users=4, seed=0) -> Path`` of a fresh demo dataset."""
+    made = 0
+
+    def make(count: int = 48, size: int = 64, users: int = 4, seed: int = 0) -> Path:
+        nonlocal made
+        made += 1
+        root = tmp_path / f"demo{made}"
+        make_demo_dataset(root, count=count, image_size=size, users=users, seed=seed)
+        return root
+
+    return make
+
+
+@pytest.fixture
+def demo_copy(demo_data: Path, tmp_path: Path) -> Path:
+    """A writable copy of ``demo_data`` for tests that break files."""
+    target = tmp_path / "data"
+    shutil.copytree(demo_data, target)
+    return target

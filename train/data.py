@@ -1,0 +1,224 @@
+"""LaMem-layout split reader and the memorability + gaze torch Dataset.
+
+Layout: ``ROOT/images/<name>``, ``ROOT/splits/{train,val,test}_<k>.txt`` with lines
+``<name> <score> [more columns ignored]`` (scores in [0, 1]; ``#`` comments and blank lines
+ignored), gaze as described in :mod:`memgaze.train.gaze`. SUN memorability converted to this
+layout is read by the same code. Every bad line or file is skipped with one warning line;
+problems are found when the split is indexed, never mid-epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision.transforms.v2 import functional as TF
+
+from memgaze.console import WarningCounter
+from memgaze.errors import fail
+from memgaze.train.augment import JointAugment
+from memgaze.train.cache import ImageCache
+from memgaze.train.gaze import FIXATIONS_NAME, GazeStore, fixation_users, map_hw
+from memgaze.train.layout import SPLITS, check_image_file, gaze_dir, image_key, load_rgb, resolve_image, split_path
+from memgaze.train.normalization import IMAGENET_MEAN, IMAGENET_STD
+
+MODES = ("image", "user")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoredImage:
+    """One usable split line: ``name`` as written there, its score, and the image file."""
+
+    name: str
+    score: float
+    path: Path
+
+    @property
+    def key(self) -> str:
+        """The image stem that gaze files are matched by."""
+        return image_key(self.name)
+
+
+def read_split(
+    root: str | os.PathLike[str], split: str, fold: int = 1, warnings: WarningCounter | None = None
+) -> list[ScoredImage]:
+    """Usable images of ``ROOT/splits/<split>_<fold>.txt``; one warning per bad line or image.
+
+    Skipped: malformed lines, scores outside [0, 1] or NaN, duplicate names, missing images and
+    images that fail the cheap structural check (empty, not JPEG/PNG, truncated). A split with
+    nothing usable is a one-line error.
+    """
+    root = Path(root)
+    if split not in SPLITS:
+        fail(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    path = split_path(root, split, fold)
+    if not path.is_file():
+        fail(f"split file {path} does not exist (expected the LaMem layout ROOT/splits/{split}_{fold}.txt)")
+    own = warnings is None
+    warn = warnings if warnings is not None else WarningCounter(f"{split} split")
+    out: list[ScoredImage] = []
+    seen: set[str] = set()
+    for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            score = float(parts[1])
+        except (IndexError, ValueError):
+            warn.warn("malformed line", f"{where}: expected '<name> <score>', got {line.strip()!r}; skipped")
+            continue
+        name = parts[0]
+        if not 0.0 <= score <= 1.0:  # also rejects NaN
+            warn.warn("score out of range", f"{where}: score {parts[1]} of {name} is not in [0, 1]; skipped")
+            continue
+        if image_key(name) in seen:
+            warn.warn("duplicate", f"{where}: {name} is listed twice; the first line is used")
+            continue
+        image = resolve_image(root, name)
+        if image is None:
+            warn.warn("missing image", f"{where}: image {name} not found under {root / 'images'}; skipped")
+            continue
+        problem = check_image_file(image)
+        if problem is not None:
+            warn.warn("corrupt image", f"{where}: image {image} is unusable ({problem}); skipped")
+            continue
+        seen.add(image_key(name))
+        out.append(ScoredImage(name, score, image))
+    if own:
+        warn.summary()
+    if not out:
+        fail(f"split {path} has no usable images")
+    return out
+
+
+def list_users(root: str | os.PathLike[str]) -> list[str]:
+    """Sorted user names: folders under ``ROOT/gaze`` and ``user`` values of fixations.csv."""
+    folder = gaze_dir(Path(root))
+    if not folder.is_dir():
+        return []
+    users = {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    if (folder / FIXATIONS_NAME).is_file():
+        users |= fixation_users(folder / FIXATIONS_NAME)
+    return sorted(users)
+
+
+def normalize_image(image: torch.Tensor) -> torch.Tensor:
+    """uint8 RGB ``[3, H, W]`` → float32 normalized with ImageNet mean/std."""
+    return TF.normalize(TF.to_dtype(image, torch.float32, scale=True), list(IMAGENET_MEAN), list(IMAGENET_STD))
+
+
+class MemorabilityDataset(Dataset[dict[str, torch.Tensor]]):
+    """Images of a split with scores and gaze maps (see docs/internals.md, "Data").
+
+    ``mode="image"``: one item per image, ``user`` 0, heatmap = mean of the maps of the users
+    in ``users`` that have gaze for it. ``mode="user"``: additionally one item per (image, user
+    in ``users`` with gaze), ``user`` = 1 + that user's position in ``users``. ``index`` is the
+    image's position in ``self.images``. All gaze maps are read when the dataset is built
+    (unreadable ones are warned about then) and kept in memory; ``cache`` is a folder for the
+    preprocessed-image cache (then no image is decoded in ``__getitem__``). ``sigma`` is the
+    fixation Gaussian's sigma in map pixels (default: see :mod:`memgaze.train.gaze`).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: str,
+        *,
+        fold: int = 1,
+        image_size: int = 224,
+        map_size: int | tuple[int, int] | None = None,
+        users: Sequence[str] | None = None,
+        mode: str = "image",
+        augment: bool = False,
+        cache: str | os.PathLike[str] | None = None,
+        sigma: float | None = None,
+        warnings: WarningCounter | None = None,
+    ) -> None:
+        if mode not in MODES:
+            fail(f"unknown dataset mode {mode!r}; expected one of {', '.join(MODES)}")
+        self.root = Path(root)
+        if not self.root.is_dir():
+            fail(f"dataset folder {self.root} does not exist")
+        own = warnings is None
+        self.warnings = warnings if warnings is not None else WarningCounter(f"{split} data")
+        self.split, self.mode, self.image_size = split, mode, int(image_size)
+        self.map_size = map_hw(map_size if map_size is not None else max(1, self.image_size // 8))
+        self.users = list(users) if users is not None else list_users(self.root)
+        images = read_split(self.root, split, fold, self.warnings)
+        self.cache: ImageCache | None = None
+        self._cache_rows = np.arange(len(images))
+        if cache is not None:
+            self.cache = ImageCache.load_or_build(
+                cache, f"{split}_{fold}_{self.image_size}", [im.path for im in images], self.image_size, self.warnings
+            )
+            self._cache_rows = np.flatnonzero(self.cache.valid)
+            images = [images[row] for row in self._cache_rows]
+        if not images:
+            fail(f"split {split} of {self.root} has no usable images")
+        self.images = images
+        self.scores = np.array([im.score for im in images], dtype=np.float32)
+        self.gaze = GazeStore(self.root, self.map_size, sigma, self.warnings)
+        self.maps, self.items = self._index_gaze()
+        self.augment = JointAugment(self.image_size) if augment else None
+        if own:
+            self.warnings.summary()
+
+    def _index_gaze(self) -> tuple[np.ndarray, np.ndarray]:
+        """Read every usable map once: ``maps`` float32 [m, h, w] and ``items`` int64 [n, 3] of
+        (image index, user index, map row or -1)."""
+        maps: list[np.ndarray] = []
+        items: list[tuple[int, int, int]] = []
+        position = {user: 1 + i for i, user in enumerate(self.users)}
+        for idx, image in enumerate(self.images):
+            own_maps: list[tuple[int, np.ndarray]] = []
+            for user in self.gaze.users_for(image.name):
+                if user in position and (heat := self.gaze.heatmap(user, image.name)) is not None:
+                    own_maps.append((position[user], heat))
+            generic_row = -1
+            if own_maps:
+                maps.append(np.stack([heat for _, heat in own_maps]).mean(axis=0, dtype=np.float32))
+                generic_row = len(maps) - 1
+            items.append((idx, 0, generic_row))
+            if self.mode == "user":
+                for user_index, heat in own_maps:
+                    maps.append(heat)
+                    items.append((idx, user_index, len(maps) - 1))
+        shape = (len(maps), *self.map_size)
+        return (np.stack(maps) if maps else np.zeros(shape, np.float32)), np.array(items, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def rgb(self, index: int) -> np.ndarray:
+        """uint8 RGB ``[S, S, 3]`` of image ``index`` (from the cache when there is one)."""
+        if self.cache is not None:
+            return self.cache[int(self._cache_rows[index])]
+        rgb = load_rgb(self.images[index].path, self.image_size)
+        if rgb is None:  # passed the structural check when indexed, but OpenCV cannot decode it
+            fail(f"image {self.images[index].path} cannot be decoded (use the image cache to skip such files)")
+        return rgb
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        idx, user, row = (int(v) for v in self.items[i])
+        image = torch.from_numpy(self.rgb(idx)).permute(2, 0, 1).contiguous()
+        has_map = row >= 0
+        heat = torch.from_numpy(self.maps[row].copy() if has_map else np.zeros(self.map_size, np.float32))[None]
+        if self.augment is not None:
+            image, heat = self.augment(image, heat)
+            total = float(heat.sum())
+            heat = heat / total if has_map and total > 0 and math.isfinite(total) else torch.zeros_like(heat)
+        return {
+            "image": normalize_image(image),
+            "score": torch.tensor(self.scores[idx], dtype=torch.float32),
+            "user": torch.tensor(user, dtype=torch.int64),
+            "heatmap": heat,
+            "has_heatmap": torch.tensor(has_map and bool(heat.sum() > 0)),
+            "index": torch.tensor(idx, dtype=torch.int64),
+        }

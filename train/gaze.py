@@ -1,0 +1,212 @@
+"""Per-user gaze heatmaps: ``ROOT/gaze/<user>/<stem>.png`` or ``ROOT/gaze/fixations.csv``.
+
+- **PNG heatmaps**: 8-bit grayscale, any size; resized (INTER_AREA) to the map size. An
+  unreadable or all-zero PNG is skipped with one warning. Any size or aspect is accepted.
+- **Fixations**: ``fixations.csv`` with header ``user,image,x,y,duration_ms`` (columns in any
+  order; x, y in pixels of the ORIGINAL image; ``image`` with or without its extension). A map
+  is the duration-weighted sum of isotropic Gaussians at the fixations, with ``sigma_px`` given
+  in **map pixels** (default: 5% of the map's shorter side, at least 1). A fixation outside the
+  image is skipped (one warning per user and image); a malformed row is skipped with a warning.
+- When both exist for a (user, image), the PNG wins for ``heatmap``; ``fixations`` (the
+  binary map for NSS / AUC) uses the CSV fixations when there are any, else the local maxima
+  of the PNG map (3×3 maxima at least 30% of the map's maximum).
+
+The CSV is parsed once per store and indexed by (user, image stem).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from memgaze.console import WarningCounter
+from memgaze.train.layout import FIXATIONS_NAME, gaze_dir, image_key, resolve_image
+
+FIXATION_COLUMNS = ("user", "image", "x", "y", "duration_ms")
+PEAK_FRACTION = 0.3
+
+
+def default_sigma(map_size: tuple[int, int]) -> float:
+    """Default Gaussian sigma in map pixels: 5% of the shorter side, at least 1."""
+    return max(1.0, 0.05 * min(map_size))
+
+
+def map_hw(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """``(h, w)`` from an int (square) or a pair."""
+    if isinstance(size, int):
+        return (size, size)
+    h, w = size
+    return (int(h), int(w))
+
+
+def fixation_users(path: Path) -> set[str]:
+    """User names in a fixations.csv (no validation; for listing users cheaply)."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.DictReader(handle)
+        return {row["user"].strip() for row in reader if row.get("user") and row["user"].strip()}
+
+
+def read_fixations(path: Path, warnings: WarningCounter) -> dict[tuple[str, str], np.ndarray]:
+    """Parse fixations.csv once: ``{(user, image stem): float64 [n, 3] (x, y, duration_ms)}``."""
+    rows: dict[tuple[str, str], list[tuple[float, float, float]]] = defaultdict(list)
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.reader(handle)
+        header = [name.strip() for name in next(reader, [])]
+        if not set(FIXATION_COLUMNS) <= set(header):
+            warnings.warn("bad fixations file", f"{path}: header must name {','.join(FIXATION_COLUMNS)}; file ignored")
+            return {}
+        cols = [header.index(name) for name in FIXATION_COLUMNS]
+        for lineno, row in enumerate(reader, start=2):
+            if not row or not "".join(row).strip():
+                continue
+            try:
+                user, image, x, y, duration = (row[c].strip() for c in cols)
+                values = (float(x), float(y), float(duration))
+            except (IndexError, ValueError):
+                values = None
+            if values is None or not user or not image or not np.all(np.isfinite(values)) or values[2] <= 0:
+                warnings.warn("bad fixation row", f"{path}:{lineno}: malformed fixation row {','.join(row)!r}; skipped")
+                continue
+            rows[(user, image_key(image))].append(values)
+    return {key: np.asarray(value, dtype=np.float64) for key, value in rows.items()}
+
+
+def gaussian_map(xy: np.ndarray, weights: np.ndarray, map_size: tuple[int, int], sigma: float) -> np.ndarray:
+    """Weighted sum of isotropic Gaussians at ``xy`` ([n, 2], map pixel coordinates), float32
+    ``[h, w]``; computed separably as ``(gy * w)^T @ gx``."""
+    h, w = map_size
+    gx = np.exp(-((np.arange(w)[None, :] - xy[:, :1]) ** 2) / (2 * sigma**2))
+    gy = np.exp(-((np.arange(h)[None, :] - xy[:, 1:2]) ** 2) / (2 * sigma**2))
+    return ((gy * weights[:, None]).T @ gx).astype(np.float32)
+
+
+class GazeStore:
+    """All gaze data under ``ROOT/gaze``, as maps of ``map_size`` that sum to 1."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        map_size: int | tuple[int, int],
+        sigma_px: float | None = None,
+        warnings: WarningCounter | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.map_size = map_hw(map_size)
+        self.sigma_px = float(sigma_px) if sigma_px else default_sigma(self.map_size)
+        self.warnings = warnings if warnings is not None else WarningCounter("gaze")
+        folder = gaze_dir(self.root)
+        self._png: dict[tuple[str, str], Path] = {}
+        if folder.is_dir():
+            for user_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                with os.scandir(user_dir) as entries:
+                    for entry in entries:
+                        if entry.name.lower().endswith(".png") and entry.is_file():
+                            self._png[(user_dir.name, entry.name[:-4])] = Path(entry.path)
+        csv_path = folder / FIXATIONS_NAME
+        self._fix = read_fixations(csv_path, self.warnings) if csv_path.is_file() else {}
+        self._users_by_image: dict[str, set[str]] = defaultdict(set)
+        for user, key in (*self._png, *self._fix):
+            self._users_by_image[key].add(user)
+        self.users = sorted({user for user, _ in (*self._png, *self._fix)})
+        self._image_hw: dict[str, tuple[int, int] | None] = {}
+        self._warned: set[tuple[str, str, str]] = set()
+
+    def users_for(self, name: str) -> list[str]:
+        """Sorted users with a heatmap or fixations for image ``name`` (stem or file name)."""
+        return sorted(self._users_by_image.get(image_key(name), ()))
+
+    def heatmap(self, user: str, name: str) -> np.ndarray | None:
+        """float32 ``[h, w]`` map summing to 1 (PNG first, else fixations), or None."""
+        key = image_key(name)
+        if (user, key) in self._png:
+            return self._png_map(user, key)
+        points = self._map_points(user, name)
+        if points is None:
+            return None
+        xy, duration = points
+        return _unit_sum(gaussian_map(xy, duration, self.map_size, self.sigma_px))
+
+    def fixations(self, user: str, name: str) -> np.ndarray | None:
+        """Binary fixation map bool ``[h, w]`` (CSV fixations, else the PNG's peaks), or None."""
+        points = self._map_points(user, name)
+        if points is not None:
+            h, w = self.map_size
+            cols = np.clip(np.rint(points[0][:, 0]).astype(int), 0, w - 1)
+            rows = np.clip(np.rint(points[0][:, 1]).astype(int), 0, h - 1)
+            out = np.zeros(self.map_size, dtype=bool)
+            out[rows, cols] = True
+            return out
+        key = image_key(name)
+        if (user, key) not in self._png:
+            return None
+        heat = self._png_map(user, key)
+        if heat is None:
+            return None
+        peaks = heat == cv2.dilate(heat, np.ones((3, 3), np.uint8))
+        return peaks & (heat >= PEAK_FRACTION * heat.max())
+
+    def _warn_once(self, kind: str, user: str, key: str, message: str) -> None:
+        if (kind, user, key) not in self._warned:
+            self._warned.add((kind, user, key))
+            self.warnings.warn(kind, message)
+
+    def _png_map(self, user: str, key: str) -> np.ndarray | None:
+        path = self._png[(user, key)]
+        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if gray is None:
+            self._warn_once("unreadable heatmap", user, key, f"heatmap {path} cannot be read; skipped")
+            return None
+        if not gray.any():
+            self._warn_once("blank heatmap", user, key, f"heatmap {path} is blank (all zero); skipped")
+            return None
+        h, w = self.map_size
+        return _unit_sum(cv2.resize(gray.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA))
+
+    def _map_points(self, user: str, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The (user, image) fixations inside the image, in map pixel coordinates, and durations."""
+        key = image_key(name)
+        rows = self._fix.get((user, key))
+        if rows is None:
+            return None
+        hw = self._original_hw(name)
+        if hw is None:
+            self._warn_once("fixations without image", user, key, f"fixations of {user} on {name}: image not found or unreadable; skipped")
+            return None
+        height, width = hw
+        inside = (rows[:, 0] >= 0) & (rows[:, 0] < width) & (rows[:, 1] >= 0) & (rows[:, 1] < height)
+        if not inside.all():
+            self._warn_once(
+                "fixation outside image", user, key,
+                f"{int((~inside).sum())} fixation(s) of {user} on {name} lie outside the {width}x{height} image; skipped",
+            )
+        rows = rows[inside]
+        if len(rows) == 0:
+            return None
+        h, w = self.map_size
+        xy = np.stack([(rows[:, 0] + 0.5) * w / width - 0.5, (rows[:, 1] + 0.5) * h / height - 0.5], axis=1)
+        return xy, rows[:, 2]
+
+    def _original_hw(self, name: str) -> tuple[int, int] | None:
+        """(height, width) of the original image from its header (PIL reads no pixels), cached."""
+        key = image_key(name)
+        if key not in self._image_hw:
+            path = resolve_image(self.root, name)
+            self._image_hw[key] = None
+            if path is not None:
+                try:
+                    with Image.open(path) as image:
+                        self._image_hw[key] = (image.height, image.width)
+                except OSError:
+                    pass
+        return self._image_hw[key]
+
+
+def _unit_sum(heat: np.ndarray) -> np.ndarray | None:
+    total = float(heat.sum())
+    return (heat / total).astype(np.float32) if total > 0 and np.isfinite(total) else None

@@ -1,0 +1,140 @@
+"""Score and saliency-map metrics (numpy only).
+
+Scores: Spearman ρ, Pearson r, MSE. Maps, as in the MIT saliency benchmark code (MIT300,
+github.com/cvzoya/saliency, which the Tübingen benchmark reproduces):
+
+- NSS: mean of the z-scored predicted map (std with N−1, as MATLAB ``std``) at fixated pixels.
+- CC: Pearson correlation of the predicted and ground-truth maps.
+- KLD: ``sum(g * log(eps + g / (p + eps)))`` with both maps normalised to sum 1, eps = 2.2204e-16.
+- SIM: ``sum(min(p, g))`` after each map is scaled to [0, 1] (min–max) and then to sum 1.
+- AUC-Judd: thresholds at the predicted values at fixations; true-positive rate = fixations
+  at or above, false-positive rate = other pixels at or above; trapezoidal area. Without ties
+  this is exactly AUC_Judd.m; the MIT code adds 1e-7 random jitter to break ties, here each
+  distinct value is one threshold (deterministic; a constant map scores 0.5).
+
+A correlation of a constant input is undefined; these return 0.0 for it (no correlation), so
+that early stopping on Spearman never sees NaN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+EPS = 2.2204e-16
+
+
+def rankdata(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n with ties given their average rank (as ``scipy.stats.rankdata``)."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    order = np.argsort(x, kind="mergesort")
+    inverse = np.empty(len(x), dtype=np.intp)
+    inverse[order] = np.arange(len(x))
+    sorted_x = x[order]
+    first = np.r_[True, sorted_x[1:] != sorted_x[:-1]]
+    dense = np.cumsum(first)[inverse]
+    bounds = np.r_[np.flatnonzero(first), len(x)]
+    return 0.5 * (bounds[dense] + bounds[dense - 1] + 1)
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson r of two equal-length arrays (0.0 when either is constant)."""
+    x = np.asarray(a, dtype=np.float64).ravel()
+    y = np.asarray(b, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"pearson: shapes differ ({x.shape} vs {y.shape})")
+    x = x - x.mean()
+    y = y - y.mean()
+    denom = np.sqrt((x * x).sum() * (y * y).sum())
+    return float((x * y).sum() / denom) if denom > 0 else 0.0
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman ρ: Pearson r of the (tie-averaged) ranks."""
+    return pearson(rankdata(a), rankdata(b))
+
+
+def mse(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean squared error."""
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    return float(np.mean(diff * diff))
+
+
+def score_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """``{"spearman", "pearson", "mse"}`` of predicted vs ground-truth scores."""
+    return {"spearman": spearman(pred, target), "pearson": pearson(pred, target), "mse": mse(pred, target)}
+
+
+def nss(pred: np.ndarray, fixations: np.ndarray) -> float:
+    """Normalized scanpath saliency of map ``pred`` at the True pixels of ``fixations``."""
+    p = np.asarray(pred, dtype=np.float64)
+    fix = np.asarray(fixations, dtype=bool)
+    if not fix.any():
+        raise ValueError("nss: the fixation map has no fixations")
+    std = p.std(ddof=1)
+    z = (p - p.mean()) / std if std > 0 else np.zeros_like(p)
+    return float(z[fix].mean())
+
+
+def cc(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Linear correlation coefficient of two maps."""
+    return pearson(pred, gt)
+
+
+def _unit_sum(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    return m / m.sum()
+
+
+def kld(pred: np.ndarray, gt: np.ndarray) -> float:
+    """KL divergence of ``gt`` from ``pred`` (lower is better), both normalised to sum 1."""
+    p, g = _unit_sum(pred), _unit_sum(gt)
+    return float(np.sum(g * np.log(EPS + g / (p + EPS))))
+
+
+def sim(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Histogram intersection of the min–max then sum normalised maps (1 = identical)."""
+
+    def norm(m: np.ndarray) -> np.ndarray:
+        m = np.asarray(m, dtype=np.float64)
+        span = m.max() - m.min()
+        return _unit_sum((m - m.min()) / span if span > 0 else np.ones_like(m))
+
+    return float(np.minimum(norm(pred), norm(gt)).sum())
+
+
+def auc_judd(pred: np.ndarray, fixations: np.ndarray) -> float:
+    """AUC-Judd of map ``pred`` for the True pixels of ``fixations``."""
+    s = np.asarray(pred, dtype=np.float64).ravel()
+    fix = np.asarray(fixations, dtype=bool).ravel()
+    n_fix, n_pix = int(fix.sum()), s.size
+    if n_fix == 0:
+        raise ValueError("auc_judd: the fixation map has no fixations")
+    if n_fix == n_pix:
+        return 0.5
+    thresholds = np.unique(s[fix])[::-1]  # distinct values at fixations, high to low
+    fix_above = n_fix - np.searchsorted(np.sort(s[fix]), thresholds, side="left")
+    all_above = n_pix - np.searchsorted(np.sort(s), thresholds, side="left")
+    tp = np.r_[0.0, fix_above / n_fix, 1.0]
+    fp = np.r_[0.0, (all_above - fix_above) / (n_pix - n_fix), 1.0]
+    return float(np.sum((fp[1:] - fp[:-1]) * (tp[1:] + tp[:-1]) / 2))
+
+
+def map_metrics(
+    pred: np.ndarray, gt: np.ndarray, fixations: np.ndarray | None = None
+) -> dict[str, float]:
+    """Mean CC, KLD, SIM over ``[N, h, w]`` maps, plus NSS and AUC-Judd where ``fixations``
+    (bool ``[N, h, w]``) are given; maps without fixations are left out of those two."""
+    pred = np.asarray(pred).reshape(-1, *np.shape(pred)[-2:])
+    gt = np.asarray(gt).reshape(pred.shape)
+    out = {
+        "cc": float(np.mean([cc(p, g) for p, g in zip(pred, gt)])),
+        "kld": float(np.mean([kld(p, g) for p, g in zip(pred, gt)])),
+        "sim": float(np.mean([sim(p, g) for p, g in zip(pred, gt)])),
+    }
+    if fixations is not None:
+        fix = np.asarray(fixations, dtype=bool).reshape(pred.shape)
+        used = [i for i in range(len(pred)) if fix[i].any()]
+        if used:
+            out["nss"] = float(np.mean([nss(pred[i], fix[i]) for i in used]))
+            out["auc_judd"] = float(np.mean([auc_judd(pred[i], fix[i]) for i in used]))
+    return out
