@@ -1,0 +1,121 @@
+"""Training losses: score regression, gaze-map imitation (KL + CC) and teacher→student distillation.
+
+Maps are compared as spatial distributions: logits go through the spatial (log-)softmax of
+:mod:`memgaze.train.models.blocks`, ground-truth heatmaps sum to 1. Per-sample masks
+(``has_heatmap``) select which items contribute; an empty mask gives a zero loss that still
+belongs to the graph, and masked-out (e.g. all-zero) maps never produce NaN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+
+from memgaze.train.models.blocks import spatial_log_softmax
+
+EPS = 1e-12
+
+
+@dataclasses.dataclass
+class LossWeights:
+    """Weights of the loss terms (the CLI's ``teacher_w_*`` / ``student_w_*`` settings)."""
+
+    teacher_score: float = 1.0
+    teacher_map: float = 1.0
+    student_score: float = 1.0
+    student_score_kd: float = 1.0
+    student_map_kd: float = 0.5
+    student_gaze: float = 1.0
+    kd_temperature: float = 2.0
+    cc: float = 1.0  # weight of the (1 - CC) term inside the map loss, next to KL
+
+
+def score_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of scores ``[N]``."""
+    return F.mse_loss(pred.reshape(-1), target.reshape(-1).to(pred.dtype))
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of per-sample ``values [N]`` where ``mask``; 0 (in the graph) when the mask is empty."""
+    if mask is None:
+        return values.mean()
+    weights = mask.reshape(-1).to(values.dtype)
+    safe = torch.where(weights > 0, values, torch.zeros_like(values))  # masked NaN must not leak
+    return (safe * weights).sum() / weights.sum().clamp_min(1.0)
+
+
+def _kl_per_sample(log_pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """KL(target ‖ pred) per sample, from log-probabilities of pred and probabilities of target."""
+    return F.kl_div(log_pred, target, reduction="none").sum(dim=(1, 2, 3))
+
+
+def correlation(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation per sample of two map batches ``[N, 1, h, w]`` (0 for a constant map)."""
+    a = pred.flatten(1) - pred.flatten(1).mean(dim=1, keepdim=True)
+    b = target.flatten(1) - target.flatten(1).mean(dim=1, keepdim=True)
+    norm_a = (a.square().sum(dim=1) + EPS).sqrt()  # eps inside the root: finite gradients at 0
+    norm_b = (b.square().sum(dim=1) + EPS).sqrt()
+    return (a * b).sum(dim=1) / (norm_a * norm_b)
+
+
+def map_loss(
+    logits: torch.Tensor, heatmap: torch.Tensor, has_heatmap: torch.Tensor | None = None, cc_weight: float = 1.0
+) -> torch.Tensor:
+    """Gaze-map imitation: KL(heatmap ‖ softmax(logits)) + ``cc_weight`` · (1 − CC), over ``has_heatmap``."""
+    log_pred = spatial_log_softmax(logits)
+    target = heatmap.to(log_pred.dtype)
+    per_sample = _kl_per_sample(log_pred, target) + cc_weight * (1.0 - correlation(log_pred.exp(), target))
+    return _masked_mean(per_sample, has_heatmap)
+
+
+def map_distill(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 2.0, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Map KD: T² · KL(softmax(teacher/T) ‖ softmax(student/T)) per sample, averaged over ``mask``."""
+    log_student = spatial_log_softmax(student_logits / temperature)
+    teacher = spatial_log_softmax(teacher_logits.detach().to(log_student.dtype) / temperature).exp()
+    return _masked_mean(_kl_per_sample(log_student, teacher), mask) * temperature**2
+
+
+def _floats(parts: dict[str, torch.Tensor]) -> dict[str, float]:
+    return {name: float(value.detach()) for name, value in parts.items()}
+
+
+def teacher_loss(
+    score: torch.Tensor, logits: torch.Tensor, batch: dict[str, torch.Tensor], weights: LossWeights = LossWeights()
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Teacher: score regression + generic gaze map where ``has_heatmap``. Returns (total, parts)."""
+    parts = {
+        "score": score_loss(score, batch["score"]),
+        "map": map_loss(logits, batch["heatmap"], batch["has_heatmap"], weights.cc),
+    }
+    total = weights.teacher_score * parts["score"] + weights.teacher_map * parts["map"]
+    return total, _floats(parts)
+
+
+def student_loss(
+    score: torch.Tensor,
+    logits: torch.Tensor,
+    teacher_score: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    weights: LossWeights = LossWeights(),
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Student: ground-truth score, score KD, map KD (generic items, ``user == 0``; every item
+    when the batch has no ``user``) and imitation of the user's gaze where ``has_heatmap``."""
+    generic = batch["user"] == 0 if "user" in batch else None
+    parts = {
+        "score": score_loss(score, batch["score"]),
+        "score_kd": score_loss(score, teacher_score.detach()),
+        "map_kd": map_distill(logits, teacher_logits, weights.kd_temperature, generic),
+        "gaze": map_loss(logits, batch["heatmap"], batch["has_heatmap"], weights.cc),
+    }
+    total = (
+        weights.student_score * parts["score"]
+        + weights.student_score_kd * parts["score_kd"]
+        + weights.student_map_kd * parts["map_kd"]
+        + weights.student_gaze * parts["gaze"]
+    )
+    return total, _floats(parts)
