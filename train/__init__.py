@@ -1,0 +1,1 @@
+"""Training: datasets, demo-data generator, models, losses, metrics, training loops, `memgaze-train`."""

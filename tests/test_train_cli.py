@@ -1,0 +1,85 @@
+"""memgaze-train end to end on tiny synthetic data, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from train_fixtures import TINY, assert_one_line_error, tiny_data, train
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_data(tmp_path_factory.mktemp("data") / "demo")
+
+
+@pytest.fixture(scope="module")
+def run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    proc = train("--data", str(data), "--out", str(out), "--epochs-teacher", "1", "--epochs-student", "1", *TINY)
+    assert proc.returncode == 0, proc.stderr
+    assert "SYNTHETIC" in proc.stderr
+    return out
+
+
+def test_make_demo_data(tmp_path: Path) -> None:
+    proc = train("--make-demo-data", str(tmp_path / "d"), "--demo-count", "12", "--image-size", "32", "--demo-users", "2")
+    assert proc.returncode == 0, proc.stderr
+    for split in ("train", "val", "test"):
+        assert (tmp_path / "d" / "splits" / f"{split}_1.txt").is_file()
+    assert len(list((tmp_path / "d" / "images").iterdir())) == 12
+
+
+def test_all_stages_write_outputs(run: Path) -> None:
+    for name in ("teacher.safetensors", "teacher.json", "student.safetensors", "student.json", "curves.png", "log.csv"):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("spearman", "pearson", "mse"):
+        assert key in metrics["teacher"]["test"]
+    for key in ("spearman", "pearson", "mse", "cc_own_user", "cc_other_user", "cc_generic", "nss_own_user"):
+        assert key in metrics["student"]["test"], key
+    assert metrics["teacher"]["params"] > metrics["student"]["params"] > 0
+    assert metrics["macs_ratio"] == pytest.approx(metrics["teacher"]["macs"] / metrics["student"]["macs"])
+    assert metrics["data"]["synthetic"] is True and metrics["data"]["test_images"] > 0
+    student = json.loads((run / "student.json").read_text())
+    assert student["users"][0] == "generic" and len(student["users"]) == 3
+    assert student["metrics"]["test"]["cc_own_user"] == metrics["student"]["test"]["cc_own_user"]
+    assert all(t.isfinite().all() for t in load_file(run / "student.safetensors").values())
+    log = (run / "log.csv").read_text().splitlines()
+    assert log[0].startswith("stage,epoch") and {line.split(",")[0] for line in log[1:]} == {"teacher", "student"}
+    assert (run / "state" / "teacher.pt").is_file() and (run / "state" / "student.pt").is_file()
+
+
+def test_bad_data_path(tmp_path: Path) -> None:
+    assert_one_line_error(train("--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), *TINY), "nope")
+
+
+def test_no_usable_images(tmp_path: Path) -> None:
+    root = tmp_path / "empty"
+    (root / "splits").mkdir(parents=True)
+    (root / "images").mkdir()
+    for split in ("train", "val", "test"):
+        (root / "splits" / f"{split}_1.txt").write_text("missing.jpg 0.5\n")
+    proc = train("--data", str(root), "--out", str(tmp_path / "o"), *TINY)
+    assert_one_line_error(proc, "no usable images")
+
+
+def test_student_needs_teacher(data: Path, tmp_path: Path) -> None:
+    proc = train("--data", str(data), "--out", str(tmp_path / "o"), "--stage", "student", *TINY)
+    assert_one_line_error(proc, "teacher")
+
+
+def test_unwritable_out(data: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert_one_line_error(train("--data", str(data), "--out", str(blocker / "sub"), *TINY), "cannot write")
+
+
+def test_bad_config(data: Path, tmp_path: Path) -> None:
+    config = tmp_path / "c.json"
+    config.write_text('{"learning_rate": 1}')
+    proc = train("--data", str(data), "--out", str(tmp_path / "o"), "--config", str(config), *TINY)
+    assert_one_line_error(proc, "learning_rate")

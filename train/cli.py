@@ -1,0 +1,84 @@
+"""``memgaze-train``: teacher → student (+ gaze imitation) training, user personalization, demo data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from memgaze.errors import fail, run_cli
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command(
+    help=(
+        "Train the memorability teacher, distil the personalized student, or add a user.\n\n"
+        "Writes OUT/teacher.safetensors, OUT/student.safetensors (+ .json configs), metrics.json, "
+        "log.csv, curves.png and OUT/state/ (for --resume). `torchrun --nproc_per_node N "
+        "memgaze-train ...` trains with DistributedDataParallel."
+    )
+)
+def train(
+    data: Optional[str] = typer.Option(None, "--data", help="dataset root (LaMem layout), or 'demo' for synthetic data under OUT/demo-data"),
+    out: Optional[Path] = typer.Option(None, "--out", help="output folder [runs/train]"),
+    stage: Optional[str] = typer.Option(None, "--stage", help="teacher | student | personalize | all (teacher then student) [all]"),
+    epochs_teacher: Optional[int] = typer.Option(None, "--epochs-teacher", help="teacher epochs [10; 3 for --data demo]"),
+    epochs_student: Optional[int] = typer.Option(None, "--epochs-student", help="student epochs [10; 3 for --data demo]"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="images per step and process [16]"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="input side in pixels, multiple of 32 [224; 128 for --data demo]; with --make-demo-data: size of the generated images"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda[:N] [auto]"),
+    config: Optional[Path] = typer.Option(None, "--config", help="JSON file of settings (keys: see the memgaze.train.config docstring)"),
+    resume: bool = typer.Option(False, "--resume", help="continue from OUT/state/ after an interruption"),
+    backbone_weights: Optional[Path] = typer.Option(None, "--backbone-weights", help="ImageNet ResNet-50 weights for the teacher trunk"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="random seed [0]"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="data-loader workers [0 on CPU, up to 8 on CUDA]"),
+    cache: Optional[bool] = typer.Option(None, "--cache/--no-cache", help="cache preprocessed images [on for CUDA]"),
+    user: Optional[str] = typer.Option(None, "--user", help="personalize: name of the user to add"),
+    gaze: Optional[Path] = typer.Option(None, "--gaze", help="personalize: folder of the user's heatmap PNGs (named like the images) or a fixations.csv"),
+    make_demo_data: Optional[Path] = typer.Option(None, "--make-demo-data", help="write a synthetic demo dataset to this folder and exit"),
+    demo_count: int = typer.Option(400, "--demo-count", help="with --make-demo-data: number of images"),
+    demo_users: int = typer.Option(3, "--demo-users", help="with --make-demo-data: number of simulated users"),
+) -> None:
+    if make_demo_data is not None:
+        from memgaze.train.demo import main_make_demo
+
+        main_make_demo(make_demo_data, count=demo_count, image_size=image_size or 128, users=demo_users, seed=seed or 0)
+        return
+
+    from memgaze.train.config import build_config, read_config_file
+
+    file_values = read_config_file(config) if config is not None else None
+    cfg = build_config(
+        file_values,
+        {
+            "data": data,
+            "out": str(out) if out is not None else None,
+            "stage": stage,
+            "epochs_teacher": epochs_teacher,
+            "epochs_student": epochs_student,
+            "batch_size": batch_size,
+            "image_size": image_size,
+            "device": device,
+            "resume": resume or None,
+            "backbone_weights": str(backbone_weights) if backbone_weights is not None else None,
+            "seed": seed,
+            "workers": workers,
+            "cache": cache,
+        },
+    )
+    if cfg.stage == "personalize":
+        if user is None or gaze is None:
+            fail("--stage personalize needs --user NAME and --gaze DIR")
+    elif user is not None or gaze is not None:
+        fail("--user and --gaze are only for --stage personalize")
+
+    from memgaze.train.stages import run
+
+    run(cfg, user=user, gaze=gaze)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    run_cli(app)

@@ -1,0 +1,358 @@
+"""The generic epoch loop shared by the teacher and student stages.
+
+AdamW + OneCycle (cosine, warmup), bf16/fp16 autocast on CUDA, channels_last, pinned memory
+and non-blocking copies, a NaN/inf stop, an atomic training-state checkpoint after every epoch
+(``OUT/state/<stage>.pt``: weights, optimizer, scheduler, scaler, RNG states, best metric,
+early-stop counter), exact ``--resume``, early stopping on a validation metric and the best
+weights restored at the end. Data order depends only on (seed, epoch), so a resumed run
+reproduces an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Iterator
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+
+from memgaze.console import console
+from memgaze.errors import fail
+from memgaze.train.checkpoint import load_training_state, rng_state, save_training_state, set_rng_state
+from memgaze.train.curves import MetricLog
+from memgaze.train.distributed import DistContext, all_gather_objects, all_reduce_mean, barrier
+
+Batch = dict[str, torch.Tensor]
+LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, float]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    """How tensors are computed: device, process rank, autocast dtype, layout, loader settings."""
+
+    ctx: DistContext
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    workers: int
+    seed: int
+
+    @property
+    def device(self) -> torch.device:
+        return self.ctx.device
+
+    def autocast(self) -> ContextManager[Any]:
+        """Autocast to ``amp_dtype`` on CUDA; a no-op in fp32."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def to_device(self, batch: Batch) -> Batch:
+        """Copy a batch to the device (non-blocking from pinned memory); images channels_last."""
+        moved = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        if self.channels_last and "image" in moved:
+            moved["image"] = moved["image"].contiguous(memory_format=torch.channels_last)
+        return moved
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """Move a model to the device (channels_last on CUDA)."""
+        model.to(self.device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        return model
+
+
+def make_runtime(ctx: DistContext, amp: str, workers: int | None, seed: int) -> Runtime:
+    """bf16 autocast where supported, else fp16 (with GradScaler) on CUDA; fp32 on CPU."""
+    cuda = ctx.device.type == "cuda"
+    dtype: torch.dtype | None = None
+    if cuda and amp == "auto":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if workers is None:
+        workers = min(8, torch.get_num_threads()) if cuda else 0
+    return Runtime(ctx=ctx, amp_dtype=dtype, channels_last=cuda, workers=workers, seed=seed)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of epoch ``epoch``'s data order and loader workers."""
+    return seed * 1_000_003 + epoch
+
+
+def make_loader(dataset: Any, batch_size: int, rt: Runtime, *, train: bool) -> DataLoader[Any]:
+    """A loader sharded over processes; shuffled training order from :func:`reseed_loader`."""
+    generator = torch.Generator().manual_seed(epoch_seed(rt.seed, 0))
+    sampler: Any = None
+    if rt.ctx.distributed:
+        sampler = DistributedSampler(
+            dataset, num_replicas=rt.ctx.world_size, rank=rt.ctx.rank, shuffle=train, seed=rt.seed
+        )
+    elif train:
+        sampler = RandomSampler(dataset, generator=generator)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=rt.workers,
+        pin_memory=rt.device.type == "cuda",
+        drop_last=train and len(dataset) > batch_size * rt.ctx.world_size,
+        generator=generator,
+    )
+
+
+def reseed_loader(loader: DataLoader[Any], rt: Runtime, epoch: int) -> None:
+    """Make ``epoch``'s shuffling and worker seeds a function of (seed, epoch) only."""
+    assert loader.generator is not None
+    loader.generator.manual_seed(epoch_seed(rt.seed, epoch))
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)
+
+
+@dataclasses.dataclass
+class StageSpec:
+    """One trainable stage for :func:`train_stage`."""
+
+    name: str
+    model: nn.Module
+    param_groups: list[dict[str, Any]]
+    loss_fn: LossFn
+    validate: Callable[[nn.Module], dict[str, float]]
+    monitor: Callable[[dict[str, float]], float]
+    train_set: Dataset[Any]
+    epochs: int
+
+
+@dataclasses.dataclass
+class StageResult:
+    """What :func:`train_stage` reports: epochs run, best epoch and its validation metrics."""
+
+    epochs_run: int
+    best_epoch: int
+    best_value: float
+    best_metrics: dict[str, float]
+
+
+@dataclasses.dataclass
+class _Progress:
+    epoch: int = 0
+    best_value: float = -math.inf
+    best_epoch: int = 0
+    best_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    bad_epochs: int = 0
+    stopped: bool = False
+    best_weights: dict[str, torch.Tensor] | None = None
+
+
+def state_path(out: Path, stage: str) -> Path:
+    """Where ``stage``'s training state lives."""
+    return out / "state" / f"{stage}.pt"
+
+
+def train_stage(
+    spec: StageSpec,
+    rt: Runtime,
+    *,
+    batch_size: int,
+    weight_decay: float,
+    warmup_frac: float,
+    grad_clip: float,
+    patience: int,
+    out: Path,
+    resume: bool,
+    log: MetricLog | None,
+) -> StageResult:
+    """Train ``spec.model`` in place for up to ``spec.epochs`` epochs; best weights restored at the end."""
+    model = rt.prepare(spec.model)
+    wrapped: nn.Module = model
+    if rt.ctx.distributed:
+        wrapped = DistributedDataParallel(model, device_ids=[rt.device] if rt.device.type == "cuda" else None)
+    loader = make_loader(spec.train_set, batch_size, rt, train=True)
+    steps = len(loader)
+    if steps == 0:
+        fail(f"{spec.name}: the training split has no usable samples")
+    optimizer = torch.optim.AdamW(spec.param_groups, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=[group["lr"] for group in spec.param_groups],
+        total_steps=max(1, spec.epochs * steps),
+        pct_start=warmup_frac,
+        cycle_momentum=False,
+        div_factor=10.0,
+        final_div_factor=100.0,
+    )
+    scaler = torch.amp.GradScaler("cuda") if rt.amp_dtype == torch.float16 else None
+    progress = _Progress()
+    path = state_path(out, spec.name)
+    if resume and path.is_file():
+        progress = _load_state(path, spec, rt, model, optimizer, scheduler, scaler, steps)
+        if rt.ctx.is_main:
+            console.print(f"{spec.name}: resumed after epoch {progress.epoch} from {path}")
+
+    for epoch in range(progress.epoch + 1, spec.epochs + 1):
+        if progress.stopped:
+            break
+        reseed_loader(loader, rt, epoch)
+        wrapped.train()
+        train_loss = _train_epoch(spec, rt, wrapped, loader, optimizer, scheduler, scaler, grad_clip, epoch, path)
+        model.eval()
+        metrics = {"loss": train_loss, "lr": float(scheduler.get_last_lr()[0]), **spec.validate(model)}
+        value = spec.monitor(metrics)
+        progress.epoch = epoch
+        if value > progress.best_value:
+            progress.best_value, progress.best_epoch, progress.best_metrics = value, epoch, metrics
+            progress.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            progress.bad_epochs = 0
+        else:
+            progress.bad_epochs += 1
+        progress.stopped = patience > 0 and progress.bad_epochs >= patience
+        _save_state(path, spec, rt, model, optimizer, scheduler, scaler, steps, progress)
+        if rt.ctx.is_main:
+            _print_epoch(spec.name, epoch, spec.epochs, metrics, progress.best_epoch == epoch)
+            if log is not None:
+                log.log(spec.name, epoch, metrics)
+            if progress.stopped:
+                console.print(
+                    f"{spec.name}: early stop after epoch {epoch} (no better validation score "
+                    f"for {patience} epochs; best epoch {progress.best_epoch})"
+                )
+    if progress.best_weights is not None:
+        model.load_state_dict(progress.best_weights)
+    model.eval()
+    return StageResult(progress.epoch, progress.best_epoch, progress.best_value, progress.best_metrics)
+
+
+def _train_epoch(
+    spec: StageSpec,
+    rt: Runtime,
+    model: nn.Module,
+    loader: DataLoader[Any],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler | None,
+    grad_clip: float,
+    epoch: int,
+    path: Path,
+) -> float:
+    """One pass over ``loader``; returns the mean loss. A non-finite loss is a one-line error."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    total = torch.zeros((), device=rt.device)
+    count = 0
+    with _progress_bar(rt, f"{spec.name} {epoch}/{spec.epochs}", len(loader)) as advance:
+        for step, batch in enumerate(loader, 1):
+            batch = rt.to_device(batch)
+            with rt.autocast():
+                loss, _parts = spec.loss_fn(model, batch)
+            mean_loss = all_reduce_mean(rt.ctx, loss.detach().float())
+            if not torch.isfinite(mean_loss).item():
+                kept = f"last good checkpoint kept: {path}" if path.is_file() else "no checkpoint written"
+                fail(
+                    f"{spec.name}: loss is {mean_loss.item()} at epoch {epoch} step {step} "
+                    f"(learning rate too high or bad data?); stopped, {kept}"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            scheduler.step()
+            total += mean_loss
+            count += 1
+            advance()
+    return float(total.item()) / max(1, count)
+
+
+@contextlib.contextmanager
+def _progress_bar(rt: Runtime, label: str, total: int) -> Iterator[Callable[[], None]]:
+    """A transient rich progress bar on rank 0; yields the per-step ``advance`` callback."""
+    if not rt.ctx.is_main:
+        yield lambda: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda: bar.advance(task)
+
+
+def _print_epoch(stage: str, epoch: int, epochs: int, metrics: dict[str, float], best: bool) -> None:
+    """One aligned console line per epoch (a header line before the first)."""
+    widths = [max(10, len(k) + 1) for k in metrics]
+    if epoch == 1:
+        header = "".join(f"{k:>{w}}" for k, w in zip(metrics, widths))
+        console.print(f"[bold]{'stage':<9}{'epoch':>7}{header}[/bold]", soft_wrap=True)
+    values = "".join(f"{v:>{w}.4g}" for v, w in zip(metrics.values(), widths))
+    console.print(f"{stage:<9}{f'{epoch}/{epochs}':>7}{values}{'  best' if best else ''}", soft_wrap=True)
+
+
+def _save_state(
+    path: Path,
+    spec: StageSpec,
+    rt: Runtime,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler | None,
+    steps: int,
+    progress: _Progress,
+) -> None:
+    """Write the whole training state atomically (rank 0); every rank's RNG state is included."""
+    ranks_rng = all_gather_objects(rt.ctx, rng_state())
+    current = progress.best_epoch == progress.epoch
+    if rt.ctx.is_main:
+        save_training_state(
+            path,
+            optimizer=optimizer,
+            epoch=progress.epoch,
+            scheduler=scheduler,
+            model=model,
+            best=progress.best_value,
+            extra={
+                "run": {"stage": spec.name, "epochs": spec.epochs, "steps_per_epoch": steps},
+                # the best weights are the model's own when this epoch is the best: not stored twice
+                "progress": {**vars(progress), "best_weights": None if current else progress.best_weights},
+                "scaler": scaler.state_dict() if scaler is not None else None,
+                "ranks_rng": ranks_rng,
+            },
+        )
+    barrier(rt.ctx)
+
+
+def _load_state(
+    path: Path,
+    spec: StageSpec,
+    rt: Runtime,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler | None,
+    steps: int,
+) -> _Progress:
+    """Restore a state written by :func:`_save_state`; one-line error if it does not fit this run."""
+    state = load_training_state(path, optimizer=optimizer, scheduler=scheduler, model=model, restore_rng=False)
+    extra = state["extra"]
+    now = {"stage": spec.name, "epochs": spec.epochs, "steps_per_epoch": steps}
+    for key, value in now.items():
+        if extra.get("run", {}).get(key) != value:
+            fail(
+                f"cannot resume from {path}: it was written with {key}={extra.get('run', {}).get(key)!r}, "
+                f"this run has {value!r} (use the same settings, or drop --resume to start over)"
+            )
+    if scaler is not None and extra["scaler"] is not None:
+        scaler.load_state_dict(extra["scaler"])
+    ranks_rng = extra["ranks_rng"]
+    set_rng_state(ranks_rng[rt.ctx.rank] if len(ranks_rng) == rt.ctx.world_size else ranks_rng[0])
+    progress = _Progress(**extra["progress"])
+    if progress.best_weights is None and progress.best_epoch == progress.epoch:
+        progress.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    return progress
