@@ -1,0 +1,106 @@
+"""The deploy bundle: written into a temporary folder and renamed into place as a whole."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import memgaze
+from memgaze.atomic import atomic_dir, write_json
+from memgaze.errors import fail
+from memgaze.manifest import MANIFEST_NAME, SCHEMA_VERSION, file_entries, sha256_file
+
+FP32_NAME = "model.onnx"
+INT8_NAME = "model.int8.onnx"
+CACHE_NAME = "calibration.cache"
+
+
+def check_output(out: Path) -> None:
+    """Fail early, in one line, when the bundle folder cannot be written."""
+    if out.exists() and not out.is_dir():
+        fail(f"cannot write the bundle to {out}: it exists and is not a folder")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out.parent):
+            pass
+    except OSError as exc:
+        fail(f"cannot write the bundle to {out}: {exc.strerror or exc}")
+
+
+@contextlib.contextmanager
+def bundle_dir(out: Path) -> Iterator[Path]:
+    """A temporary folder that becomes ``out`` only when the block finishes without an error."""
+    check_output(out)
+    with atomic_dir(out) as tmp:
+        yield tmp
+        _make_readable(tmp)
+
+
+def _make_readable(folder: Path) -> None:
+    """Temporary files are private (0600/0700); a published bundle is readable like any folder."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.iterdir():
+        if path.is_file():
+            path.chmod(0o666 & ~umask)
+
+
+def manifest(
+    folder: Path, config: dict[str, Any], checkpoint: Path, map_size: list[int], personalized: bool, *,
+    models: dict[str, str], engines: list[dict[str, Any]], calibration: dict[str, Any] | None,
+    accuracy: dict[str, Any] | None, extra: dict[str, Any],
+) -> dict[str, Any]:
+    """The manifest (docs/internals.md keys) for the files already in ``folder``."""
+    height, width = config["input_size"]
+    names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST_NAME)
+    precisions = list(models) + [e["precision"] for e in engines if e["precision"] not in models]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "memgaze_version": memgaze.__version__,
+        "source_checkpoint": {"path": str(checkpoint), "sha256": sha256_file(checkpoint)},
+        "input": {"name": "image", "height": height, "width": width, "layout": "NHWC", "dtype": "uint8", "color": "BGR"},
+        "outputs": {
+            "score": {"dtype": "float32", "shape": ["N"]},
+            "heatmap": {"dtype": "float32", "shape": ["N", 1, *map_size]},
+        },
+        "map_size": map_size,
+        "users": list(config.get("users", ["generic"])),
+        "personalized": personalized,
+        "normalization": config["normalization"],
+        "precisions": precisions,
+        "models": models,
+        "engines": engines,
+        "calibration": calibration,
+        "accuracy": accuracy,
+        **extra,
+        "files": file_entries(folder, names),
+    }
+
+
+def write_manifest(folder: Path, content: dict[str, Any]) -> Path:
+    """Write ``folder/manifest.json``."""
+    path = folder / MANIFEST_NAME
+    write_json(path, content)
+    return path
+
+
+def sizes(folder: Path) -> dict[str, int]:
+    """Bytes of every file in the bundle, for the summary table."""
+    return {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+

@@ -1,0 +1,207 @@
+"""``memgaze-export``: checkpoint → verified ONNX → calibrated INT8 Q/DQ ONNX → TensorRT plan, as a deploy bundle."""
+
+from __future__ import annotations
+
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from memgaze.console import WarningCounter, console
+from memgaze.errors import fail, run_cli
+from memgaze.export.accuracy import AccuracyReport, compare_outputs, gate, ground_truth
+from memgaze.export.bundle import CACHE_NAME, FP32_NAME, INT8_NAME, bundle_dir, check_output, human_size, manifest, sizes, write_manifest
+from memgaze.export.calibration import DEFAULT_COUNT, MIN_FRAMES, CalibrationSet, FrameReader, FrameRef, load_calibration, read_frames
+from memgaze.export.graph import is_personalized
+from memgaze.export.onnx_export import DEFAULT_OPSET, export_onnx
+from memgaze.export.quantize import quantize_int8
+from memgaze.export.tensorrt_build import build_engine, tensorrt_module, trtexec_command
+from memgaze.export.trt_cache import DEFAULT_TRT_VERSION, write_calibration_cache
+from memgaze.export.verify import run_onnx, session, user_indices, verification_images, verify_onnx
+
+app = typer.Typer(add_completion=False, help=__doc__)
+
+
+class Method(str, Enum):
+    entropy = "entropy"
+    percentile = "percentile"
+    minmax = "minmax"
+
+
+def newest_student(root: Path = Path("runs")) -> Path:
+    """The most recently written ``student.safetensors`` under ``root``."""
+    found = sorted(root.rglob("student.safetensors"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+    if not found:
+        fail(f"no --checkpoint given and no student.safetensors under {root}/ (train one with memgaze-train)")
+    console.print(f"using the newest student checkpoint: [bold]{found[-1]}[/bold]")
+    return found[-1]
+
+
+def load_student(path: Path) -> tuple[Any, dict[str, Any]]:
+    """The student model and its config (one-line errors for missing/foreign/teacher files)."""
+    from memgaze.train.checkpoint import load_checkpoint
+
+    model, config = load_checkpoint(path, expect_kind="student")
+    return model.eval(), dict(config)
+
+
+def step(message: str, started: float) -> None:
+    console.print(f"[green]✓[/green] {message} [dim]({time.monotonic() - started:.1f} s)[/dim]")
+
+
+def ground_truth_scores(root: Path, size: tuple[int, int], fp32: Path, int8: Path, config: dict[str, Any], limit: int = 256) -> dict[str, Any]:
+    """FP32 and INT8 scores against the test split of a LaMem-layout dataset."""
+    from memgaze.train.data import read_split
+
+    warnings = WarningCounter("evaluation data")
+    items = read_split(root, "test", 1, warnings)[:limit]
+    frames, names = read_frames([FrameRef(Path(item.path)) for item in items], size, warnings)
+    truth = {Path(item.path).name: item.score for item in items}
+    if len(frames) < 2:
+        fail(f"--eval-data {root}: fewer than 2 readable test images")
+    target = np.array([truth[n] for n in names], dtype=np.float64)
+    users = np.zeros(len(frames), np.int64) if is_personalized(config) else None  # generic viewer
+    scores = {name: run_onnx(session(path), frames, users)[0] for name, path in (("fp32", fp32), ("int8", int8))}
+    return ground_truth(scores, target)
+
+
+def summary_table(folder: Path, out: Path, report: AccuracyReport | None, engines: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"memgaze-export → {out}", title_justify="left")
+    for column in ("file", "size", "notes"):
+        table.add_column(column)
+    notes = {FP32_NAME: "FP32, verified against PyTorch", INT8_NAME: "INT8 Q/DQ", CACHE_NAME: "TensorRT calibration cache"}
+    if report is not None:
+        notes[INT8_NAME] += f", ρ vs FP32 {report.spearman:.4f}, heatmap CC {report.heatmap_cc:.4f}"
+    notes.update({e["file"]: f"TensorRT {e['tensorrt']} {e['precision']} on {e['gpu']}" for e in engines})
+    for name, size in sizes(folder).items():
+        table.add_row(name, human_size(size), notes.get(name, ""))
+    return table
+
+
+@app.command()
+def export(
+    checkpoint: Optional[Path] = typer.Option(None, help="student checkpoint (.safetensors); default: newest under runs/"),
+    out: Path = typer.Option(Path("deploy"), help="bundle folder to write"),
+    int8: bool = typer.Option(False, "--int8", help="also write the calibrated INT8 Q/DQ model"),
+    fp16: bool = typer.Option(False, "--fp16", help="let TensorRT fall back to FP16 (not FP32) where INT8 does not fit"),
+    calib: Path = typer.Option(Path("calib_data"), help="folder of calibration images and/or videos"),
+    calib_count: int = typer.Option(DEFAULT_COUNT, help="calibration frames to use"),
+    calib_method: Method = typer.Option(Method.entropy, help="activation range calibration"),
+    min_calib: int = typer.Option(MIN_FRAMES, help="refuse fewer calibration frames than this", hidden=True),
+    image_size: Optional[int] = typer.Option(None, help="square input size (default: the checkpoint's)"),
+    engine: bool = typer.Option(True, "--engine/--no-engine", help="build the TensorRT plan where TensorRT is installed"),
+    workspace: float = typer.Option(2.0, help="TensorRT builder workspace, GB"),
+    dla_core: Optional[int] = typer.Option(None, help="build for this DLA core (Jetson), GPU fallback on"),
+    opset: int = typer.Option(DEFAULT_OPSET, help="ONNX opset"),
+    eval_data: Optional[Path] = typer.Option(None, help="LaMem-layout dataset: also score FP32/INT8 against its test split"),
+    allow_degraded: bool = typer.Option(False, "--allow-degraded", help="keep an INT8 model that fails the accuracy gate"),
+) -> None:
+    """Export a student checkpoint to a deploy bundle (ONNX, INT8 Q/DQ ONNX, TensorRT plan)."""
+    started = time.monotonic()
+    checkpoint = checkpoint or newest_student()
+    check_output(out)
+    model, config = load_student(checkpoint)
+    if image_size is not None:
+        config["input_size"] = [image_size, image_size]
+    size = (int(config["input_size"][0]), int(config["input_size"][1]))
+    calibration: CalibrationSet | None = None
+    if int8:
+        with console.status(f"reading calibration frames from {calib}"):
+            calibration = load_calibration(calib, size, calib_count, warnings=WarningCounter("calibration"), min_frames=min_calib)
+        step(f"{len(calibration.frames)} calibration frames, {len(calibration.held_out)} held out, from {calib}", started)
+    elif calib.is_dir():
+        calibration = load_calibration(calib, size, calib_count, warnings=WarningCounter("calibration"), min_frames=0)
+
+    with bundle_dir(out) as folder:
+        fp32 = folder / FP32_NAME
+        with console.status("exporting ONNX"):
+            proto = export_onnx(model, config, fp32, opset)
+        heatmap_dims = proto.graph.output[1].type.tensor_type.shape.dim
+        map_size = [int(d.dim_value) for d in heatmap_dims[2:]]
+        step(f"ONNX opset {opset}, checked and simplified → {FP32_NAME}", started)
+        frames = None if calibration is None else np.concatenate([calibration.frames, calibration.held_out])
+        with console.status("verifying ONNX Runtime against PyTorch"):
+            verified = verify_onnx(model, config, fp32, verification_images(frames, size))
+        step(f"ONNX Runtime matches PyTorch on {verified.images} images (max |Δscore| {verified.max_abs_score_diff:.1e}, min heatmap CC {verified.heatmap_cc_min:.6f})", started)
+
+        models = {"fp32": FP32_NAME}
+        report: AccuracyReport | None = None
+        calib_summary: dict[str, Any] | None = None
+        extra: dict[str, Any] = {"opset": opset, "verification": verified.as_dict()}
+        if calibration is not None and int8:
+            report, calib_summary = _quantize(folder, fp32, config, calibration, calib_method.value, allow_degraded, eval_data, size)
+            models["int8"] = INT8_NAME
+            step(f"INT8 Q/DQ ({calib_method.value}): Spearman vs FP32 {report.spearman:.4f}, heatmap CC {report.heatmap_cc:.4f} on {report.images} {report.source}", started)
+        engines, extra["trtexec"] = _engine(folder, models, size, config, fp16, engine, workspace, dla_core)
+        write_manifest(folder, manifest(
+            folder, config, checkpoint, map_size, is_personalized(config), models=models, engines=engines, calibration=calib_summary,
+            accuracy=None if report is None else report.as_dict(), extra=extra,
+        ))
+        table = summary_table(folder, out, report, engines)
+    console.print(table)
+    console.print(f"bundle written to [bold]{out}[/bold] in {time.monotonic() - started:.1f} s")
+
+
+def _quantize(
+    folder: Path, fp32: Path, config: dict[str, Any], calibration: CalibrationSet, method: str,
+    allow_degraded: bool, eval_data: Path | None, size: tuple[int, int],
+) -> tuple[AccuracyReport, dict[str, Any]]:
+    """INT8 model + calibration cache + accuracy gate; returns the report and calibration summary."""
+    held = calibration.held_out if len(calibration.held_out) >= 2 else calibration.frames
+    source = "held-out frames" if held is calibration.held_out else "calibration frames (too few to hold any out)"
+    held_users = user_indices(config, len(held))
+    reference = run_onnx(session(fp32), held, held_users)
+    reader = FrameReader(calibration.frames, user_indices(config, len(calibration.frames)))
+
+    def evaluate(candidate: Path) -> AccuracyReport:
+        return compare_outputs(reference, run_onnx(session(candidate), held, held_users), source)
+
+    int8 = folder / INT8_NAME
+    with console.status(f"calibrating and quantizing ({method}, {len(calibration.frames)} frames)"):
+        result = quantize_int8(fp32, int8, reader, evaluate, method)
+    report = result.report
+    if result.kept_float:
+        console.print(f"sensitivity pass kept {len(result.kept_float)} layer(s) in float: {', '.join(result.kept_float)}")
+    if eval_data is not None:
+        report.ground_truth = ground_truth_scores(eval_data, size, fp32, int8, config)
+    gate(report, allow_degraded, int8)
+    if not report.passed:
+        console.print(f"[yellow]warning:[/yellow] INT8 model kept despite Spearman {report.spearman:.4f} < {report.threshold} (--allow-degraded)")
+    trt_version = str(getattr(tensorrt_module(), "__version__", DEFAULT_TRT_VERSION))
+    tensors = write_calibration_cache(int8, folder / CACHE_NAME, trt_version)
+    summary = {**calibration.summary, **result.summary(method), "cache_tensors": tensors, "cache_tensorrt": trt_version}
+    return report, summary
+
+
+def _engine(
+    folder: Path, models: dict[str, str], size: tuple[int, int], config: dict[str, Any], fp16: bool,
+    engine: bool, workspace: float, dla_core: int | None,
+) -> tuple[list[dict[str, Any]], str]:
+    """Build the plan where TensorRT imports; always return the equivalent trtexec command."""
+    source = models.get("int8", models["fp32"])
+    command = trtexec_command(source, size, is_personalized(config), int8="int8" in models, fp16=fp16, workspace_gb=workspace, dla_core=dla_core)
+    if not engine:
+        return [], command
+    if tensorrt_module() is None:
+        console.print(
+            "TensorRT is not installed here; build the plan on the device, inside the bundle folder, with "
+            "(GPU = the GPU's name slug, e.g. jetson-orin-nano; VERSION = TensorRT's, e.g. 8.6.2):"
+        )
+        console.print(f"  {command}", markup=False, soft_wrap=True)
+        return [], command
+    with console.status("building the TensorRT engine"):
+        info = build_engine(
+            folder / source, folder, size, is_personalized(config), int8="int8" in models, fp16=fp16,
+            workspace_gb=workspace, dla_core=dla_core, timing_cache=folder / "timing.cache",
+        )
+    console.print(f"[green]✓[/green] TensorRT {info.tensorrt} {info.precision} plan for {info.gpu} → {info.file} ({info.build_seconds:.0f} s)")
+    return [info.as_dict()], command
+
+
+def main() -> None:
+    """Console entry point."""
+    run_cli(app)

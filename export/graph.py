@@ -1,0 +1,54 @@
+"""The exportable graph: uint8 NHWC BGR frames in, ``score`` and ``heatmap`` out.
+
+Everything a camera frame needs besides resizing happens inside the graph (DESIGN.md
+"Exported graph contract"): NHWC→NCHW, BGR→RGB, /255 and mean/std folded into one
+multiply-add, then the model and the spatial softmax of its map logits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from memgaze.train.models import to_heatmap
+
+
+def is_personalized(config: dict[str, Any]) -> bool:
+    """True when the model knows users beyond the generic one (the graph then takes ``user``)."""
+    return len(config.get("users", ["generic"])) > 1
+
+
+class ExportGraph(nn.Module):
+    """Wraps a student: ``(image uint8 [N,H,W,3] BGR[, user int64 [N]]) -> (score [N], heatmap [N,1,h,w])``."""
+
+    scale: torch.Tensor
+    shift: torch.Tensor
+
+    def __init__(self, model: nn.Module, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.model = model.eval()
+        self.personalized = is_personalized(config)
+        norm = config["normalization"]
+        if str(norm.get("color", "RGB")).upper() != "RGB":
+            raise ValueError(f"unsupported model colour order {norm.get('color')!r}; expected RGB")
+        mean = torch.tensor(norm["mean"], dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(norm["std"], dtype=torch.float32).view(1, 3, 1, 1)
+        # (x / 255 - mean) / std == x * scale + shift, applied after the BGR->RGB flip.
+        self.register_buffer("scale", 1.0 / (255.0 * std))
+        self.register_buffer("shift", -mean / std)
+
+    def preprocess(self, image: torch.Tensor) -> torch.Tensor:
+        """uint8 NHWC BGR -> normalized float NCHW RGB."""
+        x = image.permute(0, 3, 1, 2).float().flip(1)
+        return x * self.scale + self.shift
+
+    def forward(self, image: torch.Tensor, user: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.personalized:
+            if user is None:
+                user = torch.zeros(image.shape[0], dtype=torch.int64, device=image.device)
+            score, logits = self.model(self.preprocess(image), user)
+        else:
+            score, logits = self.model(self.preprocess(image))
+        return score.reshape(-1), to_heatmap(logits)

@@ -1,0 +1,164 @@
+"""Explicit INT8 Q/DQ quantization with ONNX Runtime, TensorRT-style, plus a bounded sensitivity pass.
+
+Symmetric int8 activations (zero point 0), per-channel symmetric int8 weights, QDQ format:
+what TensorRT's explicit-quantization path and ONNX Runtime's CPU QDQ fusions both take.
+The uint8 preprocessing at the graph head and the softmax/sigmoid tail stay in float.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.qdq_loss_debug import (
+    collect_activations,
+    compute_signal_to_quantization_noice_ratio,
+    create_activation_matching,
+    modify_model_output_intermediate_tensors,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from memgaze.atomic import atomic_path
+from memgaze.export.accuracy import AccuracyReport
+
+METHODS = {"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile, "minmax": CalibrationMethod.MinMax}
+COMPUTE_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+EXTRA_OPTIONS: dict[str, Any] = {
+    "ActivationSymmetric": True,  # int8 activations with zero point 0, as TensorRT requires
+    "WeightSymmetric": True,
+    # Removable activations (Relu/Clip) are only dropped for asymmetric activations anyway; keeping
+    # them explicit is what TensorRT, which fuses Conv+Relu itself, and ORT's QDQ fusions expect.
+    "QDQKeepRemovableActivations": True,
+}
+
+
+@dataclass
+class QuantizeResult:
+    """The INT8 model's accuracy against FP32 and what was kept in float."""
+
+    report: AccuracyReport
+    excluded: list[str]
+    kept_float: list[str] = field(default_factory=list)
+    rounds: int = 1
+
+    def summary(self, method: str) -> dict[str, Any]:
+        return {
+            "method": method, "format": "QDQ", "activations": "int8 symmetric per-tensor",
+            "weights": "int8 symmetric per-channel", "excluded_nodes": len(self.excluded),
+            "kept_float_by_sensitivity": self.kept_float, "sensitivity_rounds": self.rounds - 1,
+        }
+
+
+def _name_nodes(model: onnx.ModelProto) -> None:
+    """Give every node a unique name (quantizer exclusions go by name)."""
+    seen: set[str] = set()
+    for i, node in enumerate(model.graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.op_type}_{i}"
+        seen.add(node.name)
+
+
+def _graph_maps(model: onnx.ModelProto) -> tuple[dict[str, list[onnx.NodeProto]], dict[str, onnx.NodeProto]]:
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    producer: dict[str, onnx.NodeProto] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+        for name in node.output:
+            producer[name] = node
+    return consumers, producer
+
+
+def float_nodes(model: onnx.ModelProto) -> list[str]:
+    """Nodes that stay float: the uint8 preprocessing head (from ``image`` up to the first compute
+    op) and the output heads (from each output back to, and including, the last compute op: the
+    1-channel map conv, the score linear, softmax and sigmoid), plus every Softmax (attention
+    weights in [0, 1] lose most of their resolution in symmetric int8). All tiny and precision-critical."""
+    consumers, producer = _graph_maps(model)
+    keep: dict[str, None] = {n.name: None for n in model.graph.node if n.op_type == "Softmax"}
+    frontier = ["image"]
+    while frontier:
+        for consumer in consumers.get(frontier.pop(), []):
+            if consumer.op_type not in COMPUTE_OPS and consumer.name not in keep:
+                keep[consumer.name] = None
+                frontier.extend(consumer.output)
+    frontier, seen = [out.name for out in model.graph.output], set[str]()
+    while frontier:
+        node = producer.get(frontier.pop())
+        if node is not None and node.name not in seen:
+            seen.add(node.name)
+            keep[node.name] = None
+            if node.op_type not in COMPUTE_OPS:
+                frontier.extend(node.input)
+    for out in model.graph.output:  # a quantized consumer would put Q/DQ on an output tensor
+        keep.update((consumer.name, None) for consumer in consumers.get(out.name, []))
+    return list(keep)
+
+
+def preprocess(fp32: Path, out: Path) -> onnx.ModelProto:
+    """ORT's quantization pre-processing (shape inference + optimization), with named nodes."""
+    quant_pre_process(str(fp32), str(out), skip_symbolic_shape=True)
+    model = onnx.load(str(out))
+    _name_nodes(model)
+    onnx.save(model, str(out))
+    return model
+
+
+def quantize_qdq(pre: Path, out: Path, reader: CalibrationDataReader, method: str, exclude: list[str], ranges: Path) -> None:
+    """One ``quantize_static`` run; activation ranges are computed once and cached in ``ranges``."""
+    reader.rewind()
+    logging.getLogger().setLevel(logging.ERROR)  # ORT's quantizer logs advice through the root logger
+    quantize_static(
+        str(pre), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=False,
+        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
+        calibrate_method=METHODS[method], extra_options=dict(EXTRA_OPTIONS), calibration_cache_path=str(ranges),
+    )
+
+
+def sensitivity(pre: onnx.ModelProto, qdq: Path, reader: CalibrationDataReader, work: Path) -> list[str]:
+    """Compute layers (Conv/Gemm/MatMul) ordered by the worst local Q/DQ damage (lowest SQNR) of
+    their input or output activations, worst first."""
+    augmented = work / "debug.onnx"
+    modify_model_output_intermediate_tensors(str(qdq), str(augmented))
+    reader.rewind()
+    matching = create_activation_matching(collect_activations(str(augmented), reader))
+    sqnr = {name: compute_signal_to_quantization_noice_ratio(m["pre_qdq"], m["post_qdq"]) for name, m in matching.items()}
+    damage = {
+        node.name: min(sqnr.get(t, np.inf) for t in [*node.input, *node.output])
+        for node in pre.graph.node if node.op_type in COMPUTE_OPS
+    }
+    return [name for name in sorted(damage, key=damage.__getitem__) if np.isfinite(damage[name])]
+
+
+def quantize_int8(
+    fp32: Path, out: Path, reader: CalibrationDataReader, evaluate: Callable[[Path], AccuracyReport],
+    method: str = "entropy", max_rounds: int = 3, first_step: int = 2,
+) -> QuantizeResult:
+    """Quantize ``fp32`` to a Q/DQ ``out``; if ``evaluate`` says the gate fails, keep the most
+    damaged layers in float (2, then 4, then 8 more...) for at most ``max_rounds`` extra rounds."""
+    with tempfile.TemporaryDirectory(prefix="memgaze-quant-") as tmp:
+        work = Path(tmp)
+        pre_path, candidate, ranges = work / "pre.onnx", work / "int8.onnx", work / "ranges.json"
+        pre = preprocess(fp32, pre_path)
+        exclude = float_nodes(pre)
+        quantize_qdq(pre_path, candidate, reader, method, exclude, ranges)
+        result = QuantizeResult(evaluate(candidate), exclude)
+        step = first_step
+        while not result.report.passed and result.rounds <= max_rounds:
+            worst = [n for n in sensitivity(pre, candidate, reader, work) if n not in result.excluded][:step]
+            if not worst:
+                break
+            excluded = [*result.excluded, *worst]
+            quantize_qdq(pre_path, candidate, reader, method, excluded, ranges)
+            result = QuantizeResult(evaluate(candidate), excluded, [*result.kept_float, *worst], result.rounds + 1)
+            step *= 2
+        with atomic_path(out) as target:
+            target.write_bytes(candidate.read_bytes())
+    return result

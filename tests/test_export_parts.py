@@ -1,0 +1,172 @@
+"""memgaze.export parts that need no model: calibration frames, TensorRT cache/command, bundle, metrics."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from memgaze.errors import MemgazeError
+from memgaze.export.accuracy import AccuracyReport, gate, heatmap_cc, spearman
+from memgaze.export.bundle import bundle_dir, check_output
+from memgaze.export.calibration import FrameReader, evenly_spaced, frame_refs, load_calibration, split_refs
+from memgaze.export.tensorrt_build import gpu_slug, plan_name, precision_name, tensorrt_module, trtexec_command
+from memgaze.export.trt_cache import cache_text, decode_scale, encode_scale, read_calibration_cache, version_number
+from memgaze.console import WarningCounter
+
+
+def write_frames(folder: Path, images: int = 0, video_frames: int = 0, size: tuple[int, int] = (48, 64)) -> Path:
+    """Small synthetic JPEGs and an MJPG video whose frames are distinguishable by brightness."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(images):
+        cv2.imwrite(str(folder / f"img{i:03d}.jpg"), np.full((*size, 3), (i * 7) % 256, np.uint8))
+    if video_frames:
+        writer = cv2.VideoWriter(str(folder / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (size[1], size[0]))
+        for i in range(video_frames):
+            writer.write(np.full((*size, 3), 20 + i * 6, np.uint8))
+        writer.release()
+    return folder
+
+
+def test_evenly_spaced_is_deterministic_and_spread() -> None:
+    assert evenly_spaced(10, 20) == list(range(10))
+    picks = evenly_spaced(100, 5)
+    assert picks == [0, 25, 50, 74, 99] or picks == [0, 25, 50, 75, 99]
+    assert evenly_spaced(100, 5) == picks
+
+
+def test_split_is_disjoint_and_holds_out(tmp_path: Path) -> None:
+    refs = frame_refs(write_frames(tmp_path / "c", images=12, video_frames=20), WarningCounter("t"))
+    assert len(refs) == 32
+    calib, held = split_refs(refs, count=16, held_out=8)
+    assert len(calib) == 16 and len(held) == 8 and not set(calib) & set(held)
+    small_calib, small_held = split_refs(refs[:10], count=100, held_out=8)
+    assert not set(small_calib) & set(small_held) and len(small_held) == 2 and len(small_calib) == 8
+
+
+def test_load_calibration_reads_images_and_video_frames(tmp_path: Path) -> None:
+    folder = write_frames(tmp_path / "c", images=6, video_frames=10)
+    cs = load_calibration(folder, (32, 40), count=12, held_out=4, min_frames=4)
+    assert cs.frames.shape[1:] == (32, 40, 3) and cs.frames.dtype == np.uint8
+    assert cs.summary["images"] == 6 and cs.summary["videos"] == 1 and cs.summary["available_frames"] == 16
+    video = [n for n in cs.names + cs.held_out_names if n.startswith("clip.avi#")]
+    assert len(video) == 10  # every video frame was used somewhere
+    again = load_calibration(folder, (32, 40), count=12, held_out=4, min_frames=4)
+    assert np.array_equal(cs.frames, again.frames) and cs.names == again.names
+
+
+def test_calibration_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(MemgazeError, match="does not exist"):
+        load_calibration(tmp_path / "missing", (32, 32))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("x")
+    with pytest.raises(MemgazeError, match="no image or video"):
+        load_calibration(tmp_path / "empty", (32, 32))
+    few = write_frames(tmp_path / "few", images=4)
+    with pytest.raises(MemgazeError, match="at least 8"):
+        load_calibration(few, (32, 32))
+    bad = write_frames(tmp_path / "bad", images=3)
+    for i in range(10):
+        (bad / f"broken{i}.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(MemgazeError, match="at least 8 readable frames"):
+        load_calibration(bad, (32, 32))
+
+
+def test_frame_reader_batches_and_rewinds() -> None:
+    frames = np.zeros((10, 8, 8, 3), np.uint8)
+    reader = FrameReader(frames, np.arange(10, dtype=np.int64), batch=4)
+    batches = list(iter(reader.get_next, None))
+    assert [b["image"].shape[0] for b in batches] == [4, 4, 2] and batches[2]["user"].tolist() == [8, 9]
+    reader.rewind()
+    assert reader.get_next() is not None and len(reader) == 3
+
+
+def test_trt_cache_format(tmp_path: Path) -> None:
+    assert version_number("8.6.1") == 8601 and version_number("10.3.0") == 100300
+    assert encode_scale(1.0) == "3f800000"
+    assert struct.unpack(">f", bytes.fromhex(encode_scale(0.0123)))[0] == pytest.approx(0.0123)
+    text = cache_text({"input.1": 0.5, "/conv/Relu_output_0": 0.03125}, "8.6.1")
+    lines = text.splitlines()
+    assert lines[0] == "TRT-8601-EntropyCalibration2"
+    assert lines[1] == "input.1: 3f000000" and lines[2] == "/conv/Relu_output_0: 3d000000"
+    path = tmp_path / "calibration.cache"
+    path.write_text(text)
+    header, scales = read_calibration_cache(path)
+    assert header == lines[0] and scales == {"input.1": 0.5, "/conv/Relu_output_0": 0.03125}
+    assert decode_scale("3d000000") == 0.03125
+
+
+def test_trtexec_command_and_plan_name() -> None:
+    command = trtexec_command("model.int8.onnx", (224, 224), True, fp16=True, plan="model.orin.trt8.6.2.plan", workspace_gb=1)
+    assert command.startswith("trtexec --onnx=model.int8.onnx --int8 --fp16 ")
+    assert "--minShapes=image:1x224x224x3,user:1" in command and "--optShapes=image:1x224x224x3,user:1" in command
+    assert "--maxShapes=image:8x224x224x3,user:8" in command and "--memPoolSize=workspace:1024" in command
+    assert "--saveEngine=model.orin.trt8.6.2.plan" in command and "--timingCacheFile=" in command
+    plain = trtexec_command("model.onnx", (64, 96), False, int8=False, dla_core=0)
+    assert "--int8" not in plain and "user:" not in plain and "--maxShapes=image:8x64x96x3" in plain
+    assert "--useDLACore=0 --allowGPUFallback" in plain
+    assert gpu_slug("NVIDIA Jetson AGX Orin") == "jetson-agx-orin"
+    assert gpu_slug("NVIDIA GeForce RTX 4090") == "geforce-rtx-4090"
+    assert plan_name("Orin (nvgpu)", "8.6.2.3") == "model.orin-nvgpu.trt8.6.2.plan"
+    assert precision_name(True, True) == "int8+fp16" and precision_name(False, False) == "fp32"
+
+
+def test_no_tensorrt_here() -> None:
+    """The tensorrt-stubs package makes `import tensorrt` succeed without an engine builder."""
+    try:
+        import tensorrt  # noqa: F401
+        has_builder = hasattr(tensorrt, "Builder")
+    except ImportError:
+        has_builder = False
+    assert (tensorrt_module() is not None) == has_builder
+
+
+def test_metrics() -> None:
+    a = np.random.default_rng(0).random((4, 1, 5, 5)).astype(np.float32)
+    assert np.allclose(heatmap_cc(a, a), 1.0)
+    assert np.allclose(heatmap_cc(a, -a), -1.0)
+    flat = np.ones((1, 1, 5, 5), np.float32)
+    assert heatmap_cc(flat, flat)[0] == 1.0
+    assert spearman(np.array([1.0, 2, 3]), np.array([10.0, 20, 30])) == 1.0
+    assert spearman(np.array([1.0, 2, 3]), np.array([3.0, 2, 1])) == pytest.approx(-1.0)
+
+
+def test_gate_fails_in_one_line(tmp_path: Path) -> None:
+    bad = AccuracyReport(images=10, spearman=0.5, mean_abs_score_diff=0.1, max_abs_score_diff=0.2, heatmap_cc=0.9, heatmap_cc_min=0.8, source="x")
+    with pytest.raises(MemgazeError, match="Spearman 0.5000 < 0.99") as info:
+        gate(bad, False, tmp_path / "model.int8.onnx")
+    assert "\n" not in str(info.value)
+    gate(bad, True, tmp_path / "model.int8.onnx")
+    assert bad.as_dict()["passed"] is False
+
+
+def test_bundle_is_atomic(tmp_path: Path) -> None:
+    out = tmp_path / "deploy"
+    with bundle_dir(out) as folder:
+        (folder / "a.txt").write_text("first")
+    assert (out / "a.txt").read_text() == "first"
+    with pytest.raises(RuntimeError):
+        with bundle_dir(out) as folder:
+            (folder / "a.txt").write_text("half")
+            (folder / "manifest.json").write_text(json.dumps({}))
+            raise RuntimeError("crash mid-write")
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt"] and (out / "a.txt").read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["deploy"]  # no temp folder left behind
+    with pytest.raises(KeyboardInterrupt):
+        with bundle_dir(tmp_path / "fresh") as folder:
+            (folder / "model.onnx").write_bytes(b"x")
+            raise KeyboardInterrupt
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_unwritable_output(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(MemgazeError, match="cannot write the bundle"):
+        check_output(blocker / "deploy")
+    with pytest.raises(MemgazeError, match="not a folder"):
+        check_output(blocker)
