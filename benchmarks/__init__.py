@@ -1,0 +1,1 @@
+"""Benchmarks: latency, accuracy and training-speed reports, `memgaze-bench`."""

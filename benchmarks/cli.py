@@ -1,0 +1,136 @@
+"""``memgaze-bench``: latency, accuracy and training-speed benchmarks with JSON/Markdown/HTML reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from memgaze.atomic import write_json
+from memgaze.console import console
+from memgaze.errors import fail, run_cli
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Benchmark memgaze: latency side by side, accuracy per precision, training speed. "
+    "Every command writes <kind>.json, report.md, PNG plots and a self-contained report.html into --out.",
+)
+
+RESULT_FILES = ("latency.json", "accuracy.json", "train.json")
+
+
+def _csv(text: str, what: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        fail(f"--{what} is empty")
+    return items
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        return [int(t) for t in _csv(text, what)]
+    except ValueError:
+        fail(f"--{what} takes comma-separated integers, got {text!r}")
+
+
+def write_report(folder: Path) -> Path:
+    """Rebuild ``report.md``/``report.html`` (and plots) in ``folder`` from every result JSON there."""
+    from memgaze.bench import accuracy, latency, train_speed
+    from memgaze.bench.machine import machine_line
+    from memgaze.bench.report import Document, write_documents
+
+    sections = {"latency.json": latency.section, "accuracy.json": accuracy.section, "train.json": train_speed.section}
+    results: dict[str, dict[str, Any]] = {}
+    for name in RESULT_FILES:
+        path = folder / name
+        if path.is_file():
+            try:
+                results[name] = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                fail(f"{path} is not valid JSON: {exc}")
+    if not results:
+        fail(f"{folder} holds no benchmark result ({', '.join(RESULT_FILES)})")
+    machine = next(iter(results.values()))["machine"]
+    doc = Document("memgaze benchmarks", machine_line(machine))
+    for name, result in results.items():
+        doc.blocks += sections[name](result, folder)
+    _, page = write_documents(doc, folder)
+    return page
+
+
+def _finish(folder: Path, name: str, result: dict[str, Any]) -> None:
+    write_json(folder / name, result)
+    page = write_report(folder)
+    console.print(f"wrote {folder / name}, {folder / 'report.md'} and {page}")
+
+
+@app.command()
+def latency(
+    model: Path = typer.Option(Path("deploy"), "--model", help="Deploy bundle folder (memgaze-export)."),
+    backends: str = typer.Option("torch,onnxruntime,tensorrt", help="Comma list: torch, onnxruntime, tensorrt."),
+    precisions: str = typer.Option("fp32,fp16,int8", help="Comma list: fp32, fp16, int8."),
+    models: str = typer.Option("student,teacher,resmem", help="Comma list: student, teacher, resmem (the last two run in PyTorch only)."),
+    batch: str = typer.Option("1,8", help="Comma list of batch sizes."),
+    iters: int = typer.Option(100, help="Timed calls per row."),
+    warmup: int = typer.Option(10, help="Untimed calls per row first."),
+    rounds: int = typer.Option(5, help="Round-robin rounds the timed calls are split into."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch and ONNX Runtime (default: library default)."),
+    checkpoints: Optional[Path] = typer.Option(
+        None, help="Folder with student.safetensors/teacher.safetensors (default: beside the bundle's source checkpoint)."
+    ),
+    out: Path = typer.Option(Path("runs/bench"), help="Output folder."),
+) -> None:
+    """Latency side by side: teacher vs student (PyTorch), FP32 vs INT8 (ONNX Runtime), TensorRT, ResMem."""
+    from memgaze.bench.latency import run_latency, summary_line
+
+    result = run_latency(model, _csv(backends, "backends"), _csv(precisions, "precisions"), _ints(batch, "batch"),
+                         iters=iters, warmup=warmup, rounds=rounds, threads=threads, checkpoints=checkpoints,
+                         models=_csv(models, "models"))
+    console.print(summary_line(result))
+    _finish(out, "latency.json", result)
+
+
+@app.command()
+def accuracy(
+    model: Path = typer.Option(Path("deploy"), "--model", help="Deploy bundle folder (memgaze-export)."),
+    data: str = typer.Option(..., help="Dataset root (LaMem layout) or 'demo' (the synthetic demo dataset)."),
+    split: str = typer.Option("test", help="train, val or test."),
+    fold: int = typer.Option(1, help="Split number k of splits/<split>_<k>.txt."),
+    limit: Optional[int] = typer.Option(None, help="Use at most this many images."),
+    out: Path = typer.Option(Path("runs/bench"), help="Output folder (a latency.json there is used for the plot)."),
+) -> None:
+    """Accuracy of each precision in the bundle (ONNX Runtime) vs ground truth, and INT8-vs-FP32 agreement."""
+    from memgaze.bench.accuracy import run_accuracy
+
+    result = run_accuracy(model, data, split=split, fold=fold, limit=limit, out=out)
+    _finish(out, "accuracy.json", result)
+
+
+@app.command()
+def train(
+    image_size: int = typer.Option(224, help="Square input side."),
+    batch: int = typer.Option(16, help="Images per training step."),
+    steps: int = typer.Option(10, help="Timed steps per model."),
+    warmup: int = typer.Option(2, help="Untimed steps first."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    out: Path = typer.Option(Path("runs/bench"), help="Output folder."),
+) -> None:
+    """Training throughput (images/s): teacher step, student step with teacher KD, student alone."""
+    from memgaze.bench.train_speed import run_train_speed
+
+    result = run_train_speed(image_size=image_size, batch=batch, steps=steps, warmup=warmup, device=device)
+    _finish(out, "train.json", result)
+
+
+@app.command()
+def report(folder: Path = typer.Argument(..., help="Folder holding latency/accuracy/train JSON results.")) -> None:
+    """Rebuild report.md, the plots and report.html from the JSON results in FOLDER."""
+    console.print(f"wrote {write_report(folder)}")
+
+
+def main() -> None:
+    """Console entry point."""
+    run_cli(app)

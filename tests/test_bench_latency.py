@@ -1,0 +1,102 @@
+"""memgaze-bench latency/accuracy over a tiny real bundle (untrained student, INT8 via memgaze-export)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from memgaze.bench.cli import app
+
+checkpoint_mod = pytest.importorskip("memgaze.train.checkpoint")
+models_mod = pytest.importorskip("memgaze.train.models")
+
+SIZE = 64
+
+
+def _checkpoint(path: Path, kind: str) -> Path:
+    config = models_mod.default_config(kind, image_size=SIZE, users=["generic", "user_a"], backbone_weights=None)
+    checkpoint_mod.save_checkpoint(path, models_mod.build_model(config), config)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """runs/student.safetensors + teacher.safetensors + demo-data beside them, and deploy/ with FP32 + INT8."""
+    from memgaze.export.cli import app as export_app
+    from memgaze.train.demo import make_demo_dataset
+
+    run = tmp_path_factory.mktemp("run")
+    make_demo_dataset(run / "demo-data", 32, SIZE, 2, 0)
+    student = _checkpoint(run / "student.safetensors", "student")
+    _checkpoint(run / "teacher.safetensors", "teacher")
+    out = run / "deploy"
+    result = CliRunner().invoke(export_app, ["--checkpoint", str(student), "--out", str(out), "--int8", "--calib",
+                                             str(run / "demo-data" / "images"), "--calib-count", "16", "--allow-degraded"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return out
+
+
+def _bench(args: list[str]) -> None:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+
+
+def test_latency_side_by_side(bundle: Path, tmp_path: Path) -> None:
+    _bench(["latency", "--model", str(bundle), "--backends", "torch,onnxruntime,tensorrt", "--precisions",
+            "fp32,fp16,int8", "--models", "student,teacher", "--batch", "1", "--iters", "4", "--warmup", "1", "--rounds", "2", "--out", str(tmp_path)])
+    data = json.loads((tmp_path / "latency.json").read_text())
+    ran = {(r["model"], r["backend"], r["precision"]) for r in data["rows"]}
+    assert {("student", "onnxruntime", "fp32"), ("student", "onnxruntime", "int8"),
+            ("student", "torch", "fp32"), ("teacher", "torch", "fp32")} <= ran
+    for row in data["rows"]:
+        assert row["batch"] == 1 and row["iters"] == 4
+        assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
+        assert row["fps"] == pytest.approx(1000 / row["mean_ms"])
+    skipped = {(s["model"], s["backend"], s["precision"]): s["reason"] for s in data["skipped"]}
+    assert not ran & set(skipped)
+    assert all(reason.strip() for reason in skipped.values())
+    assert ("student", "onnxruntime", "fp16") in skipped  # no fp16 ONNX in the bundle
+    assert ("student", "torch", "int8") in skipped
+    if shutil.which("nvidia-smi") is None:
+        assert "TensorRT" in skipped[("student", "tensorrt", "int8")]
+    comparisons = {q["comparison"] for q in data["ratios"]}
+    assert {"student vs teacher", "INT8 vs FP32"} <= comparisons
+    md = (tmp_path / "report.md").read_text()
+    assert "Skipped rows" in md and skipped[("student", "onnxruntime", "fp16")] in md
+
+
+def test_latency_onnxruntime_only_and_missing_teacher(bundle: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "ckpts"
+    empty.mkdir()
+    _bench(["latency", "--model", str(bundle), "--backends", "onnxruntime,torch", "--precisions", "fp32,int8",
+            "--models", "student,teacher", "--batch", "1,2", "--iters", "3", "--warmup", "0", "--checkpoints", str(empty), "--out", str(tmp_path)])
+    data = json.loads((tmp_path / "latency.json").read_text())
+    assert {(r["model"], r["backend"], r["precision"], r["batch"]) for r in data["rows"]} == {
+        ("student", "onnxruntime", p, b) for p in ("fp32", "int8") for b in (1, 2)
+    }
+    reasons = [s["reason"] for s in data["skipped"] if s["backend"] == "torch" and s["precision"] == "fp32"]
+    assert len(reasons) == 4 and all("checkpoint at" in r and "--checkpoints" in r for r in reasons)
+
+
+def test_latency_bad_input_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["latency", "--model", str(tmp_path / "nope"), "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "does not exist" in str(result.exception)
+
+
+def test_accuracy_per_precision(bundle: Path, tmp_path: Path) -> None:
+    run = bundle.parent
+    _bench(["accuracy", "--model", str(bundle), "--data", str(run / "demo-data"), "--out", str(tmp_path)])
+    data = json.loads((tmp_path / "accuracy.json").read_text())
+    assert [r["precision"] for r in data["rows"]] == ["int8", "fp32"]
+    for row in data["rows"]:
+        assert -1 <= row["spearman"] <= 1 and row["mse"] >= 0
+        assert row["images_with_maps"] > 0 and row["cc"] is not None and 0 <= row["auc_judd"] <= 1
+        assert row["p50_ms"] > 0
+    (agree,) = data["agreement"]
+    assert agree["candidate"] == "int8" and agree["images"] == data["settings"]["images"]
+    assert (tmp_path / "accuracy_latency.png").is_file()
+    assert "Accuracy vs latency" in (tmp_path / "report.md").read_text()
