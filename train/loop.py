@@ -209,11 +209,12 @@ def train_stage(
         else:
             progress.bad_epochs += 1
         progress.stopped = patience > 0 and progress.bad_epochs >= patience
+        # The log row goes first: a kill between the two re-runs this epoch, whose row then replaces it.
+        if rt.ctx.is_main and log is not None:
+            log.log(spec.name, epoch, metrics)
         _save_state(path, spec, rt, model, optimizer, scheduler, scaler, steps, progress)
         if rt.ctx.is_main:
             _print_epoch(spec.name, epoch, spec.epochs, metrics, progress.best_epoch == epoch)
-            if log is not None:
-                log.log(spec.name, epoch, metrics)
             if progress.stopped:
                 console.print(
                     f"{spec.name}: early stop after epoch {epoch} (no better validation score "

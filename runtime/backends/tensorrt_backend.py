@@ -89,7 +89,7 @@ def rebuild_hint(bundle: Bundle, precision: str) -> str:
         return f"cd {bundle.root} && {bundle.manifest['trtexec']}"
     onnx_file = bundle.manifest["models"].get("int8" if precision == "int8" else "fp32", "model.onnx")
     flags = {"int8": " --int8", "fp16": " --fp16"}.get(precision, "")
-    return f"cd {bundle.root} && trtexec --onnx={onnx_file} --saveEngine=model.<gpu>.<trt>.plan{flags}"
+    return f"cd {bundle.root} && trtexec --onnx={onnx_file} --saveEngine=model.<gpu>.trt<version>.plan{flags}"
 
 
 class CudaContext:
