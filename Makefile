@@ -6,13 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN := runs/demo
 
-.PHONY: install demo test typecheck bench clean
+.PHONY: install demo test typecheck clean
 
-$(STAMP): requirements/base.txt requirements/dev.txt requirements/typecheck-nodeps.txt setup.cfg pyproject.toml
+$(STAMP): requirements/base.txt requirements/dev.txt requirements/nodeps.txt setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -r requirements/dev.txt
-	$(BIN)/python -m pip install --no-deps -r requirements/typecheck-nodeps.txt
+	$(BIN)/python -m pip install --no-deps -r requirements/nodeps.txt
 	$(BIN)/python -m pip install --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/memgaze-train --data demo --out $(RUN)
 	$(BIN)/memgaze-export --checkpoint $(RUN)/student.safetensors --out $(RUN)/deploy --int8 --calib $(RUN)/demo-data/images
 	$(BIN)/memgaze-run --source $(RUN)/demo-data/images --model $(RUN)/deploy --headless --jsonl $(RUN)/scores.jsonl --save-video $(RUN)/annotated.mp4
-	$(BIN)/memgaze-bench latency --model $(RUN)/deploy --out $(RUN)/bench
+	$(BIN)/memgaze-bench latency --model $(RUN)/deploy --batch 1 --iters 50 --out $(RUN)/bench
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

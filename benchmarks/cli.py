@@ -19,7 +19,7 @@ app = typer.Typer(
     "Every command writes <kind>.json, report.md, PNG plots and a self-contained report.html into --out.",
 )
 
-RESULT_FILES = ("latency.json", "accuracy.json", "train.json")
+RESULT_FILES = ("latency.json", "pipeline.json", "accuracy.json", "train.json")
 
 
 def _csv(text: str, what: str) -> list[str]:
@@ -38,11 +38,14 @@ def _ints(text: str, what: str) -> list[int]:
 
 def write_report(folder: Path) -> Path:
     """Rebuild ``report.md``/``report.html`` (and plots) in ``folder`` from every result JSON there."""
-    from memgaze.bench import accuracy, latency, train_speed
+    from memgaze.bench import accuracy, latency, pipeline, train_speed
     from memgaze.bench.machine import machine_line
     from memgaze.bench.report import Document, write_documents
 
-    sections = {"latency.json": latency.section, "accuracy.json": accuracy.section, "train.json": train_speed.section}
+    sections = {
+        "latency.json": latency.section, "pipeline.json": pipeline.section,
+        "accuracy.json": accuracy.section, "train.json": train_speed.section,
+    }
     results: dict[str, dict[str, Any]] = {}
     for name in RESULT_FILES:
         path = folder / name
@@ -94,6 +97,27 @@ def latency(
 
 
 @app.command()
+def pipeline(
+    model: Path = typer.Option(Path("deploy"), "--model", help="Deploy bundle folder (memgaze-export)."),
+    source: str = typer.Option(..., "--source", help="Video file or image folder to replay."),
+    backend: str = typer.Option("onnxruntime", help="auto, onnxruntime or tensorrt."),
+    precision: str = typer.Option("int8", help="int8, fp16 or fp32."),
+    max_frames: Optional[int] = typer.Option(None, help="Stop the pipeline after N frames."),
+    iters: int = typer.Option(200, help="Timed calls of the engine alone."),
+    warmup: int = typer.Option(10, help="Untimed engine calls first."),
+    threads: Optional[int] = typer.Option(None, help="ONNX Runtime intra-op threads (default: library default)."),
+    out: Path = typer.Option(Path("runs/bench"), help="Output folder."),
+) -> None:
+    """End-to-end memgaze-run FPS and per-stage latency on a file, against the engine alone (overhead ratio)."""
+    from memgaze.bench.pipeline import run_pipeline_bench, summary_line
+
+    result = run_pipeline_bench(model, source, backend, precision, max_frames=max_frames, threads=threads,
+                                iters=iters, warmup=warmup)
+    console.print(summary_line(result))
+    _finish(out, "pipeline.json", result)
+
+
+@app.command()
 def accuracy(
     model: Path = typer.Option(Path("deploy"), "--model", help="Deploy bundle folder (memgaze-export)."),
     data: str = typer.Option(..., help="Dataset root (LaMem layout) or 'demo' (the synthetic demo dataset)."),
@@ -126,7 +150,7 @@ def train(
 
 
 @app.command()
-def report(folder: Path = typer.Argument(..., help="Folder holding latency/accuracy/train JSON results.")) -> None:
+def report(folder: Path = typer.Argument(..., help="Folder holding latency/pipeline/accuracy/train JSON results.")) -> None:
     """Rebuild report.md, the plots and report.html from the JSON results in FOLDER."""
     console.print(f"wrote {write_report(folder)}")
 

@@ -9,7 +9,6 @@ ratios between them come from the same conditions.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +25,6 @@ from memgaze.errors import MemgazeError, fail
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
 MODELS = ("student", "teacher", "resmem")
-RESMEM_SIZE = 227  # ResMem's crop size (its own transform: resize 256, centre-crop 227, no mean/std)
 SEED = 0
 
 Runner = Callable[[], object]
@@ -75,6 +73,7 @@ class RowOpener:
         self.checkpoints = checkpoints
         self._cache: dict[tuple[str, str, str], Any] = {}
         self.details: dict[tuple[str, str, str], str] = {}  # what actually ran each row (provider, device)
+        self.files: dict[tuple[str, str, str], str] = {}  # the bundle file an engine row loaded
         self._closers: list[Callable[[], None]] = []
 
     @property
@@ -109,7 +108,11 @@ class RowOpener:
 
         backend = open_backend(self.bundle, spec.backend, spec.precision, threads=self.threads)
         self._closers.append(backend.close)
-        self.details[(spec.model, spec.backend, spec.precision)] = backend.describe()
+        key = (spec.model, spec.backend, spec.precision)
+        self.details[key] = backend.describe()
+        file = getattr(backend, "model_file", None)  # TensorRT rows name their plan in runs_on
+        if file:
+            self.files[key] = file
         return backend
 
     def _load_torch(self, spec: Spec) -> Callable[[np.ndarray], Runner]:
@@ -208,15 +211,9 @@ def checkpoint_runner(path: Path, kind: str, device: Any, half: bool) -> Callabl
 
 def resmem_runner(device: Any, half: bool) -> Callable[[np.ndarray], Runner]:
     """Runner factory for ResMem (PyPI ``resmem``, whose weights ship inside the wheel)."""
-    if importlib.util.find_spec("resmem") is None:
-        fail("resmem is not installed (pip install 'memgaze[resmem]')")
-    try:
-        from resmem import ResMem
+    from memgaze.train.resmem import RESMEM_SIZE, load_resmem
 
-        model = ResMem(pretrained=True)
-    except Exception as exc:  # a missing LFS file, a download attempt without internet, an API change
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        fail(f"resmem is installed but its weights could not be loaded offline ({type(exc).__name__}: {first})")
+    model = load_resmem()
     # ResMem takes RGB in [0, 1] at 227×227 (mean 0, std 1 in 0–1 units).
     return _torch_runner(model, lambda x, _users: model(x), [0.0] * 3, [1.0] * 3, device, half, RESMEM_SIZE)
 
@@ -265,8 +262,9 @@ def run_latency(
     rows = []
     for spec, times in samples.items():
         stats = summarize(times)
+        key = (spec.model, spec.backend, spec.precision)
         rows.append({**asdict(spec), **stats, "fps": fps(spec.batch, stats["mean_ms"]), "threads": threads,
-                     "iters": iters, "runs_on": opener.details.get((spec.model, spec.backend, spec.precision))})
+                     "iters": iters, "runs_on": opener.details.get(key), "file": opener.files.get(key)})
     return {
         "machine": describe_machine(),
         "rows": rows,
@@ -339,8 +337,8 @@ def section(result: dict[str, Any], folder: Path) -> list[Block]:
             "A call includes preprocessing (uint8 BGR → normalized tensor) and reading back score and heatmap."
         ),
         Table(
-            ["model", "backend", "precision", "batch", "p50 ms", "p90 ms", "p99 ms", "mean ms", "std ms", "FPS"],
-            [[r["model"], r["backend"], r["precision"], r["batch"], r["p50_ms"], r["p90_ms"], r["p99_ms"],
+            ["model", "backend", "precision", "file", "batch", "p50 ms", "p90 ms", "p99 ms", "mean ms", "std ms", "FPS"],
+            [[r["model"], r["backend"], r["precision"], r.get("file"), r["batch"], r["p50_ms"], r["p90_ms"], r["p99_ms"],
               r["mean_ms"], r["std_ms"], r["fps"]] for r in rows],
         ),
     ]
@@ -360,10 +358,8 @@ def section(result: dict[str, Any], folder: Path) -> list[Block]:
     if slower:
         factors = ", ".join("batch {}: ×{:.2f}".format(q["batch"], q["speedup"]) for q in slower)
         blocks.append(Para(
-            f"INT8 is slower than FP32 here ({factors}): "
-            "the TensorRT-style Q/DQ graph is only partly fused by ONNX Runtime's CPU provider, so many "
-            "QuantizeLinear/DequantizeLinear and float Conv nodes run per call; see benchmarks/README.md, "
-            "'INT8 on a CPU'."))
+            f"INT8 is slower than FP32 here ({factors}); see benchmarks/README.md, 'INT8 on a CPU', for "
+            "why and for which INT8 file ONNX Runtime runs on a CPU."))
     blocks.append(Heading("Skipped rows", 3))
     if result["skipped"]:
         grouped: dict[tuple[str, str, str], list[dict[str, Any]]] = {}

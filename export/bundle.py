@@ -17,6 +17,7 @@ from memgaze.manifest import MANIFEST_NAME, SCHEMA_VERSION, file_entries, sha256
 
 FP32_NAME = "model.onnx"
 INT8_NAME = "model.int8.onnx"
+ORT_CPU_INT8_NAME = "model.int8.ort.onnx"
 CACHE_NAME = "calibration.cache"
 
 
@@ -53,10 +54,11 @@ def _make_readable(folder: Path) -> None:
 
 def manifest(
     folder: Path, config: dict[str, Any], checkpoint: Path, map_size: list[int], personalized: bool, *,
-    models: dict[str, str], engines: list[dict[str, Any]], calibration: dict[str, Any] | None,
+    models: dict[str, str], cpu_models: dict[str, str], engines: list[dict[str, Any]], calibration: dict[str, Any] | None,
     accuracy: dict[str, Any] | None, extra: dict[str, Any],
 ) -> dict[str, Any]:
-    """The manifest (docs/internals.md keys) for the files already in ``folder``."""
+    """The manifest (docs/internals.md keys) for the files already in ``folder``; ``cpu_models`` are
+    the ONNX Runtime CPU variants of ``models`` entries (``onnxruntime_cpu``)."""
     height, width = config["input_size"]
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST_NAME)
     precisions = list(models) + [e["precision"] for e in engines if e["precision"] not in models]
@@ -76,6 +78,7 @@ def manifest(
         "normalization": config["normalization"],
         "precisions": precisions,
         "models": models,
+        "onnxruntime_cpu": cpu_models,
         "engines": engines,
         "calibration": calibration,
         "accuracy": accuracy,

@@ -12,9 +12,8 @@ from onnxruntime.quantization import CalibrationDataReader
 
 from memgaze.console import WarningCounter
 from memgaze.errors import fail
+from memgaze.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_media
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 MIN_FRAMES = 8
 DEFAULT_COUNT = 128
 HELD_OUT_EVERY = 4  # when the source is too small to spare a held-out set, every 4th frame is held out
@@ -43,18 +42,6 @@ class CalibrationSet:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def list_media(folder: Path) -> tuple[list[Path], list[Path]]:
-    """Image and video files under ``folder`` (recursive, sorted, hidden files skipped)."""
-    if not folder.exists():
-        fail(f"calibration folder {folder} does not exist")
-    if not folder.is_dir():
-        fail(f"calibration source {folder} is not a folder")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-    videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
-    return images, videos
-
-
 def _video_length(path: Path) -> int:
     cap = cv2.VideoCapture(str(path))
     try:
@@ -65,7 +52,7 @@ def _video_length(path: Path) -> int:
 
 def frame_refs(folder: Path, warnings: WarningCounter) -> list[FrameRef]:
     """Every frame the source offers: one per image, one per video frame."""
-    images, videos = list_media(folder)
+    images, videos = list_media(folder, "calibration folder")
     refs = [FrameRef(p) for p in images]
     for video in videos:
         length = _video_length(video)
@@ -135,7 +122,7 @@ def read_frames(refs: list[FrameRef], size: tuple[int, int], warnings: WarningCo
 
 
 def load_calibration(
-    folder: Path, size: tuple[int, int], count: int = DEFAULT_COUNT, held_out: int = 64,
+    folder: Path, size: tuple[int, int], count: int = DEFAULT_COUNT, held_out: int = 128,
     warnings: WarningCounter | None = None, min_frames: int = MIN_FRAMES,
 ) -> CalibrationSet:
     """Calibration and held-out frames from ``folder``; one-line error below ``min_frames`` usable frames."""
@@ -149,7 +136,7 @@ def load_calibration(
     warnings.summary()
     if len(frames) < min_frames:
         fail(f"calibration needs at least {min_frames} readable frames; {folder} gave {len(frames)}")
-    images, videos = list_media(folder)
+    images, videos = list_media(folder, "calibration folder")
     summary = {
         "source": str(folder), "images": len(images), "videos": len(videos), "available_frames": len(refs),
         "frames": len(frames), "held_out": len(held), "size": list(size), "sampling": "evenly spaced",

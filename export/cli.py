@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import typer
@@ -14,16 +14,23 @@ from rich.table import Table
 from memgaze.console import WarningCounter, console
 from memgaze.errors import fail, run_cli
 from memgaze.export.accuracy import AccuracyReport, compare_outputs, gate, ground_truth
-from memgaze.export.bundle import CACHE_NAME, FP32_NAME, INT8_NAME, bundle_dir, check_output, human_size, manifest, sizes, write_manifest
+from memgaze.export.bundle import CACHE_NAME, FP32_NAME, INT8_NAME, ORT_CPU_INT8_NAME, bundle_dir, check_output, human_size, manifest, sizes, write_manifest
 from memgaze.export.calibration import DEFAULT_COUNT, MIN_FRAMES, CalibrationSet, FrameReader, FrameRef, load_calibration, read_frames
 from memgaze.export.graph import is_personalized
 from memgaze.export.onnx_export import DEFAULT_OPSET, export_onnx
-from memgaze.export.quantize import quantize_int8
+from memgaze.export.quantize import ONNXRUNTIME_CPU, TENSORRT, QuantizeResult, Scheme, quantize_int8
 from memgaze.export.tensorrt_build import build_engine, tensorrt_module, trtexec_command
 from memgaze.export.trt_cache import DEFAULT_TRT_VERSION, write_calibration_cache
 from memgaze.export.verify import run_onnx, session, user_indices, verification_images, verify_onnx
 
 app = typer.Typer(add_completion=False, help=__doc__)
+# Every INT8 model the export writes: the TensorRT Q/DQ model (manifest ``models``) and the ONNX
+# Runtime CPU one (manifest ``onnxruntime_cpu``); both pass the same accuracy gate.
+INT8_MODELS: dict[str, Scheme] = {INT8_NAME: TENSORRT, ORT_CPU_INT8_NAME: ONNXRUNTIME_CPU}
+NOTES = {
+    FP32_NAME: "FP32, verified against PyTorch", INT8_NAME: "INT8 Q/DQ for TensorRT",
+    ORT_CPU_INT8_NAME: "INT8 U8S8 Q/DQ for ONNX Runtime CPU", CACHE_NAME: "TensorRT calibration cache",
+}
 
 
 class Method(str, Enum):
@@ -69,13 +76,13 @@ def ground_truth_scores(root: Path, size: tuple[int, int], fp32: Path, int8: Pat
     return ground_truth(scores, target)
 
 
-def summary_table(folder: Path, out: Path, report: AccuracyReport | None, engines: list[dict[str, Any]]) -> Table:
+def summary_table(folder: Path, out: Path, reports: dict[str, AccuracyReport], engines: list[dict[str, Any]]) -> Table:
     table = Table(title=f"memgaze-export → {out}", title_justify="left")
     for column in ("file", "size", "notes"):
         table.add_column(column)
-    notes = {FP32_NAME: "FP32, verified against PyTorch", INT8_NAME: "INT8 Q/DQ", CACHE_NAME: "TensorRT calibration cache"}
-    if report is not None:
-        notes[INT8_NAME] += f", ρ vs FP32 {report.spearman:.4f}, heatmap CC {report.heatmap_cc:.4f}"
+    notes = dict(NOTES)
+    for name, report in reports.items():
+        notes[name] += f", ρ vs FP32 {report.spearman:.4f}, heatmap CC {report.heatmap_cc:.4f}"
     notes.update({e["file"]: f"TensorRT {e['tensorrt']} {e['precision']} on {e['gpu']}" for e in engines})
     for name, size in sizes(folder).items():
         table.add_row(name, human_size(size), notes.get(name, ""))
@@ -128,20 +135,22 @@ def export(
             verified = verify_onnx(model, config, fp32, verification_images(frames, size))
         step(f"ONNX Runtime matches PyTorch on {verified.images} images (max |Δscore| {verified.max_abs_score_diff:.1e}, min heatmap CC {verified.heatmap_cc_min:.6f})", started)
 
-        models = {"fp32": FP32_NAME}
-        report: AccuracyReport | None = None
+        models, cpu_models = {"fp32": FP32_NAME}, {}
+        reports: dict[str, AccuracyReport] = {}
         calib_summary: dict[str, Any] | None = None
         extra: dict[str, Any] = {"opset": opset, "verification": verified.as_dict()}
         if calibration is not None and int8:
-            report, calib_summary = _quantize(folder, fp32, config, calibration, calib_method.value, allow_degraded, eval_data, size)
-            models["int8"] = INT8_NAME
-            step(f"INT8 Q/DQ ({calib_method.value}): Spearman vs FP32 {report.spearman:.4f}, heatmap CC {report.heatmap_cc:.4f} on {report.images} {report.source}", started)
+            reports, calib_summary = _quantize(folder, fp32, config, calibration, calib_method.value, allow_degraded, eval_data, size)
+            models["int8"], cpu_models["int8"] = INT8_NAME, ORT_CPU_INT8_NAME
+            extra["accuracy_onnxruntime_cpu"] = reports[ORT_CPU_INT8_NAME].as_dict()
+            for name, report in reports.items():
+                step(f"{name} ({calib_method.value}): Spearman vs FP32 {report.spearman:.4f}, heatmap CC {report.heatmap_cc:.4f} on {report.images} {report.source}", started)
         engines, extra["trtexec"] = _engine(folder, models, size, config, fp16, engine, workspace, dla_core)
         write_manifest(folder, manifest(
-            folder, config, checkpoint, map_size, is_personalized(config), models=models, engines=engines, calibration=calib_summary,
-            accuracy=None if report is None else report.as_dict(), extra=extra,
+            folder, config, checkpoint, map_size, is_personalized(config), models=models, cpu_models=cpu_models, engines=engines,
+            calibration=calib_summary, accuracy=reports[INT8_NAME].as_dict() if reports else None, extra=extra,
         ))
-        table = summary_table(folder, out, report, engines)
+        table = summary_table(folder, out, reports, engines)
     console.print(table)
     console.print(f"bundle written to [bold]{out}[/bold] in {time.monotonic() - started:.1f} s")
 
@@ -149,32 +158,36 @@ def export(
 def _quantize(
     folder: Path, fp32: Path, config: dict[str, Any], calibration: CalibrationSet, method: str,
     allow_degraded: bool, eval_data: Path | None, size: tuple[int, int],
-) -> tuple[AccuracyReport, dict[str, Any]]:
-    """INT8 model + calibration cache + accuracy gate; returns the report and calibration summary."""
+) -> tuple[dict[str, AccuracyReport], dict[str, Any]]:
+    """Both INT8 models + calibration cache + accuracy gates; returns the reports by file and the calibration summary."""
     held = calibration.held_out if len(calibration.held_out) >= 2 else calibration.frames
     source = "held-out frames" if held is calibration.held_out else "calibration frames (too few to hold any out)"
     held_users = user_indices(config, len(held))
     reference = run_onnx(session(fp32), held, held_users)
     reader = FrameReader(calibration.frames, user_indices(config, len(calibration.frames)))
 
-    def evaluate(candidate: Path) -> AccuracyReport:
-        return compare_outputs(reference, run_onnx(session(candidate), held, held_users), source)
+    def evaluator(exact_qdq: bool) -> Callable[[Path], AccuracyReport]:
+        where = f"{source}, exact Q/DQ emulation" if exact_qdq else source
+        return lambda candidate: compare_outputs(reference, run_onnx(session(candidate, exact_qdq=exact_qdq), held, held_users), where)
 
-    int8 = folder / INT8_NAME
-    with console.status(f"calibrating and quantizing ({method}, {len(calibration.frames)} frames)"):
-        result = quantize_int8(fp32, int8, reader, evaluate, method)
-    report = result.report
-    if result.kept_float:
-        console.print(f"sensitivity pass kept {len(result.kept_float)} layer(s) in float: {', '.join(result.kept_float)}")
-    if eval_data is not None:
-        report.ground_truth = ground_truth_scores(eval_data, size, fp32, int8, config)
-    gate(report, allow_degraded, int8)
-    if not report.passed:
-        console.print(f"[yellow]warning:[/yellow] INT8 model kept despite Spearman {report.spearman:.4f} < {report.threshold} (--allow-degraded)")
+    results: dict[str, QuantizeResult] = {}
+    for name, scheme in INT8_MODELS.items():
+        with console.status(f"calibrating and quantizing {name} ({scheme.name}, {method}, {len(calibration.frames)} frames)"):
+            results[name] = result = quantize_int8(fp32, folder / name, reader, evaluator(scheme.exact_qdq), method, scheme)
+        if result.kept_float:
+            console.print(f"sensitivity pass kept {len(result.kept_float)} layer(s) of {name} in float: {', '.join(result.kept_float)}")
+        if eval_data is not None:
+            result.report.ground_truth = ground_truth_scores(eval_data, size, fp32, folder / name, config)
+        gate(result.report, allow_degraded, folder / name)
+        if not result.report.passed:
+            console.print(f"[yellow]warning:[/yellow] {name} kept despite Spearman {result.report.spearman:.4f} < {result.report.threshold} (--allow-degraded)")
     trt_version = str(getattr(tensorrt_module(), "__version__", DEFAULT_TRT_VERSION))
-    tensors = write_calibration_cache(int8, folder / CACHE_NAME, trt_version)
-    summary = {**calibration.summary, **result.summary(method), "cache_tensors": tensors, "cache_tensorrt": trt_version}
-    return report, summary
+    tensors = write_calibration_cache(folder / INT8_NAME, folder / CACHE_NAME, trt_version)
+    summary = {
+        **calibration.summary, **results[INT8_NAME].summary(method), "cache_tensors": tensors, "cache_tensorrt": trt_version,
+        "onnxruntime_cpu": results[ORT_CPU_INT8_NAME].summary(method),
+    }
+    return {name: result.report for name, result in results.items()}, summary
 
 
 def _engine(

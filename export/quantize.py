@@ -1,12 +1,18 @@
-"""Explicit INT8 Q/DQ quantization with ONNX Runtime, TensorRT-style, plus a bounded sensitivity pass.
+"""Explicit INT8 Q/DQ quantization with ONNX Runtime in two schemes, plus a bounded sensitivity pass.
 
-Symmetric int8 activations (zero point 0), per-channel symmetric int8 weights, QDQ format:
-what TensorRT's explicit-quantization path and ONNX Runtime's CPU QDQ fusions both take.
-The uint8 preprocessing at the graph head and the softmax/sigmoid tail stay in float.
+``TENSORRT`` (``model.int8.onnx``): symmetric int8 activations (zero point 0), per-channel symmetric
+int8 weights — what TensorRT's explicit-quantization path takes. ``ONNXRUNTIME_CPU``
+(``model.int8.ort.onnx``): uint8 asymmetric activations and 7-bit per-channel weights (U8S8 with
+``reduce_range``), which ONNX Runtime's x86 CPU kernels fuse into QLinear* ops; its input conv also
+stays float so the input transpose is not pushed into the float preprocessing (see
+docs/internals.md). In both, the uint8 preprocessing at the graph head and the softmax/sigmoid tail
+stay in float.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import tempfile
 from collections.abc import Callable
@@ -30,13 +36,44 @@ from memgaze.export.accuracy import AccuracyReport
 
 METHODS = {"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile, "minmax": CalibrationMethod.MinMax}
 COMPUTE_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
-EXTRA_OPTIONS: dict[str, Any] = {
-    "ActivationSymmetric": True,  # int8 activations with zero point 0, as TensorRT requires
-    "WeightSymmetric": True,
-    # Removable activations (Relu/Clip) are only dropped for asymmetric activations anyway; keeping
-    # them explicit is what TensorRT, which fuses Conv+Relu itself, and ORT's QDQ fusions expect.
-    "QDQKeepRemovableActivations": True,
-}
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """One INT8 flavour: the ``quantize_static`` settings and how the manifest describes them."""
+
+    name: str
+    activation_type: QuantType
+    reduce_range: bool
+    extra_options: dict[str, Any]
+    activations: str
+    weights: str
+    float_input_conv: bool  # keep the first compute op after the preprocessing in float
+    op_types: tuple[str, ...] | None = None  # quantize only these op types (None: every type ORT can)
+    exact_qdq: bool = False  # judge accuracy by exact Q/DQ emulation (the target is not ORT's CPU kernels)
+
+
+TENSORRT = Scheme(
+    "tensorrt", QuantType.QInt8, False,
+    {
+        "ActivationSymmetric": True,  # int8 activations with zero point 0, as TensorRT requires
+        "WeightSymmetric": True,
+        # Removable activations (Relu/Clip) are only dropped for asymmetric activations anyway; keeping
+        # them explicit is what TensorRT, which fuses Conv+Relu itself, expects.
+        "QDQKeepRemovableActivations": True,
+    },
+    "int8 symmetric per-tensor", "int8 symmetric per-channel", False,
+    # Q/DQ on the inputs of the layers TensorRT runs in INT8 (as NVIDIA's quantization toolkit places them);
+    # the elementwise ops between them (hardswish, SE and attention gates, FiLM) stay float, fused by TensorRT.
+    op_types=tuple(sorted(COMPUTE_OPS)),
+    exact_qdq=True,
+)
+# U8S8 is what ORT's x86 kernels are built for; reduce_range (7-bit weights) avoids the int16
+# saturation of VPMADDUBSW on CPUs without VNNI and costs nothing measurable in speed.
+ONNXRUNTIME_CPU = Scheme(
+    "onnxruntime-cpu", QuantType.QUInt8, True, {"WeightSymmetric": True},
+    "uint8 asymmetric per-tensor", "int8 symmetric per-channel, 7-bit (reduce_range)", True,
+)
 
 
 @dataclass
@@ -45,13 +82,14 @@ class QuantizeResult:
 
     report: AccuracyReport
     excluded: list[str]
+    scheme: Scheme
     kept_float: list[str] = field(default_factory=list)
     rounds: int = 1
 
     def summary(self, method: str) -> dict[str, Any]:
         return {
-            "method": method, "format": "QDQ", "activations": "int8 symmetric per-tensor",
-            "weights": "int8 symmetric per-channel", "excluded_nodes": len(self.excluded),
+            "method": method, "format": "QDQ", "scheme": self.scheme.name, "activations": self.scheme.activations,
+            "weights": self.scheme.weights, "excluded_nodes": len(self.excluded),
             "kept_float_by_sensitivity": self.kept_float, "sensitivity_rounds": self.rounds - 1,
         }
 
@@ -76,19 +114,21 @@ def _graph_maps(model: onnx.ModelProto) -> tuple[dict[str, list[onnx.NodeProto]]
     return consumers, producer
 
 
-def float_nodes(model: onnx.ModelProto) -> list[str]:
+def float_nodes(model: onnx.ModelProto, input_conv: bool = False) -> list[str]:
     """Nodes that stay float: the uint8 preprocessing head (from ``image`` up to the first compute
-    op) and the output heads (from each output back to, and including, the last compute op: the
-    1-channel map conv, the score linear, softmax and sigmoid), plus every Softmax (attention
-    weights in [0, 1] lose most of their resolution in symmetric int8). All tiny and precision-critical."""
+    op, and that op too with ``input_conv``) and the output heads (from each output back to, and
+    including, the last compute op: the 1-channel map conv, the score linear, softmax and sigmoid),
+    plus every Softmax (attention weights in [0, 1] lose most of their resolution in symmetric
+    int8). All tiny and precision-critical."""
     consumers, producer = _graph_maps(model)
     keep: dict[str, None] = {n.name: None for n in model.graph.node if n.op_type == "Softmax"}
     frontier = ["image"]
     while frontier:
         for consumer in consumers.get(frontier.pop(), []):
-            if consumer.op_type not in COMPUTE_OPS and consumer.name not in keep:
+            compute = consumer.op_type in COMPUTE_OPS
+            if (input_conv or not compute) and consumer.name not in keep:
                 keep[consumer.name] = None
-                frontier.extend(consumer.output)
+                frontier.extend([] if compute else consumer.output)
     frontier, seen = [out.name for out in model.graph.output], set[str]()
     while frontier:
         node = producer.get(frontier.pop())
@@ -111,14 +151,24 @@ def preprocess(fp32: Path, out: Path) -> onnx.ModelProto:
     return model
 
 
-def quantize_qdq(pre: Path, out: Path, reader: CalibrationDataReader, method: str, exclude: list[str], ranges: Path) -> None:
+def quantize_qdq(
+    pre: Path, out: Path, reader: CalibrationDataReader, method: str, exclude: list[str], ranges: Path, scheme: Scheme,
+) -> None:
     """One ``quantize_static`` run; activation ranges are computed once and cached in ``ranges``."""
     reader.rewind()
     logging.getLogger().setLevel(logging.ERROR)  # ORT's quantizer logs advice through the root logger
+    with contextlib.redirect_stdout(io.StringIO()):  # ... and prints calibration progress
+        _quantize_static(pre, out, reader, method, exclude, ranges, scheme)
+
+
+def _quantize_static(
+    pre: Path, out: Path, reader: CalibrationDataReader, method: str, exclude: list[str], ranges: Path, scheme: Scheme,
+) -> None:
     quantize_static(
-        str(pre), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=False,
-        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
-        calibrate_method=METHODS[method], extra_options=dict(EXTRA_OPTIONS), calibration_cache_path=str(ranges),
+        str(pre), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=scheme.reduce_range,
+        activation_type=scheme.activation_type, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
+        calibrate_method=METHODS[method], extra_options=dict(scheme.extra_options), calibration_cache_path=str(ranges),
+        op_types_to_quantize=list(scheme.op_types) if scheme.op_types else None,
     )
 
 
@@ -139,25 +189,25 @@ def sensitivity(pre: onnx.ModelProto, qdq: Path, reader: CalibrationDataReader, 
 
 def quantize_int8(
     fp32: Path, out: Path, reader: CalibrationDataReader, evaluate: Callable[[Path], AccuracyReport],
-    method: str = "entropy", max_rounds: int = 3, first_step: int = 2,
+    method: str = "entropy", scheme: Scheme = TENSORRT, max_rounds: int = 3, first_step: int = 2,
 ) -> QuantizeResult:
-    """Quantize ``fp32`` to a Q/DQ ``out``; if ``evaluate`` says the gate fails, keep the most
-    damaged layers in float (2, then 4, then 8 more...) for at most ``max_rounds`` extra rounds."""
+    """Quantize ``fp32`` to a Q/DQ ``out`` in ``scheme``; if ``evaluate`` says the gate fails, keep the
+    most damaged layers in float (2, then 4, then 8 more...) for at most ``max_rounds`` extra rounds."""
     with tempfile.TemporaryDirectory(prefix="memgaze-quant-") as tmp:
         work = Path(tmp)
         pre_path, candidate, ranges = work / "pre.onnx", work / "int8.onnx", work / "ranges.json"
         pre = preprocess(fp32, pre_path)
-        exclude = float_nodes(pre)
-        quantize_qdq(pre_path, candidate, reader, method, exclude, ranges)
-        result = QuantizeResult(evaluate(candidate), exclude)
+        exclude = float_nodes(pre, scheme.float_input_conv)
+        quantize_qdq(pre_path, candidate, reader, method, exclude, ranges, scheme)
+        result = QuantizeResult(evaluate(candidate), exclude, scheme)
         step = first_step
         while not result.report.passed and result.rounds <= max_rounds:
             worst = [n for n in sensitivity(pre, candidate, reader, work) if n not in result.excluded][:step]
             if not worst:
                 break
             excluded = [*result.excluded, *worst]
-            quantize_qdq(pre_path, candidate, reader, method, excluded, ranges)
-            result = QuantizeResult(evaluate(candidate), excluded, [*result.kept_float, *worst], result.rounds + 1)
+            quantize_qdq(pre_path, candidate, reader, method, excluded, ranges, scheme)
+            result = QuantizeResult(evaluate(candidate), excluded, scheme, [*result.kept_float, *worst], result.rounds + 1)
             step *= 2
         with atomic_path(out) as target:
             target.write_bytes(candidate.read_bytes())

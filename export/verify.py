@@ -21,10 +21,14 @@ MIN_HEATMAP_CC = 0.9999
 BATCH = 8
 
 
-def session(path: Path, threads: int = 0) -> ort.InferenceSession:
-    """A CPU ONNX Runtime session (``threads`` 0 = ORT's default)."""
+def session(path: Path, threads: int = 0, exact_qdq: bool = False) -> ort.InferenceSession:
+    """A CPU ONNX Runtime session (``threads`` 0 = ORT's default). ``exact_qdq`` turns graph optimizations
+    off, so a Q/DQ graph runs as written (dequantize → float op → quantize): the arithmetic TensorRT
+    implements, free of the x86 int8 kernels' own rounding and saturation."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if exact_qdq:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     if threads:
         options.intra_op_num_threads = threads
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -49,8 +49,11 @@ class Bundle:
     def engines(self) -> list[dict[str, Any]]:
         return list(self.manifest.get("engines") or [])
 
-    def onnx_model(self, precision: str | None) -> tuple[Path, str]:
-        """The ONNX file for ``precision`` (None: INT8, else the best available) and its precision."""
+    def onnx_model(self, precision: str | None, cpu: bool = False) -> tuple[Path, str]:
+        """The ONNX file for ``precision`` (None: INT8, else the best available) and its precision.
+
+        ``cpu``: for an ONNX Runtime session on the CPU provider alone, the bundle's CPU-oriented
+        variant (manifest ``onnxruntime_cpu``, e.g. ``model.int8.ort.onnx``) where it has one."""
         available = self.onnx_precisions
         if not available:
             fail(f"bundle {self.root} lists no ONNX model in its manifest")
@@ -60,7 +63,8 @@ class Bundle:
                 f"bundle {self.root} has no {chosen} ONNX model (it has: {', '.join(available)}); "
                 f"pick one with --precision"
             )
-        return self.root / self.manifest["models"][chosen], chosen
+        variants = (self.manifest.get("onnxruntime_cpu") or {}) if cpu else {}
+        return self.root / variants.get(chosen, self.manifest["models"][chosen]), chosen
 
     def user_index(self, name: str | None) -> int | None:
         """Index of user ``name`` for the graph's ``user`` input (None when not personalized)."""

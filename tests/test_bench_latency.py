@@ -78,6 +78,9 @@ def test_latency_onnxruntime_only_and_missing_teacher(bundle: Path, tmp_path: Pa
     assert {(r["model"], r["backend"], r["precision"], r["batch"]) for r in data["rows"]} == {
         ("student", "onnxruntime", p, b) for p in ("fp32", "int8") for b in (1, 2)
     }
+    # On the CPU provider the INT8 rows run the bundle's ONNX Runtime CPU model, not the TensorRT one.
+    assert {r["precision"]: r["file"] for r in data["rows"]} == {"fp32": "model.onnx", "int8": "model.int8.ort.onnx"}
+    assert all(r["file"] in r["runs_on"] for r in data["rows"])
     reasons = [s["reason"] for s in data["skipped"] if s["backend"] == "torch" and s["precision"] == "fp32"]
     assert len(reasons) == 4 and all("checkpoint at" in r and "--checkpoints" in r for r in reasons)
 

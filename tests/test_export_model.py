@@ -71,15 +71,19 @@ def bundle(student: Path, frames: Path, tmp_path_factory: pytest.TempPathFactory
 def test_bundle_manifest_and_checksums(bundle: Path) -> None:
     manifest = read_manifest(bundle)
     verify_files(bundle, manifest)
-    assert {"model.onnx", "model.int8.onnx", "calibration.cache"} <= set(manifest["files"])
+    assert {"model.onnx", "model.int8.onnx", "model.int8.ort.onnx", "calibration.cache"} <= set(manifest["files"])
     assert manifest["input"] == {"name": "image", "height": SIZE, "width": SIZE, "layout": "NHWC", "dtype": "uint8", "color": "BGR"}
     assert manifest["personalized"] is True and manifest["users"] == ["generic", "user_a"]
     assert manifest["models"] == {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+    assert manifest["onnxruntime_cpu"] == {"int8": "model.int8.ort.onnx"}
+    assert manifest["calibration"]["scheme"] == "tensorrt" and manifest["calibration"]["onnxruntime_cpu"]["scheme"] == "onnxruntime-cpu"
     assert manifest["engines"] == [] and manifest["trtexec"].startswith("trtexec --onnx=model.int8.onnx --int8")
     assert manifest["verification"]["max_abs_score_diff"] <= 1e-4
     assert manifest["calibration"]["frames"] == 16 and manifest["calibration"]["held_out"] >= 2
     assert set(manifest["accuracy"]) >= {"spearman", "mean_abs_score_diff", "heatmap_cc", "passed"}
     assert manifest["accuracy"]["heatmap_cc"] > 0.5
+    cpu_accuracy = manifest["accuracy_onnxruntime_cpu"]
+    assert cpu_accuracy["images"] == manifest["accuracy"]["images"] and cpu_accuracy["heatmap_cc"] > 0.5
     assert (bundle / "calibration.cache").read_text().startswith("TRT-")
 
 
@@ -163,3 +167,31 @@ def test_gate_failure_leaves_no_bundle(student: Path, frames: Path, tmp_path: Pa
     code, err = run_export(["--checkpoint", str(student), "--out", str(out), "--int8", "--calib", str(frames), "--calib-count", "12"], monkeypatch, capsys)
     assert code == 2 and "INT8 model too far from FP32" in err and not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_onnxruntime_cpu_int8_is_u8s8_and_fuses(bundle: Path, tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    model = onnx.load(str(bundle / "model.int8.ort.onnx"))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    activation_q = [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in inits]
+    assert activation_q and all(inits[n.input[2]].dtype == np.uint8 for n in activation_q)  # U8 activations
+    weights = [inits[n.input[0]] for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].dtype == np.int8]
+    assert weights and all(np.abs(w).max() <= 64 for w in weights)  # S8 weights, 7-bit (reduce_range)
+    first_conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    assert producers.get(first_conv.input[1]) != "DequantizeLinear"  # the input conv stays float
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    sess = ort.InferenceSession(str(bundle / "model.int8.ort.onnx"), options, providers=["CPUExecutionProvider"])
+    fused = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    assert fused.count("QLinearConv") >= fused.count("Conv") + fused.count("FusedConv")  # most convs run in int8
+    image = np.random.default_rng(1).integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8)
+    feed = {"image": image, "user": np.array([0, 1], np.int64)}
+    score, heatmap = sess.run(["score", "heatmap"], feed)
+    ref_score, ref_heatmap = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"]).run(["score", "heatmap"], feed)
+    assert np.abs(score - ref_score).max() < 0.05
+    np.testing.assert_allclose(heatmap.sum(axis=(1, 2, 3)), 1.0, atol=1e-4)
+    assert np.corrcoef(heatmap.ravel(), ref_heatmap.ravel())[0, 1] > 0.5

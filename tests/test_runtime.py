@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from memgaze.errors import MemgazeError
+from memgaze.manifest import file_entries
 from memgaze.runtime.backends import open_backend
 from memgaze.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend, choose_providers
 from memgaze.runtime.backends.tensorrt_backend import MachineInfo, engine_mismatch, select_engine
@@ -83,6 +84,24 @@ def test_onnxruntime_fp32_and_int8_agree(bundle) -> None:
     np.testing.assert_allclose(h32.sum(axis=(1, 2, 3)), 1.0, atol=1e-4)
     assert np.max(np.abs(s32 - s8)) < 0.03  # INT8 tolerance on a [0, 1] score
     assert np.max(np.abs(h32 - h8)) < 0.25 * h32.max()
+
+
+def test_cpu_session_loads_the_onnxruntime_cpu_int8_model(bundle_dir: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(bundle_dir, tmp_path / "b"))
+    shutil.copyfile(copy / "model.int8.onnx", copy / "model.int8.ort.onnx")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["onnxruntime_cpu"] = {"int8": "model.int8.ort.onnx"}
+    manifest["files"] = file_entries(copy, [*manifest["models"].values(), "model.int8.ort.onnx"])
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    cpu_bundle = load_bundle(copy)
+    assert cpu_bundle.onnx_model("int8", cpu=True) == (copy / "model.int8.ort.onnx", "int8")
+    assert cpu_bundle.onnx_model("int8")[0].name == "model.int8.onnx"  # GPU providers take the Q/DQ model
+    assert cpu_bundle.onnx_model("fp32", cpu=True)[0].name == "model.onnx"
+    with open_backend(cpu_bundle, "onnxruntime", providers=["cpu"]) as backend:
+        assert (backend.precision, backend.model_file) == ("int8", "model.int8.ort.onnx")
+        assert "model.int8.ort.onnx" in backend.describe()
+    with OnnxRuntimeBackend(load_bundle(bundle_dir), "int8", providers=["cpu"]) as old:  # a bundle without one
+        assert old.model_file == "model.int8.onnx"
 
 
 def test_onnxruntime_io_binding_batches_and_users(bundle) -> None:

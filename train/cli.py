@@ -15,6 +15,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 @app.command(
     help=(
         "Train the memorability teacher, distil the personalized student, or add a user.\n\n"
+        "With --teacher-model, distil the student from an external model on unlabelled images/videos.\n\n"
         "Writes OUT/teacher.safetensors, OUT/student.safetensors (+ .json configs), metrics.json, "
         "log.csv, curves.png and OUT/state/ (for --resume). `torchrun --nproc_per_node N "
         "memgaze-train ...` trains with DistributedDataParallel."
@@ -37,9 +38,14 @@ def train(
     cache: Optional[bool] = typer.Option(None, "--cache/--no-cache", help="cache preprocessed images [on for CUDA]"),
     user: Optional[str] = typer.Option(None, "--user", help="personalize: name of the user to add"),
     gaze: Optional[Path] = typer.Option(None, "--gaze", help="personalize: folder of the user's heatmap PNGs (named like the images) or a fixations.csv"),
+    teacher_model: Optional[str] = typer.Option(None, "--teacher-model", help="label-free: an ONNX model or 'resmem' whose scores replace labels; --data is then a folder of images/videos (student stage only)"),
+    teacher_size: Optional[int] = typer.Option(None, "--teacher-size", help="ONNX teacher input side when its size is dynamic [from the model]"),
+    teacher_mean: Optional[str] = typer.Option(None, "--teacher-mean", help="float-input ONNX teacher: R,G,B mean in 0-1 units [metadata, else ImageNet]"),
+    teacher_std: Optional[str] = typer.Option(None, "--teacher-std", help="float-input ONNX teacher: R,G,B std in 0-1 units [metadata, else ImageNet]"),
+    video_every: Optional[int] = typer.Option(None, "--video-every", help="label-free: keep every K-th video frame (near-duplicates skipped) [30]"),
     make_demo_data: Optional[Path] = typer.Option(None, "--make-demo-data", help="write a synthetic demo dataset to this folder and exit"),
     demo_count: int = typer.Option(400, "--demo-count", help="with --make-demo-data: number of images"),
-    demo_users: int = typer.Option(3, "--demo-users", help="with --make-demo-data: number of simulated users"),
+    demo_users: int = typer.Option(4, "--demo-users", help="with --make-demo-data: number of simulated users (4–5)"),
 ) -> None:
     if make_demo_data is not None:
         from memgaze.train.demo import main_make_demo
@@ -66,6 +72,11 @@ def train(
             "seed": seed,
             "workers": workers,
             "cache": cache,
+            "teacher_model": teacher_model,
+            "teacher_size": teacher_size,
+            "teacher_mean": teacher_mean,
+            "teacher_std": teacher_std,
+            "video_every": video_every,
         },
     )
     if cfg.stage == "personalize":

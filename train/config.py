@@ -36,7 +36,13 @@ loss_cc                weight of the (1 - CC) term next to KL in every gaze-map 
 personalize_steps      optimisation steps when adding a user (150)
 personalize_max        heatmaps used at most when adding a user (200)
 personalize_min        fewer heatmaps than this is an error (10)
-demo_count, demo_users, demo_image_size   the dataset ``--data demo`` generates (400, 3, 128)
+demo_count, demo_users, demo_image_size   the dataset ``--data demo`` generates (400, 4, 128)
+teacher_model          label-free distillation: ONNX file or adapter name (``resmem``) standing in for labels (null)
+teacher_size           input side of an ONNX teacher whose input size is dynamic (null = from the model)
+teacher_mean/std       ``"R,G,B"`` (0–1 units) normalization of a float-input ONNX teacher (null = metadata, else ImageNet)
+video_every            with teacher_model: keep every K-th video frame (30)
+video_min_change       with teacher_model: skip a frame whose 32×32 grey thumbnail differs from the last kept one
+                       by less than this mean absolute grey level, 0–255 (2.0)
 =====================  =======================================================================
 
 The JSON reader accepts ``NaN``/``Infinity`` literals (Python's ``json``), which is how the NaN
@@ -98,8 +104,14 @@ class TrainConfig:
     personalize_max: int = 200
     personalize_min: int = 10
     demo_count: int = 400
-    demo_users: int = 3
+    demo_users: int = 4
     demo_image_size: int = 128
+    teacher_model: str | None = None
+    teacher_size: int | None = None
+    teacher_mean: str | None = None
+    teacher_std: str | None = None
+    video_every: int = 30
+    video_min_change: float = 2.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-ready except NaN/inf floats, which ``json`` writes as literals)."""
@@ -171,7 +183,7 @@ def build_config(file_values: dict[str, Any] | None, overrides: dict[str, Any]) 
 def _validate(config: TrainConfig) -> None:
     if config.stage not in STAGES:
         fail(f"--stage must be one of {', '.join(STAGES)}, got {config.stage!r}")
-    for name in ("batch_size", "image_size", "personalize_steps", "personalize_min", "demo_count"):
+    for name in ("batch_size", "image_size", "personalize_steps", "personalize_min", "demo_count", "video_every"):
         if getattr(config, name) < 1:
             fail(f"{name} must be at least 1, got {getattr(config, name)}")
     for name in ("epochs_teacher", "epochs_student", "patience"):
@@ -182,5 +194,9 @@ def _validate(config: TrainConfig) -> None:
     for name in ("monitor_teacher", "monitor_student"):
         if getattr(config, name) not in MONITORS:
             fail(f"{name} must be one of {', '.join(MONITORS)}, got {getattr(config, name)!r}")
+    if config.teacher_size is not None and config.teacher_size < 1:
+        fail(f"teacher_size must be at least 1, got {config.teacher_size}")
+    if config.teacher_model is not None and config.stage in ("teacher", "personalize"):
+        fail(f"--teacher-model trains the student from an external model; it does not go with --stage {config.stage}")
     if not 0.0 < config.warmup_frac < 1.0:
         fail(f"warmup_frac must be between 0 and 1, got {config.warmup_frac}")

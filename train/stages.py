@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlparse
 
 import torch
@@ -24,6 +25,7 @@ from memgaze.train.curves import MetricLog
 from memgaze.train.data import MemorabilityDataset, list_users, normalize_image, read_split
 from memgaze.train.distributed import DistContext, barrier, cleanup, setup
 from memgaze.train.evaluate import cc_rows, map_metrics, predict_scores, score_metrics
+from memgaze.train.external_teacher import ExternalTeacher
 from memgaze.train.gaze import FIXATIONS_NAME, GazeStore, fixation_users
 from memgaze.train.layout import load_rgb
 from memgaze.train.loop import Batch, Runtime, StageSpec, make_runtime, train_stage
@@ -44,10 +46,13 @@ def run(cfg: TrainConfig, user: str | None = None, gaze: Path | None = None) -> 
         rt = make_runtime(ctx, cfg.amp, cfg.workers, cfg.seed)
         root, synthetic = _resolve_data(cfg, out, ctx)
         run_ = _Run(cfg, rt, out, root, synthetic)
-        if cfg.stage in ("teacher", "all"):
-            run_.teacher()
-        if cfg.stage in ("student", "all"):
-            run_.student()
+        if cfg.teacher_model is not None:  # label-free: the external model is the teacher
+            run_.label_free()
+        else:
+            if cfg.stage in ("teacher", "all"):
+                run_.teacher()
+            if cfg.stage in ("student", "all"):
+                run_.student()
         if cfg.stage == "personalize":
             assert user is not None and gaze is not None
             run_.personalize(user, gaze)
@@ -104,6 +109,7 @@ class _Run:
         self.metrics = _read_metrics(out / METRICS_FILE)
         self.map_size = cfg.image_size // 8
         self.cache = (rt.device.type == "cuda") if cfg.cache is None else cfg.cache
+        self.distilled_from: dict[str, str] | None = None  # label-free: the external teacher, for the checkpoint
 
     # -- datasets ---------------------------------------------------------------------------
     def dataset(self, split: str, mode: str, users: list[str] | None = None, augment: bool = False) -> Any:
@@ -170,13 +176,16 @@ class _Run:
         test = score_metrics(model, self.dataset("test", "image"), self.rt, bs)
         self.save("teacher", model, config, test, result.epochs_run)
 
-    def student(self) -> None:
+    def student(self, external: ExternalTeacher | None = None) -> None:
+        """Distil the student from OUT/teacher.safetensors, or from ``external`` (label-free: the
+        split's scores are already the external model's)."""
         cfg = self.cfg
-        teacher_path = self.out / TEACHER_FILE
-        if not teacher_path.is_file():
-            fail(f"no teacher checkpoint at {teacher_path}: train it first (--stage teacher or --stage all)")
-        teacher, _ = load_checkpoint(teacher_path, expect_kind="teacher")
-        teacher = self.rt.prepare(teacher).eval().requires_grad_(False)
+        if external is None:
+            teacher_path = self.out / TEACHER_FILE
+            if not teacher_path.is_file():
+                fail(f"no teacher checkpoint at {teacher_path}: train it first (--stage teacher or --stage all)")
+            teacher, _ = load_checkpoint(teacher_path, expect_kind="teacher")
+            teacher = self.rt.prepare(teacher).eval().requires_grad_(False)
         people = list_users(self.root)
         users = ["generic", *people]
         torch.manual_seed(cfg.seed)
@@ -190,17 +199,27 @@ class _Run:
         weights = loss_weights(cfg)
 
         # Score KD targets: the teacher's scores of the un-augmented training images, once. Map KD
-        # applies to generic items only, so the teacher runs on those alone (1 in 1 + users).
-        plain = self.dataset("train", "image")
-        teacher_scores = torch.from_numpy(predict_scores(teacher, plain, self.rt, bs)[:, 0]).float().to(self.rt.device)
+        # applies to generic items only, so the teacher runs on those alone (1 in 1 + users), on the
+        # augmented crops (precomputed maps would not match them).
+        teacher_map: Callable[[torch.Tensor], torch.Tensor] | None
+        if external is None:
+            plain = self.dataset("train", "image")
+            teacher_scores = torch.from_numpy(predict_scores(teacher, plain, self.rt, bs)[:, 0]).float().to(self.rt.device)
+            teacher_map = lambda images: teacher(images)[1].float()  # noqa: E731
+        else:
+            teacher_scores = torch.from_numpy(train_set.scores).to(self.rt.device)
+            size = (self.map_size, self.map_size)
+            teacher_map = (lambda images: external.map_logits(images, size)) if external.has_map else None
+        if teacher_map is None:
+            weights = dataclasses.replace(weights, student_map_kd=0.0)
 
         def loss_fn(net: nn.Module, b: Batch) -> tuple[torch.Tensor, dict[str, float]]:
             score, logits = net(b["image"], b["user"])
             t_logits = torch.zeros_like(logits, dtype=torch.float32)
             generic = b["user"] == 0
-            if generic.any():
+            if teacher_map is not None and generic.any():
                 with torch.no_grad():
-                    t_logits[generic] = teacher(b["image"][generic])[1].float()
+                    t_logits[generic] = teacher_map(b["image"][generic])
             t_score = teacher_scores[b["index"]]
             return losses.student_loss(score.float(), logits.float(), t_score, t_logits, b, weights)
 
@@ -229,6 +248,41 @@ class _Run:
         test = score_metrics(model, self.dataset("test", "image"), self.rt, bs)
         test.update(map_metrics(model, test_maps, self.rt, bs, users, self.fixation_lookup(users, test_maps)))
         self.save("student", model, config, test, result.epochs_run)
+
+    def label_free(self) -> None:
+        """``--teacher-model``: score the frames of ``--data`` with the external model (cached), write
+        them as a dataset under OUT/label-free and distil the student from it; no ResNet teacher."""
+        from memgaze.train.external_teacher import open_teacher, parse_channels
+        from memgaze.train.label_free import FOLDER, prepare
+
+        cfg = self.cfg
+        assert cfg.teacher_model is not None
+        mean, std = parse_channels(cfg.teacher_mean, "--teacher-mean"), parse_channels(cfg.teacher_std, "--teacher-std")
+        external = open_teacher(cfg.teacher_model, cfg.teacher_size, mean, std)
+        summary: dict[str, Any] = {}
+        if self.main:
+            if cfg.stage == "all":
+                console.print("label-free: the external model is the teacher, so only the student stage runs")
+            summary = prepare(
+                self.root, self.out, external, every=cfg.video_every, min_change=cfg.video_min_change,
+                fold=cfg.fold, warnings=self.warnings,
+            ).summary
+        barrier(self.rt.ctx)
+        self.root = self.out / FOLDER
+        self.distilled_from = {"teacher_model": external.name, "teacher_version": external.version}
+        self.metrics.pop("teacher", None)  # an earlier run's ResNet teacher did not teach this student
+        self.metrics.pop("macs_ratio", None)
+        self.student(external)
+        if self.main:
+            test = self.metrics["student"]["test"]
+            summary.update(spearman_vs_teacher=test["spearman"], pearson_vs_teacher=test["pearson"], gaze_users=list_users(self.root))
+            self.metrics["distillation"] = summary
+            console.print(
+                f"distilled from {external.name} ({external.version}) on {summary['frames']} unlabelled frames "
+                f"({summary['train']} train, {summary['val']} val, {summary['held_out']} held out); student vs teacher "
+                f"on the held-out frames: Spearman {test['spearman']:.4f}, Pearson {test['pearson']:.4f}",
+                soft_wrap=True,
+            )
 
     def personalize(self, user: str, gaze: Path) -> None:
         """Add ``user`` to ``OUT/student.safetensors`` by fitting only their embedding to their heatmaps.
@@ -351,6 +405,8 @@ class _Run:
         entry = {"params": count_params(model), "macs": count_macs(model, size), "test": test}
         config["metrics"] = {"test": test}
         config["training"] = {"epoch": epochs, "stage": kind, "data": str(self.root), "synthetic": self.synthetic}
+        if self.distilled_from is not None:
+            config["training"].update(self.distilled_from)
         if self.main:
             save_checkpoint(self.out / f"{kind}.safetensors", model.to("cpu"), config)
             console.print(f"{kind}: test " + "  ".join(f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, float)), soft_wrap=True)

@@ -38,20 +38,22 @@ def _provider_options(name: str) -> dict[str, Any]:
 
 
 class OnnxRuntimeBackend(Backend):
-    """One ORT session over the bundle's FP32 or INT8 ONNX; outputs bound once per batch size."""
+    """One ORT session over the bundle's FP32 or INT8 ONNX (on the CPU provider alone, the bundle's
+    CPU-oriented INT8 file where it has one); outputs bound once per batch size."""
 
     name = "onnxruntime"
 
     def __init__(
         self, bundle: Bundle, precision: str | None = None, *, threads: int | None = None, providers: list[str] | None = None
     ) -> None:
-        path, self.precision = bundle.onnx_model(precision)
+        chosen = choose_providers(providers)
+        path, self.precision = bundle.onnx_model(precision, cpu=chosen == ["CPUExecutionProvider"])
+        self.model_file = path.name
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.intra_op_num_threads = threads or 0
         options.log_severity_level = 3
-        chosen = choose_providers(providers)
         try:
             self._session = ort.InferenceSession(
                 str(path), sess_options=options, providers=[(p, _provider_options(p)) for p in chosen]
@@ -78,7 +80,7 @@ class OnnxRuntimeBackend(Backend):
         return list(self._session.get_providers())
 
     def describe(self) -> str:
-        return f"onnxruntime {self.precision} ({', '.join(self.providers)})"
+        return f"onnxruntime {self.precision} {self.model_file} ({', '.join(self.providers)})"
 
     def _bind_outputs(self, batch: int) -> None:
         """(Re)allocate and bind the output buffers for ``batch``; a no-op when the batch size is unchanged."""

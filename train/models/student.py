@@ -46,6 +46,11 @@ class Student(nn.Module):
         net = mobilenet_v3_small(weights=None)
         net.classifier = nn.Identity()
         load_pretrained(net, MobileNet_V3_Small_Weights.IMAGENET1K_V1, backbone_weights, "student MobileNetV3-Small backbone")
+        # torchvision builds MobileNetV3 with BatchNorm momentum 0.01, tuned for 600-epoch ImageNet runs; in a
+        # short distillation the running statistics lag so far behind that eval-mode scores collapse to a constant.
+        for module in net.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = 0.1
         features = net.features
         self.enc8, self.enc16, self.enc32 = features[:4], features[4:9], features[9:]
         self.fuse32 = AttentionFuse(576, width)

@@ -1,0 +1,204 @@
+"""Unlabelled frames → a LaMem-layout dataset scored by an external teacher (``--teacher-model``).
+
+``--data FOLDER`` holds images and/or videos (recursively; a dataset root with ``images/`` is
+read from there, its splits ignored). Videos give every K-th frame, near-duplicates skipped.
+Everything lands in ``OUT/label-free/``: ``images/`` (images linked, other formats as PNG, video
+frames as ``<video stem>_f<index>.jpg``), ``splits/{train,val,test}_<fold>.txt`` holding the
+teacher's scores (a deterministic 80/10/10 split by name hash), ``gaze`` (a link to
+``FOLDER/gaze`` when there is one, so gaze imitation and user conditioning still apply) and
+``teacher-<key>.npz``: the teacher's scores, keyed by the teacher and the frames' content hashes,
+so a second run does not recompute them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from memgaze.atomic import write_bytes, write_text
+from memgaze.console import WarningCounter, console
+from memgaze.errors import fail
+from memgaze.manifest import sha256_file
+from memgaze.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, VideoSampler, list_media
+from memgaze.train.external_teacher import ExternalTeacher
+from memgaze.train.layout import IMAGE_EXTENSIONS, SPLITS, gaze_dir, split_path
+
+FOLDER = "label-free"
+MIN_FRAMES = 10
+HELD_OUT = 0.1  # fraction of frames for val and for test, each
+BATCH = 16
+JPEG_QUALITY = 95
+
+
+@dataclass
+class LabelFreeData:
+    """The written dataset root and what the report says about it."""
+
+    root: Path
+    summary: dict[str, Any]
+
+
+def prepare(
+    source: Path, out: Path, teacher: ExternalTeacher, *, every: int, min_change: float, fold: int, warnings: WarningCounter
+) -> LabelFreeData:
+    """Collect the frames of ``source``, score them with ``teacher`` (cached) and write the splits."""
+    root = out / FOLDER
+    names, counts = collect_frames(source, root / "images", every, min_change, warnings)
+    scores, reused = teacher_scores(teacher, root, names, warnings)
+    usable = np.isfinite(scores)
+    if usable.sum() < MIN_FRAMES:
+        fail(f"--data {source}: {int(usable.sum())} frame(s) could be read and scored; need at least {MIN_FRAMES}")
+    kept = [n for n, ok in zip(names, usable) if ok]
+    values = scores[usable]
+    low, high = float(values.min()), float(values.max())
+    if high - low < 1e-9:
+        fail(f"{teacher.name} gives every frame of {source} the same score ({low:.4g}); there is nothing to distil")
+    rescaled = low < 0 or high > 1
+    if rescaled:  # the LaMem layout holds scores in [0, 1]; ranks (what Spearman measures) are unchanged
+        values = (values - low) / (high - low)
+    sizes = write_splits(root, kept, values, fold)
+    _link_gaze(source, root)
+    summary = {
+        "teacher_model": teacher.name,
+        "teacher_version": teacher.version,
+        "teacher_map": teacher.has_map,
+        "source": str(source),
+        **counts,
+        "frames": len(kept),
+        **sizes,
+        "teacher_score_range": [low, high],
+        "scores_rescaled": rescaled,
+        "teacher_outputs": "reused from cache" if reused else "computed",
+    }
+    return LabelFreeData(root, summary)
+
+
+def collect_frames(source: Path, folder: Path, every: int, min_change: float, warnings: WarningCounter) -> tuple[list[str], dict[str, Any]]:
+    """Fill ``folder`` (rebuilt) with the frames of ``source``; their names (relative, '/'-separated)."""
+    media_root = source / "images" if (source / "images").is_dir() else source
+    images, videos = list_media(media_root, "--data folder", skip=gaze_dir(source))
+    if not images and not videos:
+        kinds = ", ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
+        fail(f"--data {source} has no image or video files ({kinds})")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    names: list[str] = []
+    for image in images:
+        rel = _safe_name(image.relative_to(media_root))
+        if rel.suffix.lower() in IMAGE_EXTENSIONS:
+            _link_or_copy(image, folder / rel)
+        else:  # a format the LaMem loaders do not read: re-encoded losslessly
+            frame = cv2.imread(str(image), cv2.IMREAD_COLOR)
+            rel = rel.with_suffix(".png")
+            if frame is None or (folder / rel).exists():
+                warnings.warn("unreadable image", f"cannot read {image} (or its name is taken); skipped")
+                continue
+            _write_frame(folder / rel, frame)
+        names.append(rel.as_posix())
+    sampler = VideoSampler(every, min_change)
+    for video in videos:
+        rel = _safe_name(video.relative_to(media_root))
+        before = len(names)
+        for index, frame in sampler.frames(video):
+            name = (rel.parent / f"{rel.stem}_f{index:06d}.jpg").as_posix()
+            _write_frame(folder / name, frame)
+            names.append(name)
+        if len(names) == before:
+            warnings.warn("unreadable video", f"cannot read video {video}; skipped")
+    counts = {
+        "images": len(images),
+        "videos": len(videos),
+        "video_every": every,
+        "video_frames_sampled": sampler.sampled,
+        "near_duplicates_skipped": sampler.duplicates,
+    }
+    return names, counts
+
+
+def teacher_scores(teacher: ExternalTeacher, root: Path, names: list[str], warnings: WarningCounter) -> tuple[np.ndarray, bool]:
+    """The teacher's score of every frame (NaN where unreadable) and whether they came from the cache."""
+    key = cache_key(teacher, root / "images", names)
+    cache = root / f"teacher-{key[:16]}.npz"
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as saved:
+            if saved["names"].tolist() == names:
+                console.print(f"teacher outputs of {len(names)} frames reused from {cache}")
+                return saved["scores"], True
+    console.print(f"scoring {len(names)} frames with {teacher.describe()}")
+    scores = np.full(len(names), np.nan)
+    for start in range(0, len(names), BATCH):
+        frames, rows = [], []
+        for row in range(start, min(start + BATCH, len(names))):
+            frame = cv2.imread(str(root / "images" / names[row]), cv2.IMREAD_COLOR)
+            if frame is None:
+                warnings.warn("unreadable image", f"cannot decode {root / 'images' / names[row]}; skipped")
+                continue
+            frames.append(frame)
+            rows.append(row)
+        if frames:
+            scores[rows] = teacher.predict(frames).scores
+    buffer = io.BytesIO()
+    np.savez(buffer, names=np.array(names, dtype=str), scores=scores)
+    write_bytes(cache, buffer.getvalue())
+    return scores, False
+
+
+def cache_key(teacher: ExternalTeacher, folder: Path, names: list[str]) -> str:
+    """sha256 of the teacher's identity and the sorted (name, content sha256) list of the frames."""
+    digest = hashlib.sha256(teacher.identity.encode())
+    for name in sorted(names):
+        digest.update(f"\n{name}\t{sha256_file(folder / name)}".encode())
+    return digest.hexdigest()
+
+
+def write_splits(root: Path, names: list[str], scores: np.ndarray, fold: int) -> dict[str, int]:
+    """Deterministic split by name hash: ~10% test (held out), ~10% val, the rest train."""
+    order = sorted(range(len(names)), key=lambda i: hashlib.sha256(names[i].encode()).hexdigest())
+    held = max(1, round(len(names) * HELD_OUT))
+    parts = {"test": order[:held], "val": order[held : 2 * held], "train": order[2 * held :]}
+    for split in SPLITS:
+        lines = [f"{names[i]} {scores[i]:.6f}\n" for i in sorted(parts[split], key=lambda i: names[i])]
+        write_text(split_path(root, split, fold), "".join(lines))
+    return {"train": len(parts["train"]), "val": len(parts["val"]), "held_out": len(parts["test"])}
+
+
+def _link_gaze(source: Path, root: Path) -> None:
+    """``root/gaze`` → ``source/gaze`` when the source has gaze data; no gaze folder otherwise."""
+    link = gaze_dir(root)
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    elif link.is_dir():
+        shutil.rmtree(link)
+    if gaze_dir(source).is_dir():
+        os.symlink(gaze_dir(source).resolve(), link, target_is_directory=True)
+
+
+def _safe_name(rel: Path) -> Path:
+    """Whitespace in names would break the split files' ``<name> <score>`` lines."""
+    return Path(re.sub(r"\s+", "_", rel.as_posix()))
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.symlink(source.resolve(), target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _write_frame(path: Path, frame: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if path.suffix == ".jpg" else []
+    ok, data = cv2.imencode(path.suffix, frame, params)
+    if not ok:
+        fail(f"cannot encode frame {path}")
+    write_bytes(path, data.tobytes())

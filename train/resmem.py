@@ -1,0 +1,55 @@
+"""ResMem (Needell & Bainbridge, PyPI ``resmem``): loading and its own preprocessing.
+
+The package ships its weights inside the wheel, so loading needs no network. Its licence is
+NON-COMMERCIAL (University of Chicago); ``pip install 'memgaze[resmem]'`` installs it.
+Preprocessing as the package's ``transformer``: RGB, resize to 256×256, centre crop 227, [0, 1].
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import warnings
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from memgaze.errors import fail
+
+RESMEM_RESIZE = 256
+RESMEM_SIZE = 227
+INSTALL_HINT = "pip install 'memgaze[resmem]' (ResMem's licence is non-commercial)"
+
+
+def resmem_version() -> str:
+    """The installed ``resmem`` version; one-line error with the install command when it is missing."""
+    if importlib.util.find_spec("resmem") is None:
+        fail(f"the ResMem model is not installed: {INSTALL_HINT}")
+    return importlib.metadata.version("resmem")
+
+
+def load_resmem() -> nn.Module:
+    """The pretrained ResMem in eval mode (CPU); one-line error if missing or its weights fail to load."""
+    resmem_version()
+    try:
+        from resmem import ResMem
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torchvision's 'pretrained' deprecation notice
+            model = ResMem(pretrained=True)
+    except Exception as exc:  # a missing LFS file, a download attempt without internet, an API change
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        fail(f"resmem is installed but its weights could not be loaded offline ({type(exc).__name__}: {first})")
+    return model.eval().requires_grad_(False)
+
+
+def resmem_input(frames_bgr: list[np.ndarray]) -> torch.Tensor:
+    """BGR uint8 frames of any size → ResMem's input: float RGB ``[N, 3, 227, 227]`` in [0, 1]."""
+    start = (RESMEM_RESIZE - RESMEM_SIZE) // 2
+    crops = []
+    for frame in frames_bgr:
+        rgb = cv2.cvtColor(cv2.resize(frame, (RESMEM_RESIZE, RESMEM_RESIZE), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+        crops.append(rgb[start : start + RESMEM_SIZE, start : start + RESMEM_SIZE])
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div(255.0).contiguous()  # ResMem .view()s its features
