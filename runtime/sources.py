@@ -25,6 +25,7 @@ URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 HOW_TO_CHOOSE = "choose a source with --camera N or --source FILE|FOLDER|URL|PIPELINE"
 # Give up on a stalled network stream after this long instead of blocking forever.
+MAX_BAD_FRAMES = 8  # consecutive undecodable frames of a file before it counts as ended
 STREAM_TIMEOUT_MS = 5000
 
 
@@ -97,6 +98,7 @@ class VideoCaptureSource(FrameSource):
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
         self._capture: cv2.VideoCapture | None = None
+        self._after_bad: np.ndarray | None = None  # the good frame found past an undecodable one
 
     def _new_capture(self) -> cv2.VideoCapture:
         if self.spec.kind == "camera":
@@ -126,11 +128,20 @@ class VideoCaptureSource(FrameSource):
     def read(self) -> np.ndarray | None:
         if self._capture is None:
             raise SourceLost(f"{self.spec} is not open")
+        if self._after_bad is not None:
+            frame, self._after_bad = self._after_bad, None
+            return frame
         ok, frame = self._capture.read()
         if ok and frame is not None:
             return frame
         if self.spec.live:
             raise SourceLost(f"{self.spec} stopped delivering frames")
+        # A file: a failed read is either the end or a frame the decoder rejected; a later frame tells.
+        for _ in range(MAX_BAD_FRAMES):
+            ok, frame = self._capture.read()
+            if ok and frame is not None:
+                self._after_bad = frame
+                raise Undecodable(f"a frame of {self.spec} could not be decoded; skipped")
         return None  # end of file
 
     def close(self) -> None:

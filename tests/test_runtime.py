@@ -212,6 +212,32 @@ def test_parse_source(tmp_path: Path) -> None:
         open_source(SourceSpec("camera", 7))
 
 
+def _clip_with_a_wiped_frame(path: Path, frames: int = 20, wiped: int = 10) -> Path:
+    """An MJPG AVI whose ``wiped``-th JPEG is overwritten with zeros (the decoder rejects it)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (64, 64))
+    for i in range(frames):
+        writer.write(synthetic_frame(i, 64))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]
+    assert len(starts) == frames, "MJPG AVI layout not as expected"
+    data[starts[wiped]:starts[wiped + 1]] = bytes(starts[wiped + 1] - starts[wiped])
+    path.write_bytes(data)
+    return path
+
+
+def test_undecodable_video_frames_are_skipped_and_counted(tmp_path: Path) -> None:
+    clip = _clip_with_a_wiped_frame(tmp_path / "bad.avi")
+    capture = Capture(open_source(parse_source(None, str(clip)))).start()
+    indices = []
+    while (frame := capture.get(timeout=5)) is not None:
+        indices.append(frame.index)
+    capture.stop()
+    assert capture.undecodable >= 1
+    assert len(indices) >= 15  # the frames after the bad one are still read
+    assert capture.end_reason.startswith("end of")
+
+
 def test_folder_is_read_in_order_and_bad_images_are_counted(tmp_path: Path) -> None:
     folder = make_folder(tmp_path / "imgs", frames=6, corrupt=(2,))
     capture = Capture(open_source(parse_source(None, str(folder)))).start()
