@@ -25,7 +25,7 @@ from memgaze.runtime.bundle import load_bundle
 from memgaze.runtime.capture import Capture
 from memgaze.runtime.pipeline import Pipeline, preprocess
 from memgaze.runtime.sinks import JsonlSink
-from memgaze.runtime.sources import open_source, parse_source
+from memgaze.runtime.sources import Undecodable, open_source, parse_source
 from memgaze.runtime.timing import STAGES
 
 ENGINE_FRAMES = 16  # distinct preprocessed frames the raw engine is timed on, in turn
@@ -41,7 +41,10 @@ def _engine_frames(source: str, size: tuple[int, int], count: int) -> list[np.nd
     batches: list[np.ndarray] = []
     try:
         while len(batches) < count:
-            image = frames.read()
+            try:
+                image = frames.read()
+            except Undecodable:
+                continue
             if image is None:
                 break
             batches.append(preprocess(image, size))

@@ -24,8 +24,8 @@ from memgaze.errors import fail
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 HOW_TO_CHOOSE = "choose a source with --camera N or --source FILE|FOLDER|URL|PIPELINE"
-# Give up on a stalled network stream after this long instead of blocking forever.
 MAX_BAD_FRAMES = 8  # consecutive undecodable frames of a file before it counts as ended
+# Give up on a stalled network stream after this long instead of blocking forever.
 STREAM_TIMEOUT_MS = 5000
 
 
