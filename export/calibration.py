@@ -12,7 +12,7 @@ from onnxruntime.quantization import CalibrationDataReader
 
 from memgaze.console import WarningCounter
 from memgaze.errors import fail
-from memgaze.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_media
+from memgaze.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_media, resize_frame
 
 MIN_FRAMES = 8
 DEFAULT_COUNT = 128
@@ -87,15 +87,6 @@ def split_refs(refs: list[FrameRef], count: int, held_out: int) -> tuple[list[Fr
     return calib, [rest[i] for i in evenly_spaced(len(rest), held_out)]
 
 
-def resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a BGR frame to ``size`` = (height, width) as the runtime does (OpenCV)."""
-    height, width = size
-    if frame.shape[:2] == (height, width):
-        return frame
-    shrinking = frame.shape[0] > height or frame.shape[1] > width
-    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-
-
 def read_frames(refs: list[FrameRef], size: tuple[int, int], warnings: WarningCounter) -> tuple[np.ndarray, list[str]]:
     """Decode and resize the referenced frames; unreadable ones are skipped with a warning."""
     frames, names = [], []
@@ -112,7 +103,7 @@ def read_frames(refs: list[FrameRef], size: tuple[int, int], warnings: WarningCo
             if frame is None:
                 warnings.warn("unreadable frame", f"cannot read {ref.path}" + ("" if ref.index is None else f" frame {ref.index}") + "; skipped")
                 continue
-            frames.append(resize(frame, size))
+            frames.append(resize_frame(frame, size))
             names.append(ref.name)
     finally:
         for cap in captures.values():

@@ -33,6 +33,16 @@ def list_media(folder: Path, what: str = "folder", skip: Path | None = None) -> 
     return [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES], [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
 
 
+def resize_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A BGR frame at ``size`` = (height, width), as the runtime feeds the model: OpenCV, area
+    interpolation when shrinking, linear when enlarging; the frame itself when it already fits."""
+    height, width = size
+    if frame.shape[:2] == (height, width):
+        return frame
+    shrinking = frame.shape[0] > height or frame.shape[1] > width
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
 def thumbnail(frame: np.ndarray) -> np.ndarray:
     """A small float32 grayscale version of a BGR frame, for near-duplicate checks."""
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 from rich.table import Column, Table
 
 from memgaze.console import console
+from memgaze.media import resize_frame
 from memgaze.runtime.backends.base import Backend
 from memgaze.runtime.capture import Capture
 from memgaze.runtime.overlay import annotate
@@ -19,10 +19,7 @@ from memgaze.runtime.timing import STAGES, RateMeter, StageTimes
 
 def preprocess(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """BGR frame → uint8 batch ``[1, H, W, 3]`` at the model's ``size`` (H, W); all the work is in OpenCV."""
-    height, width = size
-    shrinking = frame.shape[0] > height or frame.shape[1] > width
-    resized = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-    return resized[np.newaxis]
+    return resize_frame(frame, size)[np.newaxis]
 
 
 def heatmap_peak(heatmap: np.ndarray, frame_shape: tuple[int, ...]) -> tuple[int, int]:

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from memgaze.errors import fail
 from memgaze.manifest import sha256_file
+from memgaze.media import resize_frame
 from memgaze.train.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 DEFAULT_BATCH = 16
@@ -118,7 +118,7 @@ class OnnxTeacher(ExternalTeacher):
         return image, user
 
     def predict(self, frames_bgr: Sequence[np.ndarray]) -> TeacherOutput:
-        resized = [_resize(frame, self.height, self.width) for frame in frames_bgr]
+        resized = [resize_frame(frame, (self.height, self.width)) for frame in frames_bgr]
         scores, maps = [], []
         for start in range(0, len(resized), self.batch):
             chunk = np.stack(resized[start : start + self.batch])
@@ -232,13 +232,6 @@ def _outputs(path: Path, outputs: Sequence[Any]) -> tuple[Any, Any]:
         (o for o in outputs if len(o.shape) == 4 and o.shape[1] == 1), None
     )
     return score, heat
-
-
-def _resize(frame: np.ndarray, height: int, width: int) -> np.ndarray:
-    if frame.shape[:2] == (height, width):
-        return frame
-    shrinking = frame.shape[0] > height or frame.shape[1] > width
-    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
 def _unit_maps(maps: np.ndarray) -> np.ndarray:
