@@ -204,7 +204,7 @@ def train_stage(
         progress.epoch = epoch
         if value > progress.best_value:
             progress.best_value, progress.best_epoch, progress.best_metrics = value, epoch, metrics
-            progress.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            progress.best_weights = _cpu_weights(model)
             progress.bad_epochs = 0
         else:
             progress.bad_epochs += 1
@@ -296,6 +296,16 @@ def _print_epoch(stage: str, epoch: int, epochs: int, metrics: dict[str, float],
     console.print(f"{stage:<9}{f'{epoch}/{epochs}':>7}{values}{'  best' if best else ''}", soft_wrap=True)
 
 
+def _run_identity(spec: StageSpec, steps: int) -> dict[str, Any]:
+    """What a saved state must match to be resumed by this run."""
+    return {"stage": spec.name, "epochs": spec.epochs, "steps_per_epoch": steps}
+
+
+def _cpu_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of ``model``'s weights (the best epoch's, kept aside)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
 def _save_state(
     path: Path,
     spec: StageSpec,
@@ -319,7 +329,7 @@ def _save_state(
             model=model,
             best=progress.best_value,
             extra={
-                "run": {"stage": spec.name, "epochs": spec.epochs, "steps_per_epoch": steps},
+                "run": _run_identity(spec, steps),
                 # the best weights are the model's own when this epoch is the best: not stored twice
                 "progress": {**vars(progress), "best_weights": None if current else progress.best_weights},
                 "scaler": scaler.state_dict() if scaler is not None else None,
@@ -342,8 +352,7 @@ def _load_state(
     """Restore a state written by :func:`_save_state`; one-line error if it does not fit this run."""
     state = load_training_state(path, optimizer=optimizer, scheduler=scheduler, model=model, restore_rng=False)
     extra = state["extra"]
-    now = {"stage": spec.name, "epochs": spec.epochs, "steps_per_epoch": steps}
-    for key, value in now.items():
+    for key, value in _run_identity(spec, steps).items():
         if extra.get("run", {}).get(key) != value:
             fail(
                 f"cannot resume from {path}: it was written with {key}={extra.get('run', {}).get(key)!r}, "
@@ -355,5 +364,5 @@ def _load_state(
     set_rng_state(ranks_rng[rt.ctx.rank] if len(ranks_rng) == rt.ctx.world_size else ranks_rng[0])
     progress = _Progress(**extra["progress"])
     if progress.best_weights is None and progress.best_epoch == progress.epoch:
-        progress.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        progress.best_weights = _cpu_weights(model)
     return progress
