@@ -8,7 +8,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -20,104 +20,82 @@ from memgaze.errors import MemgazeError
 from memgaze.train.external_teacher import ExternalTeacher, TeacherOutput, open_teacher, parse_channels
 from memgaze.train.label_free import collect_frames, prepare
 
-from train_fixtures import train
+from train_fixtures import TINY, train
 
-SIZE = 32  # model input side of the teacher and the distilled student (the demo images are 64 px)
-TEACHER_SEED = 1  # the student trains with --seed 0: the teacher is a different network
-
-
-def calibrated_student_onnx(images: Path, path: Path) -> Path:
-    """A well-spread ONNX teacher exported by memgaze itself: a random-init student (no pretrained
-    weights offline) whose BatchNorm statistics are measured on ``images`` and whose score logits
-    are standardised over them (an untrained student in eval mode gives every image nearly the
-    same score)."""
-    from memgaze.export.onnx_export import export_onnx
-    from memgaze.train.data import normalize_image
-    from memgaze.train.models import build_model, default_config
-
-    torch.manual_seed(TEACHER_SEED)
-    config = default_config("student", SIZE, ["generic"], backbone_weights="none")
-    model = build_model(config)
-    frames = [cv2.cvtColor(load_bgr(p), cv2.COLOR_BGR2RGB) for p in sorted(images.iterdir())]
-    x = torch.stack([normalize_image(torch.from_numpy(f).permute(2, 0, 1)) for f in frames])
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None  # cumulative average over the calibration pass
-    with torch.no_grad():
-        model.train()(x)
-        model.eval()
-        last = model.score_head.mlp[-1]
-        logits: list[torch.Tensor] = []
-        hook = last.register_forward_hook(lambda _m, _i, out: logits.append(out.squeeze(1)))
-        model(x)
-        hook.remove()
-        mean, std = logits[0].mean(), logits[0].std()
-        last.weight /= std
-        last.bias.copy_((last.bias - mean) / std)
-    export_onnx(model, config, path)
-    return path
-
-
-def load_bgr(path: Path) -> np.ndarray:
-    return cv2.resize(cv2.imread(str(path)), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+TEACHER = Path(__file__).parent / "data" / "demo_teacher.int8.onnx"  # `make test-teacher` regenerates it
+TEACHER_SIZE = 128  # its input side
+FRAMES = 320  # unlabelled demo frames (64 px, seed 0: scenes the teacher never saw)
+SIZE = 64  # the distilled student's input side
+EPOCHS = 8  # about 100 s on 2 CPU cores; agreement on unseen scenes: 0.85 after 6 epochs, 0.88 after 8
+UNSEEN = 200  # fresh demo scenes (seed 7) on which the acceptance is measured
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Demo scenes without labels: the splits are deleted, the gaze of one user is kept."""
     from memgaze.train.demo import make_demo_dataset
 
     root = tmp_path_factory.mktemp("lf") / "demo"
-    make_demo_dataset(root, 100, 64, 2, 0)
+    make_demo_dataset(root, FRAMES, SIZE, 1, 0)
+    shutil.rmtree(root / "splits")
     return root
 
 
 @pytest.fixture(scope="module")
-def teacher_onnx(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return calibrated_student_onnx(demo / "images", tmp_path_factory.mktemp("teacher") / "teacher.onnx")
+def teacher_onnx() -> Path:
+    return TEACHER
 
 
 # -- the acceptance run ---------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def distilled(demo: Path, teacher_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def distilled(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("distilled")
     proc = train(
-        "--data", str(demo), "--out", str(out), "--teacher-model", str(teacher_onnx),
-        "--epochs-student", "1", "--image-size", str(SIZE), "--batch-size", "16", "--device", "cpu", "--workers", "0", "--no-cache",
+        "--data", str(demo), "--out", str(out), "--teacher-model", str(TEACHER),
+        "--epochs-student", str(EPOCHS), "--image-size", str(SIZE), "--batch-size", "16", "--device", "cpu", "--workers", "0", "--no-cache",
     )
     assert proc.returncode == 0, proc.stderr
     assert "only the student stage runs" in proc.stderr and "Spearman" in proc.stderr
     return out
 
 
-def test_report_says_what_the_student_was_trained_on(distilled: Path, teacher_onnx: Path) -> None:
+def test_report_says_what_the_student_was_trained_on(distilled: Path) -> None:
     report = json.loads((distilled / "metrics.json").read_text())["distillation"]
-    assert report["teacher_model"] == teacher_onnx.name and "memgaze" in report["teacher_version"]
-    assert report["frames"] == 100 and report["held_out"] == 10 and report["teacher_outputs"] == "computed"
-    assert report["teacher_map"] is True and report["scores_rescaled"] is False
-    assert -1 <= report["spearman_vs_teacher"] <= 1
+    assert report["teacher_model"] == TEACHER.name and "memgaze" in report["teacher_version"]
+    assert report["frames"] == FRAMES and report["held_out"] == FRAMES // 10 and report["teacher_outputs"] == "computed"
+    assert report["teacher_map"] is True and report["teacher_online"] is True and report["scores_rescaled"] is False
 
 
-@pytest.mark.xfail(
-    reason="issue 7 acceptance (ρ ≥ 0.8 vs the teacher) is not reached by a student trained from scratch "
-    "(no pretrained weights offline) in one CPU epoch; measured ρ ≈ 0–0.2 after 1–8 epochs",
-    strict=False,
-)
-def test_student_agrees_with_onnx_teacher(distilled: Path) -> None:
+def test_student_agrees_with_onnx_teacher(distilled: Path, tmp_path: Path) -> None:
+    """Issue 7's acceptance: Spearman ≥ 0.8 with the teacher on held-out images, here 200 demo
+    scenes the student never saw (the run's own held-out set, 10% of 320 frames, is too small to
+    tell 0.8 from 0.7), both models run as ONNX through the same preprocessing."""
+    from scipy.stats import spearmanr
+
+    from memgaze.export.onnx_export import export_onnx
+    from memgaze.train.checkpoint import load_checkpoint
+    from memgaze.train.demo import make_demo_dataset
+
+    model, config = load_checkpoint(distilled / "student.safetensors", expect_kind="student")
+    export_onnx(model, config, tmp_path / "student.onnx")
+    student = open_teacher(str(tmp_path / "student.onnx"))
+    make_demo_dataset(tmp_path / "unseen", UNSEEN, SIZE, 1, 7)
+    frames = [cv2.imread(str(p)) for p in sorted((tmp_path / "unseen" / "images").iterdir())]
+    rho = spearmanr(student.predict(frames).scores, open_teacher(str(TEACHER)).predict(frames).scores)[0]
     report = json.loads((distilled / "metrics.json").read_text())["distillation"]
-    assert report["spearman_vs_teacher"] >= 0.8, report
+    assert rho >= 0.8 and report["spearman_vs_teacher"] >= 0.6, (rho, report)
 
 
 def test_distilled_student_keeps_users_and_skips_the_resnet_teacher(distilled: Path) -> None:
     student = json.loads((distilled / "student.json").read_text())
-    assert student["users"] == ["generic", "user_faces", "user_text"]
-    assert student["training"]["teacher_model"] == "teacher.onnx"
+    assert student["users"] == ["generic", "user_faces"]
+    assert student["training"]["teacher_model"] == TEACHER.name and student["training"]["teacher_online"] is True
     assert not (distilled / "teacher.safetensors").exists()
     metrics = json.loads((distilled / "metrics.json").read_text())
-    assert "teacher" not in metrics and metrics["distillation"]["gaze_users"] == ["user_faces", "user_text"]
-    assert np.isfinite(metrics["student"]["test"]["cc_own_user"])
+    assert "teacher" not in metrics and metrics["distillation"]["gaze_users"] == ["user_faces"]
+    assert metrics["student"]["test"]["cc_own_user"] > 0.5  # the user's gaze was imitated
 
 
 # -- teachers ---------------------------------------------------------------------------------------
@@ -150,14 +128,82 @@ def test_float_nchw_teacher_uses_size_and_normalization_flags(tmp_path: Path) ->
         open_teacher(str(tmp_path / "mean.onnx"))
 
 
-def test_bundle_graph_teacher_gives_score_and_map(teacher_onnx: Path, demo: Path) -> None:
-    teacher = open_teacher(str(teacher_onnx))
+def test_bundle_graph_teacher_gives_score_and_map(demo: Path) -> None:
+    teacher = open_teacher(str(TEACHER))
+    assert (teacher.height, teacher.width, teacher.nhwc) == (TEACHER_SIZE, TEACHER_SIZE, True)
     frames = [cv2.imread(str(p)) for p in sorted((demo / "images").iterdir())[:5]]
     out = teacher.predict(frames)
-    assert teacher.has_map and out.maps is not None and out.maps.shape == (5, SIZE // 8, SIZE // 8)
+    assert teacher.has_map and out.maps is not None and out.maps.shape == (5, TEACHER_SIZE // 8, TEACHER_SIZE // 8)
     assert np.allclose(out.maps.sum(axis=(1, 2)), 1, atol=1e-4) and out.scores.std() > 0.01
-    logits = teacher.map_logits(torch.zeros(2, 3, 32, 32), (4, 4))
-    assert logits.shape == (2, 1, 4, 4) and torch.allclose(logits.exp().sum(dim=(2, 3)), torch.ones(2, 1), atol=1e-4)
+
+
+# -- what the student imitates per batch ----------------------------------------------------------
+
+
+def _batch(frames: Sequence[np.ndarray], users: Sequence[int]) -> dict[str, torch.Tensor]:
+    """A training batch of BGR frames as the data loader gives it: normalized RGB, user, index."""
+    from memgaze.train.data import normalize_image
+
+    rgb = [torch.from_numpy(np.ascontiguousarray(f[..., ::-1])).permute(2, 0, 1) for f in frames]
+    return {
+        "image": torch.stack([normalize_image(x) for x in rgb]),
+        "user": torch.tensor(users),
+        "index": torch.arange(len(frames)),
+    }
+
+
+def test_online_targets_are_of_the_crop_the_student_sees(demo: Path) -> None:
+    from memgaze.train.kd_targets import ExternalTargets
+
+    teacher = open_teacher(str(TEACHER))
+    frames = [cv2.imread(str(p)) for p in sorted((demo / "images").iterdir())[:4]]
+    flipped = [np.ascontiguousarray(f[:, ::-1]) for f in frames]  # an augmented view of each frame
+    cached = torch.from_numpy(teacher.predict(frames).scores).float()
+    batch = _batch(flipped, [0, 1, 0, 2])
+    online_scores, online_maps = ExternalTargets(teacher, cached, online=True)(batch, (8, 8))
+    assert torch.allclose(online_scores, torch.from_numpy(teacher.predict(flipped).scores).float(), atol=1e-3)
+    assert not torch.allclose(online_scores, cached, atol=1e-3)
+    cached_scores, cached_maps = ExternalTargets(teacher, cached, online=False)(batch, (8, 8))
+    assert torch.equal(cached_scores, cached)
+    for maps in (online_maps, cached_maps):  # map targets for generic items only, as log-probabilities
+        assert maps.shape == (4, 1, 8, 8) and not maps[[1, 3]].any()
+        assert torch.allclose(maps[[0, 2]].exp().sum(dim=(2, 3)), torch.ones(2, 1), atol=1e-3)
+    assert torch.allclose(online_maps, cached_maps, atol=1e-5)  # both are of the crop
+
+
+class _PartlyBlindTeacher(ExternalTeacher):
+    name, version, identity = "blind", "test", "blind-v1"
+
+    def predict(self, frames_bgr: Sequence[np.ndarray]) -> TeacherOutput:
+        return TeacherOutput(np.array([np.nan] + [0.5] * (len(frames_bgr) - 1)), None)
+
+
+def test_a_crop_without_a_teacher_score_keeps_the_frames_score() -> None:
+    from memgaze.train.kd_targets import ExternalTargets
+
+    frames = [np.full((16, 16, 3), 90, np.uint8)] * 3
+    cached = torch.tensor([0.1, 0.2, 0.3])
+    scores, maps = ExternalTargets(_PartlyBlindTeacher(), cached, online=True)(_batch(frames, [0, 0, 1]), (2, 2))
+    assert scores.tolist() == pytest.approx([0.1, 0.5, 0.5]) and not maps.any()
+
+
+def test_label_free_score_loss_is_in_units_of_the_teacher_variance() -> None:
+    from memgaze.train.losses import LossWeights
+    from memgaze.train.stages import label_free_weights
+
+    narrow = label_free_weights(LossWeights(), np.array([0.50, 0.52, 0.54, 0.56]))
+    wide = label_free_weights(LossWeights(), np.array([0.1, 0.4, 0.6, 0.9]))
+    assert narrow.student_score == 0.0 and narrow.student_score_kd == pytest.approx(1 / np.var([0.50, 0.52, 0.54, 0.56]))
+    assert narrow.student_score_kd / wide.student_score_kd == pytest.approx(np.var([0.1, 0.4, 0.6, 0.9]) / np.var([0.50, 0.52, 0.54, 0.56]))
+    assert narrow.student_map_kd == LossWeights().student_map_kd and narrow.student_gaze == LossWeights().student_gaze
+
+
+def test_teacher_cached_trains_on_the_whole_frames_scores(tmp_path: Path, make_demo: Callable[..., Path]) -> None:
+    data = make_demo(count=20, size=32, users=2, seed=3)
+    proc = train("--data", str(data), "--out", str(tmp_path / "o"), "--teacher-model", str(TEACHER), "--teacher-cached", "--epochs-student", "1", *TINY)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["distillation"]["teacher_online"] is False
+    assert json.loads((tmp_path / "o" / "student.json").read_text())["training"]["teacher_online"] is False
 
 
 def test_bad_teachers_are_one_line_errors(tmp_path: Path) -> None:
@@ -211,11 +257,28 @@ def test_videos_are_sampled_every_kth_frame_without_near_duplicates(tmp_path: Pa
     _write_video(source / "day" / "cam 1.avi", [still] * 30 + moving)  # frames 0-29 identical
     shutil.copy(sorted((demo / "images").iterdir())[40], source / "photo.jpg")
     cv2.imwrite(str(source / "scan.bmp"), still)
-    names, counts = collect_frames(source, tmp_path / "out" / "images", 10, 2.0, WarningCounter("t"))
+    frames = collect_frames(source, tmp_path / "out" / "images", 10, 2.0, WarningCounter("t"))
+    names = frames.names
     assert names[:2] == ["photo.jpg", "scan.png"]
     assert names[2:] == [f"day/cam_1_f{i:06d}.jpg" for i in (0, 30, 40, 50)]  # 10 and 20 repeat frame 0
-    assert counts["video_frames_sampled"] == 6 and counts["near_duplicates_skipped"] == 2
+    assert frames.counts["video_frames_sampled"] == 6 and frames.counts["near_duplicates_skipped"] == 2
     assert all((tmp_path / "out" / "images" / n).is_file() for n in names)
+    assert frames.groups == ["photo.jpg", "scan.png", *[f"day/cam_1.avi#{k}" for k in range(4)]]  # a short video: 1 frame per group
+
+
+def test_neighbouring_video_frames_stay_on_one_side_of_the_split(tmp_path: Path) -> None:
+    from memgaze.train.label_free import STRETCH_MAX, write_splits
+
+    names = [f"cam_f{i * 30:06d}.jpg" for i in range(200)]  # an hour-long video gives stretches of 10 frames
+    groups = [f"cam.mp4#{i // STRETCH_MAX}" for i in range(200)]
+    sizes = write_splits(tmp_path, names, np.linspace(0, 1, 200), 1, groups)
+    side = {}
+    for split in ("train", "val", "test"):
+        for line in (tmp_path / "splits" / f"{split}_1.txt").read_text().splitlines():
+            side[int(line.split()[0][5:11]) // 30] = split
+    assert len(side) == 200 and sizes["held_out"] == 20 and sizes["val"] == 20 and sizes["train"] == 160
+    assert all(len({side[i] for i in range(start, start + STRETCH_MAX)}) == 1 for start in range(0, 200, STRETCH_MAX))
+    assert len({side[i] for i in range(200)}) == 3
 
 
 class _CountingTeacher(ExternalTeacher):
@@ -237,7 +300,7 @@ def test_teacher_outputs_are_cached_by_image_list(tmp_path: Path, demo: Path) ->
     assert calls > 0 and teacher.calls == calls and again.summary["teacher_outputs"] == "reused from cache"
     assert first.summary["scores_rescaled"] is True  # mean grey levels are not in [0, 1]
     lines = (first.root / "splits" / "test_1.txt").read_text().splitlines()
-    assert len(lines) == 10 and all(0 <= float(line.split()[1]) <= 1 for line in lines)
+    assert len(lines) == FRAMES // 10 and all(0 <= float(line.split()[1]) <= 1 for line in lines)
     changed = tmp_path / "more"  # one more image: a new image list, so the outputs are recomputed
     shutil.copytree(demo / "images", changed / "images")
     shutil.copy(sorted((demo / "images").iterdir())[0], changed / "images" / "extra.jpg")

@@ -42,6 +42,7 @@ def train(
     teacher_size: Optional[int] = typer.Option(None, "--teacher-size", help="ONNX teacher input side when its size is dynamic [from the model]"),
     teacher_mean: Optional[str] = typer.Option(None, "--teacher-mean", help="float-input ONNX teacher: R,G,B mean in 0-1 units [metadata, else ImageNet]"),
     teacher_std: Optional[str] = typer.Option(None, "--teacher-std", help="float-input ONNX teacher: R,G,B std in 0-1 units [metadata, else ImageNet]"),
+    teacher_online: Optional[bool] = typer.Option(None, "--teacher-online/--teacher-cached", help="label-free: run the external model on every augmented batch, or use its cached scores of whole frames [online for ONNX models, cached for resmem]"),
     video_every: Optional[int] = typer.Option(None, "--video-every", help="label-free: keep every K-th video frame (near-duplicates skipped) [30]"),
     make_demo_data: Optional[Path] = typer.Option(None, "--make-demo-data", help="write a synthetic demo dataset to this folder and exit"),
     demo_count: int = typer.Option(400, "--demo-count", help="with --make-demo-data: number of images"),
@@ -76,6 +77,7 @@ def train(
             "teacher_size": teacher_size,
             "teacher_mean": teacher_mean,
             "teacher_std": teacher_std,
+            "teacher_online": teacher_online,
             "video_every": video_every,
         },
     )

@@ -40,6 +40,9 @@ demo_count, demo_users, demo_image_size   the dataset ``--data demo`` generates 
 teacher_model          label-free distillation: ONNX file or adapter name (``resmem``) standing in for labels (null)
 teacher_size           input side of an ONNX teacher whose input size is dynamic (null = from the model)
 teacher_mean/std       ``"R,G,B"`` (0–1 units) normalization of a float-input ONNX teacher (null = metadata, else ImageNet)
+teacher_online         with teacher_model: run the external model on every augmented batch, so its score and map
+                       targets are of the crop the student sees (consistent distillation); false = its cached
+                       scores of the whole frames (null = on for ONNX models, off for resmem)
 video_every            with teacher_model: keep every K-th video frame (30)
 video_min_change       with teacher_model: skip a frame whose 32×32 grey thumbnail differs from the last kept one
                        by less than this mean absolute grey level, 0–255 (2.0)
@@ -110,6 +113,7 @@ class TrainConfig:
     teacher_size: int | None = None
     teacher_mean: str | None = None
     teacher_std: str | None = None
+    teacher_online: bool | None = None
     video_every: int = 30
     video_min_change: float = 2.0
 

@@ -36,12 +36,18 @@ class TeacherOutput:
 
 
 class ExternalTeacher:
-    """A model run on BGR uint8 frames of any size. ``identity`` keys the cache of its outputs."""
+    """A model run on BGR uint8 frames of any size. ``identity`` keys the cache of its outputs.
+
+    ``online_by_default``: whether training runs it on every augmented batch (consistent
+    distillation, see :mod:`memgaze.train.stages`) unless told otherwise; off for models too slow
+    for that on a CPU.
+    """
 
     name: str
     version: str
     identity: str
     has_map: bool = False
+    online_by_default: bool = True
 
     def predict(self, frames_bgr: Sequence[np.ndarray]) -> TeacherOutput:
         raise NotImplementedError
@@ -51,19 +57,21 @@ class ExternalTeacher:
         return f"{self.name} ({self.version}), {'score + map' if self.has_map else 'score only'}"
 
     @torch.no_grad()
-    def map_logits(self, images: torch.Tensor, map_size: tuple[int, int]) -> torch.Tensor:
-        """Map-KD targets for a batch of normalized RGB images ``[k, 3, S, S]``: log of the teacher's
-        map resized to ``map_size`` (softmax of it is the map), ``[k, 1, h, w]`` on the images' device."""
+    def predict_images(self, images: torch.Tensor) -> TeacherOutput:
+        """Outputs for a batch of training images as the student sees them: normalized RGB ``[k, 3, S, S]``."""
         mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         rgb = (images.detach().float().cpu() * std + mean).clamp(0, 1).mul(255).round().to(torch.uint8)
-        frames = list(rgb.permute(0, 2, 3, 1).flip(-1).numpy())
-        maps = self.predict(frames).maps
-        assert maps is not None, "map_logits needs a teacher with a map"
-        heat = F.interpolate(torch.from_numpy(maps)[:, None], size=map_size, mode="bilinear", align_corners=False, antialias=True)
-        heat = heat.clamp_min(0)
-        heat = heat / heat.sum(dim=(2, 3), keepdim=True).clamp_min(1e-12)
-        return torch.log(heat + MAP_EPS).to(images.device)
+        return self.predict(list(rgb.permute(0, 2, 3, 1).flip(-1).numpy()))
+
+
+def map_log_targets(maps: np.ndarray, map_size: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """Map-KD targets from a teacher's maps ``[k, h', w']``: the log of each map resized to
+    ``map_size`` (softmax of it is the map), ``[k, 1, h, w]`` on ``device``."""
+    heat = F.interpolate(torch.from_numpy(maps)[:, None], size=map_size, mode="bilinear", align_corners=False, antialias=True)
+    heat = heat.clamp_min(0)
+    heat = heat / heat.sum(dim=(2, 3), keepdim=True).clamp_min(1e-12)
+    return torch.log(heat + MAP_EPS).to(device)
 
 
 class OnnxTeacher(ExternalTeacher):
@@ -148,6 +156,7 @@ class ResMemTeacher(ExternalTeacher):
 
         version = resmem_version()
         self.name, self.version, self.identity = "ResMem", f"resmem {version}", f"resmem=={version}"
+        self.online_by_default = False  # a ResNet-152-sized model: about 0.6 s per frame on a 2-core CPU
         self._model: torch.nn.Module | None = None
 
     def predict(self, frames_bgr: Sequence[np.ndarray]) -> TeacherOutput:

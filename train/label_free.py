@@ -4,7 +4,8 @@
 read from there, its splits ignored). Videos give every K-th frame, near-duplicates skipped.
 Everything lands in ``OUT/label-free/``: ``images/`` (images linked, other formats as PNG, video
 frames as ``<video stem>_f<index>.jpg``), ``splits/{train,val,test}_<fold>.txt`` holding the
-teacher's scores (a deterministic 80/10/10 split by name hash), ``gaze`` (a link to
+teacher's scores (a deterministic 80/10/10 split: images by name hash, video frames by stretches of
+consecutive frames, so that near-identical neighbours never sit on both sides), ``gaze`` (a link to
 ``FOLDER/gaze`` when there is one, so gaze imitation and user conditioning still apply) and
 ``teacher-<key>.npz``: the teacher's scores, keyed by the teacher and the frames' content hashes,
 so a second run does not recompute them.
@@ -35,6 +36,7 @@ from memgaze.train.layout import IMAGE_EXTENSIONS, SPLITS, gaze_dir, split_path
 FOLDER = "label-free"
 MIN_FRAMES = 10
 HELD_OUT = 0.1  # fraction of frames for val and for test, each
+STRETCH_MAX = 10  # sampled frames of a video that stay together in one split (fewer in a short video)
 BATCH = 16
 JPEG_QUALITY = 95
 
@@ -52,12 +54,14 @@ def prepare(
 ) -> LabelFreeData:
     """Collect the frames of ``source``, score them with ``teacher`` (cached) and write the splits."""
     root = out / FOLDER
-    names, counts = collect_frames(source, root / "images", every, min_change, warnings)
+    frames = collect_frames(source, root / "images", every, min_change, warnings)
+    names = frames.names
     scores, reused = teacher_scores(teacher, root, names, warnings)
     usable = np.isfinite(scores)
     if usable.sum() < MIN_FRAMES:
         fail(f"--data {source}: {int(usable.sum())} frame(s) could be read and scored; need at least {MIN_FRAMES}")
     kept = [n for n, ok in zip(names, usable) if ok]
+    groups = [g for g, ok in zip(frames.groups, usable) if ok]
     values = scores[usable]
     low, high = float(values.min()), float(values.max())
     if high - low < 1e-9:
@@ -65,14 +69,14 @@ def prepare(
     rescaled = low < 0 or high > 1
     if rescaled:  # the LaMem layout holds scores in [0, 1]; ranks (what Spearman measures) are unchanged
         values = (values - low) / (high - low)
-    sizes = write_splits(root, kept, values, fold)
+    sizes = write_splits(root, kept, values, fold, groups)
     _link_gaze(source, root)
     summary = {
         "teacher_model": teacher.name,
         "teacher_version": teacher.version,
         "teacher_map": teacher.has_map,
         "source": str(source),
-        **counts,
+        **frames.counts,
         "frames": len(kept),
         **sizes,
         "teacher_score_range": [low, high],
@@ -82,8 +86,18 @@ def prepare(
     return LabelFreeData(root, summary)
 
 
-def collect_frames(source: Path, folder: Path, every: int, min_change: float, warnings: WarningCounter) -> tuple[list[str], dict[str, Any]]:
-    """Fill ``folder`` (rebuilt) with the frames of ``source``; their names (relative, '/'-separated)."""
+@dataclass
+class Frames:
+    """Collected frames: names (relative, '/'-separated), the split group of each, and counts."""
+
+    names: list[str]
+    groups: list[str]
+    counts: dict[str, Any]
+
+
+def collect_frames(source: Path, folder: Path, every: int, min_change: float, warnings: WarningCounter) -> Frames:
+    """Fill ``folder`` (rebuilt) with the frames of ``source``. An image is its own split group; a
+    video's sampled frames form groups of up to :data:`STRETCH_MAX` consecutive ones."""
     media_root = source / "images" if (source / "images").is_dir() else source
     images, videos = list_media(media_root, "--data folder", skip=gaze_dir(source))
     if not images and not videos:
@@ -92,6 +106,7 @@ def collect_frames(source: Path, folder: Path, every: int, min_change: float, wa
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     names: list[str] = []
+    groups: list[str] = []
     for image in images:
         rel = _safe_name(image.relative_to(media_root))
         if rel.suffix.lower() in IMAGE_EXTENSIONS:
@@ -104,6 +119,7 @@ def collect_frames(source: Path, folder: Path, every: int, min_change: float, wa
                 continue
             _write_frame(folder / rel, frame)
         names.append(rel.as_posix())
+        groups.append(rel.as_posix())
     sampler = VideoSampler(every, min_change)
     for video in videos:
         rel = _safe_name(video.relative_to(media_root))
@@ -114,6 +130,8 @@ def collect_frames(source: Path, folder: Path, every: int, min_change: float, wa
             names.append(name)
         if len(names) == before:
             warnings.warn("unreadable video", f"cannot read video {video}; skipped")
+        stretch = max(1, min(STRETCH_MAX, (len(names) - before) // 10))  # at least ~10 groups per video
+        groups.extend(f"{rel.as_posix()}#{k // stretch}" for k in range(len(names) - before))
     counts = {
         "images": len(images),
         "videos": len(videos),
@@ -121,7 +139,7 @@ def collect_frames(source: Path, folder: Path, every: int, min_change: float, wa
         "video_frames_sampled": sampler.sampled,
         "near_duplicates_skipped": sampler.duplicates,
     }
-    return names, counts
+    return Frames(names, groups, counts)
 
 
 def teacher_scores(teacher: ExternalTeacher, root: Path, names: list[str], warnings: WarningCounter) -> tuple[np.ndarray, bool]:
@@ -160,11 +178,18 @@ def cache_key(teacher: ExternalTeacher, folder: Path, names: list[str]) -> str:
     return digest.hexdigest()
 
 
-def write_splits(root: Path, names: list[str], scores: np.ndarray, fold: int) -> dict[str, int]:
-    """Deterministic split by name hash: ~10% test (held out), ~10% val, the rest train."""
-    order = sorted(range(len(names)), key=lambda i: hashlib.sha256(names[i].encode()).hexdigest())
+def write_splits(root: Path, names: list[str], scores: np.ndarray, fold: int, groups: list[str]) -> dict[str, int]:
+    """Deterministic split of whole groups in the order of their names' hashes: at least 10% of the
+    frames held out (test), as many for val, the rest train."""
+    members: dict[str, list[int]] = {}
+    for index, group in enumerate(groups):
+        members.setdefault(group, []).append(index)
+    order = sorted(members, key=lambda g: hashlib.sha256(g.encode()).hexdigest())
     held = max(1, round(len(names) * HELD_OUT))
-    parts = {"test": order[:held], "val": order[held : 2 * held], "train": order[2 * held :]}
+    parts: dict[str, list[int]] = {"test": [], "val": [], "train": []}
+    for group in order:
+        split = next((s for s in ("test", "val") if len(parts[s]) < held), "train")
+        parts[split].extend(members[group])
     for split in SPLITS:
         lines = [f"{names[i]} {scores[i]:.6f}\n" for i in sorted(parts[split], key=lambda i: names[i])]
         write_text(split_path(root, split, fold), "".join(lines))

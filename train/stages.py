@@ -9,9 +9,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlparse
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -26,6 +27,7 @@ from memgaze.train.data import MemorabilityDataset, list_users, normalize_image,
 from memgaze.train.distributed import DistContext, barrier, cleanup, setup
 from memgaze.train.evaluate import cc_rows, map_metrics, predict_scores, score_metrics
 from memgaze.train.external_teacher import ExternalTeacher
+from memgaze.train.kd_targets import BatchTargets, ExternalTargets, ResNetTargets
 from memgaze.train.gaze import FIXATIONS_NAME, GazeStore, fixation_users
 from memgaze.train.layout import load_rgb
 from memgaze.train.loop import Batch, Runtime, StageSpec, make_runtime, train_stage
@@ -109,7 +111,7 @@ class _Run:
         self.metrics = _read_metrics(out / METRICS_FILE)
         self.map_size = cfg.image_size // 8
         self.cache = (rt.device.type == "cuda") if cfg.cache is None else cfg.cache
-        self.distilled_from: dict[str, str] | None = None  # label-free: the external teacher, for the checkpoint
+        self.distilled_from: dict[str, Any] | None = None  # label-free: the external teacher, for the checkpoint
 
     # -- datasets ---------------------------------------------------------------------------
     def dataset(self, split: str, mode: str, users: list[str] | None = None, augment: bool = False) -> Any:
@@ -197,30 +199,21 @@ class _Run:
         bs = cfg.batch_size
 
         weights = loss_weights(cfg)
-
-        # Score KD targets: the teacher's scores of the un-augmented training images, once. Map KD
-        # applies to generic items only, so the teacher runs on those alone (1 in 1 + users), on the
-        # augmented crops (precomputed maps would not match them).
-        teacher_map: Callable[[torch.Tensor], torch.Tensor] | None
+        targets: BatchTargets
         if external is None:
             plain = self.dataset("train", "image")
-            teacher_scores = torch.from_numpy(predict_scores(teacher, plain, self.rt, bs)[:, 0]).float().to(self.rt.device)
-            teacher_map = lambda images: teacher(images)[1].float()  # noqa: E731
+            scores = torch.from_numpy(predict_scores(teacher, plain, self.rt, bs)[:, 0]).float().to(self.rt.device)
+            targets = ResNetTargets(teacher, scores)
         else:
-            teacher_scores = torch.from_numpy(train_set.scores).to(self.rt.device)
-            size = (self.map_size, self.map_size)
-            teacher_map = (lambda images: external.map_logits(images, size)) if external.has_map else None
-        if teacher_map is None:
+            scores = torch.from_numpy(train_set.scores).to(self.rt.device)
+            targets = ExternalTargets(external, scores, self.teacher_online(external))
+            weights = label_free_weights(weights, train_set.scores)
+        if not targets.map_from_teacher:
             weights = dataclasses.replace(weights, student_map_kd=0.0)
 
         def loss_fn(net: nn.Module, b: Batch) -> tuple[torch.Tensor, dict[str, float]]:
             score, logits = net(b["image"], b["user"])
-            t_logits = torch.zeros_like(logits, dtype=torch.float32)
-            generic = b["user"] == 0
-            if teacher_map is not None and generic.any():
-                with torch.no_grad():
-                    t_logits[generic] = teacher_map(b["image"][generic])
-            t_score = teacher_scores[b["index"]]
+            t_score, t_logits = targets(b, (logits.shape[-2], logits.shape[-1]))
             return losses.student_loss(score.float(), logits.float(), t_score, t_logits, b, weights)
 
         def validate(net: nn.Module) -> dict[str, float]:
@@ -269,13 +262,17 @@ class _Run:
             ).summary
         barrier(self.rt.ctx)
         self.root = self.out / FOLDER
-        self.distilled_from = {"teacher_model": external.name, "teacher_version": external.version}
+        online = self.teacher_online(external)
+        self.distilled_from = {"teacher_model": external.name, "teacher_version": external.version, "teacher_online": online}
         self.metrics.pop("teacher", None)  # an earlier run's ResNet teacher did not teach this student
         self.metrics.pop("macs_ratio", None)
         self.student(external)
         if self.main:
             test = self.metrics["student"]["test"]
-            summary.update(spearman_vs_teacher=test["spearman"], pearson_vs_teacher=test["pearson"], gaze_users=list_users(self.root))
+            summary.update(
+                teacher_online=online, spearman_vs_teacher=test["spearman"], pearson_vs_teacher=test["pearson"],
+                gaze_users=list_users(self.root),
+            )
             self.metrics["distillation"] = summary
             console.print(
                 f"distilled from {external.name} ({external.version}) on {summary['frames']} unlabelled frames "
@@ -283,6 +280,10 @@ class _Run:
                 f"on the held-out frames: Spearman {test['spearman']:.4f}, Pearson {test['pearson']:.4f}",
                 soft_wrap=True,
             )
+
+    def teacher_online(self, external: ExternalTeacher) -> bool:
+        """Whether ``external`` runs on every augmented batch (``teacher_online``, else its default)."""
+        return external.online_by_default if self.cfg.teacher_online is None else self.cfg.teacher_online
 
     def personalize(self, user: str, gaze: Path) -> None:
         """Add ``user`` to ``OUT/student.safetensors`` by fitting only their embedding to their heatmaps.
@@ -451,6 +452,15 @@ def backbone_lr_mult(cfg: TrainConfig) -> float:
 
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(ResNet50_Weights.IMAGENET1K_V2.url).path).name
     return 0.1 if cfg.backbone_weights or cached.is_file() else 1.0
+
+
+def label_free_weights(weights: losses.LossWeights, scores: np.ndarray) -> losses.LossWeights:
+    """Label-free loss weights: the labels are the external model's scores, so of the two score
+    terms only the distillation one remains, measured in units of the training scores' variance
+    (an external model's scores may span a narrow range, where their MSE vanishes next to the
+    map terms)."""
+    per_variance = 1.0 / max(float(np.var(scores)), 1e-8)
+    return dataclasses.replace(weights, student_score=0.0, student_score_kd=weights.student_score_kd * per_variance)
 
 
 def loss_weights(cfg: TrainConfig) -> losses.LossWeights:
