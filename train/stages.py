@@ -27,8 +27,8 @@ from memgaze.train.data import MemorabilityDataset, list_users, normalize_image,
 from memgaze.train.distributed import DistContext, barrier, cleanup, setup
 from memgaze.train.evaluate import cc_rows, map_metrics, predict_scores, score_metrics
 from memgaze.train.external_teacher import ExternalTeacher
-from memgaze.train.kd_targets import BatchTargets, ExternalTargets, ResNetTargets
 from memgaze.train.gaze import FIXATIONS_NAME, GazeStore, fixation_users
+from memgaze.train.kd_targets import BatchTargets, ExternalTargets, ResNetTargets
 from memgaze.train.layout import load_rgb
 from memgaze.train.loop import Batch, Runtime, StageSpec, make_runtime, train_stage
 from memgaze.train.models import build_model, count_macs, count_params, default_config, to_heatmap
@@ -264,6 +264,9 @@ class _Run:
         self.root = self.out / FOLDER
         online = self.teacher_online(external)
         self.distilled_from = {"teacher_model": external.name, "teacher_version": external.version, "teacher_online": online}
+        if self.main:
+            how = "on every augmented batch (online)" if online else "through its cached scores of whole frames"
+            console.print(f"the student imitates {external.name} {how}")
         self.metrics.pop("teacher", None)  # an earlier run's ResNet teacher did not teach this student
         self.metrics.pop("macs_ratio", None)
         self.student(external)
