@@ -20,9 +20,10 @@ import cv2
 import numpy as np
 
 from memgaze.errors import fail
+from memgaze.media import IMAGE_SUFFIXES as MEDIA_IMAGE_SUFFIXES
 
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+IMAGE_SUFFIXES = MEDIA_IMAGE_SUFFIXES | {".pgm", ".ppm"}  # a folder source also plays raw camera dumps
 HOW_TO_CHOOSE = "choose a source with --camera N or --source FILE|FOLDER|URL|PIPELINE"
 MAX_BAD_FRAMES = 8  # consecutive undecodable frames of a file before it counts as ended
 # Give up on a stalled network stream after this long instead of blocking forever.
