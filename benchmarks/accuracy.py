@@ -38,7 +38,7 @@ def resolve_data(data: str, bundle_manifest: dict[str, Any], bundle: Path, out: 
 
         cfg = TrainConfig()
         console.print(f"generating the synthetic demo dataset in {root}")
-        make_demo_dataset(root, cfg.demo_count, cfg.demo_image_size, cfg.demo_users, cfg.seed)
+        make_demo_dataset(root, cfg.demo.count, cfg.demo.image_size, cfg.demo.users, cfg.seed)
     return root
 
 
@@ -49,7 +49,7 @@ def load_split(root: Path, split: str, fold: int, size: tuple[int, int], map_siz
     The generic map of an image is the mean of its users' maps; its fixations the union of theirs.
     """
     from memgaze.runtime.pipeline import preprocess
-    from memgaze.train.data import read_split
+    from memgaze.layout import read_split
     from memgaze.train.gaze import GazeStore
 
     items = read_split(root, split, fold, warnings)[:limit]

@@ -13,6 +13,7 @@ from typing import Any
 import memgaze
 from memgaze.atomic import atomic_dir, write_json
 from memgaze.errors import fail
+from memgaze.export.graph import GraphSpec
 from memgaze.manifest import MANIFEST_NAME, SCHEMA_VERSION, file_entries, sha256_file
 
 FP32_NAME = "model.onnx"
@@ -53,13 +54,13 @@ def _make_readable(folder: Path) -> None:
 
 
 def manifest(
-    folder: Path, config: dict[str, Any], checkpoint: Path, map_size: list[int], personalized: bool, *,
+    folder: Path, spec: GraphSpec, checkpoint: Path, *,
     models: dict[str, str], cpu_models: dict[str, str], engines: list[dict[str, Any]], calibration: dict[str, Any] | None,
     accuracy: dict[str, Any] | None, extra: dict[str, Any],
 ) -> dict[str, Any]:
     """The manifest (docs/internals.md keys) for the files already in ``folder``; ``cpu_models`` are
     the ONNX Runtime CPU variants of ``models`` entries (``onnxruntime_cpu``)."""
-    height, width = config["input_size"]
+    height, width = spec.input_size
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST_NAME)
     precisions = list(models) + [e["precision"] for e in engines if e["precision"] not in models]
     return {
@@ -70,12 +71,12 @@ def manifest(
         "input": {"name": "image", "height": height, "width": width, "layout": "NHWC", "dtype": "uint8", "color": "BGR"},
         "outputs": {
             "score": {"dtype": "float32", "shape": ["N"]},
-            "heatmap": {"dtype": "float32", "shape": ["N", 1, *map_size]},
+            "heatmap": {"dtype": "float32", "shape": ["N", 1, *spec.map_size]},
         },
-        "map_size": map_size,
-        "users": list(config.get("users", ["generic"])),
-        "personalized": personalized,
-        "normalization": config["normalization"],
+        "map_size": list(spec.map_size),
+        "users": list(spec.users),
+        "personalized": spec.personalized,
+        "normalization": spec.normalization,
         "precisions": precisions,
         "models": models,
         "onnxruntime_cpu": cpu_models,

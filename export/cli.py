@@ -13,10 +13,11 @@ from rich.table import Table
 
 from memgaze.console import WarningCounter, console
 from memgaze.errors import fail, run_cli
-from memgaze.export.accuracy import AccuracyReport, compare_outputs, gate, ground_truth
+from memgaze.export.accuracy import AccuracyReport, compare_outputs, gate
 from memgaze.export.bundle import CACHE_NAME, FP32_NAME, INT8_NAME, ORT_CPU_INT8_NAME, bundle_dir, check_output, human_size, manifest, sizes, write_manifest
-from memgaze.export.calibration import DEFAULT_COUNT, MIN_FRAMES, CalibrationSet, FrameReader, FrameRef, load_calibration, read_frames
-from memgaze.export.graph import is_personalized
+from memgaze.export.calibration import DEFAULT_COUNT, MIN_FRAMES, CalibrationSet, FrameReader, load_calibration
+from memgaze.export.eval_data import ground_truth_scores
+from memgaze.export.graph import GraphSpec, is_personalized
 from memgaze.export.onnx_export import DEFAULT_OPSET, export_onnx
 from memgaze.export.quantize import ONNXRUNTIME_CPU, TENSORRT, QuantizeResult, Scheme, quantize_int8
 from memgaze.export.tensorrt_build import build_engine, tensorrt_module, trtexec_command
@@ -60,22 +61,6 @@ def step(message: str, started: float) -> None:
     console.print(f"[green]✓[/green] {message} [dim]({time.monotonic() - started:.1f} s)[/dim]")
 
 
-def ground_truth_scores(root: Path, size: tuple[int, int], fp32: Path, int8: Path, config: dict[str, Any], limit: int = 256) -> dict[str, Any]:
-    """FP32 and INT8 scores against the test split of a LaMem-layout dataset."""
-    from memgaze.train.data import read_split
-
-    warnings = WarningCounter("evaluation data")
-    items = read_split(root, "test", 1, warnings)[:limit]
-    frames, names = read_frames([FrameRef(Path(item.path)) for item in items], size, warnings)
-    truth = {Path(item.path).name: item.score for item in items}
-    if len(frames) < 2:
-        fail(f"--eval-data {root}: fewer than 2 readable test images")
-    target = np.array([truth[n] for n in names], dtype=np.float64)
-    users = np.zeros(len(frames), np.int64) if is_personalized(config) else None  # generic viewer
-    scores = {name: run_onnx(session(path), frames, users)[0] for name, path in (("fp32", fp32), ("int8", int8))}
-    return ground_truth(scores, target)
-
-
 def summary_table(folder: Path, out: Path, reports: dict[str, AccuracyReport], engines: list[dict[str, Any]]) -> Table:
     table = Table(title=f"memgaze-export → {out}", title_justify="left")
     for column in ("file", "size", "notes"):
@@ -99,7 +84,7 @@ def export(
     calib_count: int = typer.Option(DEFAULT_COUNT, help="calibration frames to use"),
     calib_method: Method = typer.Option(Method.entropy, help="activation range calibration"),
     min_calib: int = typer.Option(MIN_FRAMES, help="refuse fewer calibration frames than this", hidden=True),
-    image_size: Optional[int] = typer.Option(None, help="square input size (default: the checkpoint's)"),
+    image_size: Optional[int] = typer.Option(None, help="square input size, a multiple of 32 (default: the checkpoint's)"),
     engine: bool = typer.Option(True, "--engine/--no-engine", help="build the TensorRT plan where TensorRT is installed"),
     workspace: float = typer.Option(2.0, help="TensorRT builder workspace, GB"),
     dla_core: Optional[int] = typer.Option(None, help="build for this DLA core (Jetson), GPU fallback on"),
@@ -112,9 +97,9 @@ def export(
     checkpoint = checkpoint or newest_student()
     check_output(out)
     model, config = load_student(checkpoint)
-    if image_size is not None:
-        config["input_size"] = [image_size, image_size]
-    size = (int(config["input_size"][0]), int(config["input_size"][1]))
+    spec = GraphSpec.from_config(config, image_size)
+    config = spec.model_config(config)
+    size = spec.input_size
     calibration: CalibrationSet | None = None
     if int8:
         with console.status(f"reading calibration frames from {calib}"):
@@ -126,9 +111,7 @@ def export(
     with bundle_dir(out) as folder:
         fp32 = folder / FP32_NAME
         with console.status("exporting ONNX"):
-            proto = export_onnx(model, config, fp32, opset)
-        heatmap_dims = proto.graph.output[1].type.tensor_type.shape.dim
-        map_size = [int(d.dim_value) for d in heatmap_dims[2:]]
+            export_onnx(model, config, fp32, opset, spec)
         step(f"ONNX opset {opset}, checked and simplified → {FP32_NAME}", started)
         frames = None if calibration is None else np.concatenate([calibration.frames, calibration.held_out])
         with console.status("verifying ONNX Runtime against PyTorch"):
@@ -147,7 +130,7 @@ def export(
                 step(f"{name} ({calib_method.value}): Spearman vs FP32 {report.spearman:.4f}, heatmap CC {report.heatmap_cc:.4f} on {report.images} {report.source}", started)
         engines, extra["trtexec"] = _engine(folder, models, size, config, fp16, engine, workspace, dla_core)
         write_manifest(folder, manifest(
-            folder, config, checkpoint, map_size, is_personalized(config), models=models, cpu_models=cpu_models, engines=engines,
+            folder, spec, checkpoint, models=models, cpu_models=cpu_models, engines=engines,
             calibration=calib_summary, accuracy=reports[INT8_NAME].as_dict() if reports else None, extra=extra,
         ))
         table = summary_table(folder, out, reports, engines)
@@ -177,7 +160,7 @@ def _quantize(
         if result.kept_float:
             console.print(f"sensitivity pass kept {len(result.kept_float)} layer(s) of {name} in float: {', '.join(result.kept_float)}")
         if eval_data is not None:
-            result.report.ground_truth = ground_truth_scores(eval_data, size, fp32, folder / name, config)
+            result.report.ground_truth = ground_truth_scores(eval_data, size, fp32, folder / name, is_personalized(config))
         gate(result.report, allow_degraded, folder / name)
         if not result.report.passed:
             console.print(f"[yellow]warning:[/yellow] {name} kept despite Spearman {result.report.spearman:.4f} < {result.report.threshold} (--allow-degraded)")

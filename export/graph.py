@@ -7,17 +7,65 @@ multiply-add, then the model and the spatial softmax of its map logits.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from memgaze.train.models import to_heatmap
+import memgaze
+from memgaze.train.models import map_size, resized_config, to_heatmap
 
 
 def is_personalized(config: dict[str, Any]) -> bool:
     """True when the model knows users beyond the generic one (the graph then takes ``user``)."""
     return len(config.get("users", ["generic"])) > 1
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """What the exported graph takes and gives, derived once from the checkpoint config (and
+    ``--image-size``): the ONNX metadata and the bundle manifest are both written from it."""
+
+    input_size: tuple[int, int]
+    map_size: tuple[int, int]
+    users: tuple[str, ...]
+    normalization: dict[str, Any]
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], image_size: int | None = None) -> GraphSpec:
+        """The spec of ``config``'s model at its own input size, or at ``image_size``² (one-line
+        error unless it is a positive multiple of 32)."""
+        height, width = (image_size, image_size) if image_size is not None else config["input_size"]
+        return cls(
+            input_size=(int(height), int(width)),
+            map_size=map_size((int(height), int(width))),
+            users=tuple(config.get("users") or ["generic"]),
+            normalization=dict(config["normalization"]),
+        )
+
+    @property
+    def personalized(self) -> bool:
+        """True when the graph has the ``user`` input."""
+        return len(self.users) > 1
+
+    def model_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """``config`` at this spec's input size (what the model is traced and verified with)."""
+        return resized_config(config, self.input_size)
+
+    def metadata(self) -> dict[str, str]:
+        """``metadata_props`` written into the model: what a runtime needs without the manifest."""
+        height, width = self.input_size
+        return {
+            "memgaze_version": memgaze.__version__,
+            "input_size": f"{height}x{width}",
+            "input_layout": "NHWC uint8 BGR",
+            "map_size": "x".join(str(v) for v in self.map_size),
+            "users": json.dumps(list(self.users)),
+            "personalized": str(self.personalized).lower(),
+            "normalization": json.dumps(self.normalization),
+        }
 
 
 class ExportGraph(nn.Module):

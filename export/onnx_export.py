@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from pathlib import Path
@@ -15,7 +14,8 @@ from torch import nn
 import memgaze
 from memgaze.atomic import write_bytes
 from memgaze.console import console
-from memgaze.export.graph import ExportGraph, is_personalized
+from memgaze.errors import fail
+from memgaze.export.graph import ExportGraph, GraphSpec, is_personalized
 
 DEFAULT_OPSET = 17
 
@@ -27,20 +27,6 @@ def example_inputs(config: dict[str, Any], batch: int = 2) -> tuple[torch.Tensor
     if is_personalized(config):
         return image, torch.zeros(batch, dtype=torch.int64)
     return (image,)
-
-
-def metadata(config: dict[str, Any]) -> dict[str, str]:
-    """``metadata_props`` written into the model: what a runtime needs without the manifest."""
-    height, width = config["input_size"]
-    return {
-        "memgaze_version": memgaze.__version__,
-        "input_size": f"{height}x{width}",
-        "input_layout": "NHWC uint8 BGR",
-        "map_size": "x".join(str(v) for v in config["map_size"]),
-        "users": json.dumps(config.get("users", ["generic"])),
-        "personalized": str(is_personalized(config)).lower(),
-        "normalization": json.dumps(config["normalization"]),
-    }
 
 
 def _simplify(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -56,11 +42,16 @@ def _simplify(model: onnx.ModelProto) -> onnx.ModelProto:
         return model
 
 
-def export_onnx(model: nn.Module, config: dict[str, Any], path: Path, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
-    """Export ``model`` wrapped in :class:`ExportGraph` to ``path``; return the final ModelProto.
+def export_onnx(
+    model: nn.Module, config: dict[str, Any], path: Path, opset: int = DEFAULT_OPSET, spec: GraphSpec | None = None
+) -> onnx.ModelProto:
+    """Export ``model`` wrapped in :class:`ExportGraph` to ``path``, at ``spec``'s input size (default:
+    the checkpoint's) and tagged with its metadata; return the final ModelProto.
 
     Checked with ``onnx.checker`` and shape inference before and after onnxslim.
     """
+    spec = spec or GraphSpec.from_config(config)
+    config = spec.model_config(config)
     graph = ExportGraph(model, config).eval()
     inputs = example_inputs(config)
     names = ["image", "user"][: len(inputs)]
@@ -77,8 +68,11 @@ def export_onnx(model: nn.Module, config: dict[str, Any], path: Path, opset: int
     proto = _simplify(onnx.shape_inference.infer_shapes(proto, strict_mode=True))
     proto = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
     onnx.checker.check_model(proto, full_check=True)
+    traced = [int(d.dim_value) for d in proto.graph.output[1].type.tensor_type.shape.dim[2:]]
+    if tuple(traced) != spec.map_size:
+        fail(f"the traced heatmap is {traced}, not the {list(spec.map_size)} the model geometry gives; the export is not written")
     del proto.metadata_props[:]
-    for key, value in metadata(config).items():
+    for key, value in spec.metadata().items():
         proto.metadata_props.add(key=key, value=value)
     proto.producer_name, proto.producer_version = "memgaze", memgaze.__version__
     write_bytes(path, proto.SerializeToString())

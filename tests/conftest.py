@@ -11,6 +11,19 @@ import pytest
 from memgaze.train.demo import make_demo_dataset
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--train-seed", type=int, default=0,
+        help="seed of the training runs whose trained metrics the tests assert (make seed-check runs 0, 1, 2)",
+    )
+
+
+@pytest.fixture(scope="session")
+def train_seed(request: pytest.FixtureRequest) -> int:
+    """``--train-seed``: the seed given to the training runs of trained-metric tests."""
+    return int(request.config.getoption("--train-seed"))
+
+
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Demo dataset: 48 images at 64 px, 4 users, seed 0 (read-only: copy it before breaking it)."""

@@ -11,15 +11,15 @@ from typer.testing import CliRunner
 
 from memgaze.bench.cli import app
 
-checkpoint_mod = pytest.importorskip("memgaze.train.checkpoint")
-models_mod = pytest.importorskip("memgaze.train.models")
+from memgaze.train.checkpoint import save_checkpoint
+from memgaze.train.models import build_model, default_config
 
 SIZE = 64
 
 
 def _checkpoint(path: Path, kind: str) -> Path:
-    config = models_mod.default_config(kind, image_size=SIZE, users=["generic", "user_a"], backbone_weights=None)
-    checkpoint_mod.save_checkpoint(path, models_mod.build_model(config), config)
+    config = default_config(kind, image_size=SIZE, users=["generic", "user_a"], backbone_weights=None)
+    save_checkpoint(path, build_model(config), config)
     return path
 
 

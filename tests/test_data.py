@@ -13,7 +13,8 @@ import torch
 from memgaze.console import WarningCounter
 from memgaze.errors import MemgazeError
 from memgaze.train.augment import JointAugment
-from memgaze.train.data import MemorabilityDataset, list_users, read_split
+from memgaze.layout import read_split
+from memgaze.train.data import MemorabilityDataset, list_users
 from memgaze.train.gaze import GazeStore
 from memgaze.train.normalization import IMAGENET_MEAN, IMAGENET_STD
 

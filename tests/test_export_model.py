@@ -12,20 +12,16 @@ from onnx import numpy_helper
 
 from memgaze.manifest import read_manifest, verify_files
 
-checkpoint_mod = pytest.importorskip("memgaze.train.checkpoint", reason="models engineer's checkpoint module not there yet")
-models_mod = pytest.importorskip("memgaze.train.models")
+from memgaze.train.checkpoint import load_checkpoint, save_checkpoint
+from memgaze.train.models import build_model, default_config
 
 SIZE = 64
 
 
 def make_checkpoint(path: Path, kind: str = "student", users: list[str] | None = None) -> Path:
-    """A tiny untrained checkpoint through the models engineer's public functions."""
-    config = models_mod.default_config(kind)
-    config["input_size"] = [SIZE, SIZE]
-    config["map_size"] = [SIZE // 8, SIZE // 8]
-    config["users"] = users or ["generic", "user_a"]
-    model = models_mod.build_model(config)
-    checkpoint_mod.save_checkpoint(path, model, config)
+    """A tiny untrained checkpoint."""
+    config = default_config(kind, SIZE, users or ["generic", "user_a"])
+    save_checkpoint(path, build_model(config), config)
     return path
 
 
@@ -107,7 +103,7 @@ def test_onnx_matches_pytorch(student: Path, tmp_path: Path, frames: Path) -> No
     from memgaze.export.onnx_export import export_onnx
     from memgaze.export.verify import verification_images, verify_onnx
 
-    model, config = checkpoint_mod.load_checkpoint(student, expect_kind="student")
+    model, config = load_checkpoint(student, expect_kind="student")
     export_onnx(model.eval(), config, tmp_path / "m.onnx")
     report = verify_onnx(model, config, tmp_path / "m.onnx", verification_images(None, (SIZE, SIZE)))
     assert report.images >= 32 and report.max_abs_score_diff <= 1e-4 and report.heatmap_cc_min >= 0.9999
@@ -195,3 +191,28 @@ def test_onnxruntime_cpu_int8_is_u8s8_and_fuses(bundle: Path, tmp_path: Path) ->
     assert np.abs(score - ref_score).max() < 0.05
     np.testing.assert_allclose(heatmap.sum(axis=(1, 2, 3)), 1.0, atol=1e-4)
     assert np.corrcoef(heatmap.ravel(), ref_heatmap.ravel())[0, 1] > 0.5
+
+
+def test_image_size_sets_input_map_metadata_and_manifest_together(
+    student: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "b96"
+    code, err = run_export(["--checkpoint", str(student), "--out", str(out), "--image-size", "96", "--calib", str(tmp_path / "none")], monkeypatch, capsys)
+    assert code == 0, err
+    manifest = read_manifest(out)
+    proto = onnx.load(str(out / "model.onnx"))
+    meta = {prop.key: prop.value for prop in proto.metadata_props}
+    image_dims = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim[1:3]]
+    heatmap_dims = [d.dim_value for d in proto.graph.output[1].type.tensor_type.shape.dim[2:]]
+    assert image_dims == [96, 96] and (manifest["input"]["height"], manifest["input"]["width"]) == (96, 96)
+    assert heatmap_dims == manifest["map_size"] == manifest["outputs"]["heatmap"]["shape"][2:] == [12, 12]
+    assert meta["input_size"] == "96x96" and meta["map_size"] == "12x12"
+
+
+def test_image_size_not_a_multiple_of_32_is_one_line(
+    student: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = run_export(["--checkpoint", str(student), "--out", str(tmp_path / "b"), "--image-size", "100"], monkeypatch, capsys)
+    assert code == 2 and "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == ["error: image size 100x100 must be a positive multiple of 32 on both sides"]
+    assert not (tmp_path / "b").exists()

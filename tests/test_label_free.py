@@ -50,10 +50,10 @@ def teacher_onnx() -> Path:
 
 
 @pytest.fixture(scope="module")
-def distilled(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def distilled(demo: Path, train_seed: int, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("distilled")
     proc = train(
-        "--data", str(demo), "--out", str(out), "--teacher-model", str(TEACHER),
+        "--data", str(demo), "--out", str(out), "--teacher-model", str(TEACHER), "--seed", str(train_seed),
         "--epochs-student", str(EPOCHS), "--image-size", str(SIZE), "--batch-size", "16", "--device", "cpu", "--workers", "0", "--no-cache",
     )
     assert proc.returncode == 0, proc.stderr
@@ -85,6 +85,7 @@ def test_student_agrees_with_onnx_teacher(distilled: Path, tmp_path: Path) -> No
     frames = [cv2.imread(str(p)) for p in sorted((tmp_path / "unseen" / "images").iterdir())]
     rho = spearmanr(student.predict(frames).scores, open_teacher(str(TEACHER)).predict(frames).scores)[0]
     report = json.loads((distilled / "metrics.json").read_text())["distillation"]
+    print(f"seed-check: rho_unseen={rho:.4f} rho_held_out={report['spearman_vs_teacher']:.4f}")
     assert rho >= 0.8 and report["spearman_vs_teacher"] >= 0.6, (rho, report)
 
 
@@ -95,6 +96,7 @@ def test_distilled_student_keeps_users_and_skips_the_resnet_teacher(distilled: P
     assert not (distilled / "teacher.safetensors").exists()
     metrics = json.loads((distilled / "metrics.json").read_text())
     assert "teacher" not in metrics and metrics["distillation"]["gaze_users"] == ["user_faces"]
+    print(f"seed-check: cc_own_user={metrics['student']['test']['cc_own_user']:.4f}")
     assert metrics["student"]["test"]["cc_own_user"] > 0.5  # the user's gaze was imitated
 
 
@@ -189,7 +191,7 @@ def test_a_crop_without_a_teacher_score_keeps_the_frames_score() -> None:
 
 def test_label_free_score_loss_is_in_units_of_the_teacher_variance() -> None:
     from memgaze.train.losses import LossWeights
-    from memgaze.train.stages import label_free_weights
+    from memgaze.train.stages.label_free import label_free_weights
 
     narrow = label_free_weights(LossWeights(), np.array([0.50, 0.52, 0.54, 0.56]))
     wide = label_free_weights(LossWeights(), np.array([0.1, 0.4, 0.6, 0.9]))

@@ -78,9 +78,9 @@ def test_score_loss_is_mse() -> None:
 def test_teacher_and_student_losses_parts_and_weights() -> None:
     b = batch()
     score, logits = torch.full((4,), 0.5), maps(4, 8)
-    total, parts = teacher_loss(score, logits, b)
+    total, parts = teacher_loss(score, logits, b, LossWeights(teacher_score=3.0, teacher_map=1.0))
     assert set(parts) == {"score", "map"} and all(isinstance(v, float) for v in parts.values())
-    assert total.item() == pytest.approx(parts["score"] + parts["map"], rel=1e-5)
+    assert total.item() == pytest.approx(3.0 * parts["score"] + parts["map"], rel=1e-5)
     weights = LossWeights(student_map_kd=0.0, student_gaze=2.0)
     total, parts = student_loss(score, logits, score, logits, b, weights)
     assert set(parts) == {"score", "score_kd", "map_kd", "gaze"}

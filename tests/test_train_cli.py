@@ -11,18 +11,36 @@ from safetensors.torch import load_file
 from train_fixtures import TINY, assert_one_line_error, tiny_data, train
 
 
+MISSING = "no_such_image.jpg"  # one bad train-split row: every stage reads that split
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_data(tmp_path_factory.mktemp("data") / "demo")
+    root = tiny_data(tmp_path_factory.mktemp("data") / "demo")
+    with open(root / "splits" / "train_1.txt", "a") as split:
+        split.write(f"{MISSING} 0.5\n")
+    return root
 
 
 @pytest.fixture(scope="module")
-def run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run_stderr(data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("run")
     proc = train("--data", str(data), "--out", str(out), "--epochs-teacher", "1", "--epochs-student", "1", *TINY)
     assert proc.returncode == 0, proc.stderr
     assert "SYNTHETIC" in proc.stderr
-    return out
+    return out, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def run(run_stderr: tuple[Path, str]) -> Path:
+    return run_stderr[0]
+
+
+def test_a_bad_row_is_warned_about_once_per_run(run_stderr: tuple[Path, str]) -> None:
+    """Teacher and student stages both read the train split; the row is reported once, and counted once."""
+    stderr = run_stderr[1]
+    assert sum(MISSING in line for line in stderr.splitlines() if line.startswith("warning:")) == 1, stderr
+    assert "data: skipped 1 (1 missing image)" in stderr
 
 
 def test_make_demo_data(tmp_path: Path) -> None:

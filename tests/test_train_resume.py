@@ -68,7 +68,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(data: Path, whole: Path, 
     before = state.read_bytes(), (out / "teacher.safetensors").read_bytes()
 
     config = tmp_path / "nan.json"
-    config.write_text('{"lr_teacher": NaN}')
+    config.write_text('{"optim": {"lr_teacher": NaN}}')
     proc = train("--data", str(data), "--out", str(out), *EPOCHS, *TINY, "--config", str(config))
     assert_one_line_error(proc, "loss is nan")
     assert "last good checkpoint kept" in proc.stderr

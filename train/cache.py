@@ -21,7 +21,7 @@ from rich.progress import Progress
 
 from memgaze.atomic import atomic_path, write_json
 from memgaze.console import WarningCounter, console
-from memgaze.train.layout import load_rgb
+from memgaze.layout import load_rgb
 
 CACHE_VERSION = 1
 _CHUNK = 256

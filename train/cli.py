@@ -73,12 +73,12 @@ def train(
             "seed": seed,
             "workers": workers,
             "cache": cache,
-            "teacher_model": teacher_model,
-            "teacher_size": teacher_size,
-            "teacher_mean": teacher_mean,
-            "teacher_std": teacher_std,
-            "teacher_online": teacher_online,
-            "video_every": video_every,
+            "label_free.teacher_model": teacher_model,
+            "label_free.teacher_size": teacher_size,
+            "label_free.teacher_mean": teacher_mean,
+            "label_free.teacher_std": teacher_std,
+            "label_free.teacher_online": teacher_online,
+            "label_free.video_every": video_every,
         },
     )
     if cfg.stage == "personalize":

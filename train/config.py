@@ -1,68 +1,132 @@
 """Training configuration: defaults < ``--config FILE`` (JSON) < explicit command-line options.
 
-Keys of the JSON file (all optional; an unknown key is an error):
+The file is a JSON object. Run-wide keys sit at the top; the rest sit in sections, each of which
+goes as it is to the code that uses it (an unknown key is an error):
 
-=====================  =======================================================================
-data, out, stage       as the CLI options ``--data``, ``--out``, ``--stage``
-fold                   LaMem split number k of ``splits/<split>_<k>.txt`` (1)
-epochs_teacher/student as ``--epochs-teacher`` / ``--epochs-student`` (10; 3 for --data demo)
-batch_size             images per step and process (16)
-image_size             square input side in pixels, a multiple of 32 (224; demo_image_size for --data demo)
-device                 ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``
-seed                   seeds weights, data order and augmentation (0)
-workers                DataLoader worker processes (null = 0 on CPU, min(8, cores) on CUDA)
-cache                  preprocessed-image cache (null = on for CUDA, off on CPU)
-backbone_weights       ImageNet ResNet-50 ``.pth``/``.safetensors`` for the teacher trunk
-amp                    ``auto`` (bf16 if supported, else fp16 + GradScaler; CUDA only) | ``off``
-lr_teacher             peak AdamW learning rate of the teacher head (1e-3)
-lr_backbone_mult       teacher trunk lr = lr_teacher * this (null = 0.1 from pretrained weights, else 1)
-lr_student             peak AdamW learning rate of the student (3e-3)
-lr_user_mult           student user-conditioning (embedding, FiLM, query) lr = lr_student * this (10.0)
-lr_personalize         Adam learning rate of a new user's embedding (0.05)
-weight_decay           AdamW weight decay (1e-4)
-warmup_frac            fraction of steps spent warming up (OneCycle ``pct_start``) (0.2)
-grad_clip              max gradient norm, 0 = off (5.0)
-patience               epochs without a better validation score before stopping (5)
-monitor_teacher        validation metric for early stopping / best weights (``spearman``)
-monitor_student        ``spearman`` or ``spearman+cc`` (score Spearman plus own-user map CC)
-teacher_w_score        teacher loss weight of score regression (10.0; scores vary little, MSE is small)
-teacher_w_map          teacher loss weight of the generic gaze map (1.0)
-student_w_score        student weight of ground-truth score regression (1.0)
-student_w_score_kd     student weight of the teacher-score distillation (1.0)
-student_w_map_kd       student weight of the teacher-map distillation (0.5)
-student_w_gaze         student weight of the user's gaze imitation (2.0)
-kd_temperature         softmax temperature of the map distillation (2.0)
-loss_cc                weight of the (1 - CC) term next to KL in every gaze-map loss (1.0)
-personalize_steps      optimisation steps when adding a user (150)
-personalize_max        heatmaps used at most when adding a user (200)
-personalize_min        fewer heatmaps than this is an error (10)
-demo_count, demo_users, demo_image_size   the dataset ``--data demo`` generates (400, 4, 128)
-teacher_model          label-free distillation: ONNX file or adapter name (``resmem``) standing in for labels (null)
-teacher_size           input side of an ONNX teacher whose input size is dynamic (null = from the model)
-teacher_mean/std       ``"R,G,B"`` (0–1 units) normalization of a float-input ONNX teacher (null = metadata, else ImageNet)
-teacher_online         with teacher_model: run the external model on every augmented batch, so its score and map
-                       targets are of the crop the student sees (consistent distillation); false = its cached
-                       scores of the whole frames (null = on for ONNX models, off for resmem)
-video_every            with teacher_model: keep every K-th video frame (30)
-video_min_change       with teacher_model: skip a frame whose 32×32 grey thumbnail differs from the last kept one
-                       by less than this mean absolute grey level, 0–255 (2.0)
-=====================  =======================================================================
+==========================  ===================================================================
+data, out, stage            as the CLI options ``--data``, ``--out``, ``--stage``
+fold                        LaMem split number k of ``splits/<split>_<k>.txt`` (1)
+epochs_teacher/student      as ``--epochs-teacher`` / ``--epochs-student`` (10; 3 for --data demo)
+batch_size                  images per step and process (16)
+image_size                  square input side in pixels, a multiple of 32 (224; demo.image_size for --data demo)
+device                      ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``
+seed                        seeds weights, data order and augmentation (0)
+workers                     DataLoader worker processes (null = 0 on CPU, min(8, cores) on CUDA)
+cache                       preprocessed-image cache (null = on for CUDA, off on CPU)
+backbone_weights            ImageNet ResNet-50 ``.pth``/``.safetensors`` for the teacher trunk
+amp                         ``auto`` (bf16 if supported, else fp16 + GradScaler; CUDA only) | ``off``
+**optim**                   the training loop (:func:`memgaze.train.loop.train_stage`)
+  lr_teacher                peak AdamW learning rate of the teacher head (1e-3)
+  lr_backbone_mult          teacher trunk lr = lr_teacher * this (null = 0.1 from pretrained weights, else 1)
+  lr_student                peak AdamW learning rate of the student (3e-3)
+  lr_user_mult              student user conditioning (embedding, FiLM, query) lr = lr_student * this (10.0)
+  weight_decay              AdamW weight decay (1e-4)
+  warmup_frac               fraction of steps spent warming up (OneCycle ``pct_start``) (0.2)
+  grad_clip                 max gradient norm, 0 = off (5.0)
+  patience                  epochs without a better validation score before stopping (5)
+  monitor_teacher           validation metric(s) for early stopping and best weights, summed:
+                            ``spearman``, ``pearson``, or both joined by ``+`` (``spearman``)
+  monitor_student           as monitor_teacher, also ``cc`` (own-user map CC) (``spearman+cc``)
+**loss**                    loss weights (:class:`memgaze.train.losses.LossWeights`)
+  teacher_score             teacher score regression (10.0; scores vary little, so their MSE is small)
+  teacher_map               teacher generic gaze map (1.0)
+  student_score             student ground-truth score regression (1.0)
+  student_score_kd          student teacher-score distillation (1.0)
+  student_map_kd            student teacher-map distillation (0.5)
+  student_gaze              student imitation of the user's gaze (2.0)
+  kd_temperature            softmax temperature of the map distillation (2.0)
+  cc                        weight of the (1 - CC) term next to KL in every gaze-map loss (1.0)
+**personalize**             adding a user (``--stage personalize``)
+  steps                     optimisation steps (150)
+  max_heatmaps              heatmaps used at most (200)
+  min_heatmaps              fewer heatmaps than this is an error (10)
+  lr                        Adam learning rate of the new user's embedding (0.05)
+**demo**                    the SYNTHETIC dataset ``--data demo`` generates
+  count, users, image_size  images (400), simulated users (4), image side (128)
+**label_free**              distilling from an external model (``--teacher-model``)
+  teacher_model             ONNX file or adapter name (``resmem``) standing in for labels (null)
+  teacher_size              input side of an ONNX teacher whose input size is dynamic (null = from the model)
+  teacher_mean/std          ``"R,G,B"`` (0–1 units) normalization of a float-input ONNX teacher
+                            (null = metadata, else ImageNet)
+  teacher_online            run the external model on every augmented batch, so its targets are of the
+                            crop the student sees; false = its cached scores of whole frames
+                            (null = on for ONNX models, off for resmem)
+  video_every               keep every K-th video frame (30)
+  video_min_change          skip a frame whose 32×32 grey thumbnail differs from the last kept one by
+                            less than this mean absolute grey level, 0–255 (2.0)
+==========================  ===================================================================
+
+Files of memgaze 0.1 hold the same settings as flat keys (``lr_teacher``, ``teacher_w_score``,
+``demo_count``, ...); they are read as before and mapped to their section (:data:`FLAT_KEYS`).
 
 The JSON reader accepts ``NaN``/``Infinity`` literals (Python's ``json``), which is how the NaN
-stop is tested: ``{"lr_teacher": NaN}``.
+stop is tested: ``{"optim": {"lr_teacher": NaN}}``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from pathlib import Path
 from typing import Any
 
+from memgaze.console import console
 from memgaze.errors import fail
+from memgaze.train.losses import LossWeights
 
 STAGES = ("teacher", "student", "personalize", "all")
 EPOCHS, DEMO_EPOCHS = 10, 3  # default epochs per stage: real data / --data demo (a few CPU minutes)
+TEACHER_MONITORS = ("spearman", "pearson")
+STUDENT_MONITORS = (*TEACHER_MONITORS, "cc")
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    """Optimizer, schedule and early stopping of the training loop."""
+
+    lr_teacher: float = 1e-3
+    lr_backbone_mult: float | None = None
+    lr_student: float = 3e-3
+    lr_user_mult: float = 10.0
+    weight_decay: float = 1e-4
+    warmup_frac: float = 0.2
+    grad_clip: float = 5.0
+    patience: int = 5
+    monitor_teacher: str = "spearman"
+    monitor_student: str = "spearman+cc"
+
+
+@dataclasses.dataclass
+class PersonalizeConfig:
+    """Adding a user by fitting only their embedding."""
+
+    steps: int = 150
+    max_heatmaps: int = 200
+    min_heatmaps: int = 10
+    lr: float = 0.05
+
+
+@dataclasses.dataclass
+class DemoConfig:
+    """The synthetic dataset of ``--data demo``."""
+
+    count: int = 400
+    users: int = 4
+    image_size: int = 128
+
+
+@dataclasses.dataclass
+class LabelFreeConfig:
+    """Distilling the student from an external model instead of labels."""
+
+    teacher_model: str | None = None
+    teacher_size: int | None = None
+    teacher_mean: str | None = None
+    teacher_std: str | None = None
+    teacher_online: bool | None = None
+    video_every: int = 30
+    video_min_change: float = 2.0
 
 
 @dataclasses.dataclass
@@ -84,46 +148,34 @@ class TrainConfig:
     backbone_weights: str | None = None
     resume: bool = False
     amp: str = "auto"
-    lr_teacher: float = 1e-3
-    lr_backbone_mult: float | None = None
-    lr_student: float = 3e-3
-    lr_user_mult: float = 10.0
-    lr_personalize: float = 0.05
-    weight_decay: float = 1e-4
-    warmup_frac: float = 0.2
-    grad_clip: float = 5.0
-    patience: int = 5
-    monitor_teacher: str = "spearman"
-    monitor_student: str = "spearman+cc"
-    teacher_w_score: float = 10.0
-    teacher_w_map: float = 1.0
-    student_w_score: float = 1.0
-    student_w_score_kd: float = 1.0
-    student_w_map_kd: float = 0.5
-    student_w_gaze: float = 2.0
-    kd_temperature: float = 2.0
-    loss_cc: float = 1.0
-    personalize_steps: int = 150
-    personalize_max: int = 200
-    personalize_min: int = 10
-    demo_count: int = 400
-    demo_users: int = 4
-    demo_image_size: int = 128
-    teacher_model: str | None = None
-    teacher_size: int | None = None
-    teacher_mean: str | None = None
-    teacher_std: str | None = None
-    teacher_online: bool | None = None
-    video_every: int = 30
-    video_min_change: float = 2.0
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    loss: LossWeights = dataclasses.field(default_factory=LossWeights)
+    personalize: PersonalizeConfig = dataclasses.field(default_factory=PersonalizeConfig)
+    demo: DemoConfig = dataclasses.field(default_factory=DemoConfig)
+    label_free: LabelFreeConfig = dataclasses.field(default_factory=LabelFreeConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (JSON-ready except NaN/inf floats, which ``json`` writes as literals)."""
+        """Nested plain dict (JSON-ready except NaN/inf floats, which ``json`` writes as literals)."""
         return dataclasses.asdict(self)
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
-MONITORS = ("spearman", "spearman+cc")
+SECTIONS: dict[str, type[Any]] = {
+    f.name: f.default_factory for f in dataclasses.fields(TrainConfig) if f.default_factory is not dataclasses.MISSING  # type: ignore[misc]
+}
+# memgaze 0.1's flat keys → (section, key): renamed ones here, and every optim and label_free key under its own name.
+_RENAMED = {
+    "teacher_w_score": ("loss", "teacher_score"), "teacher_w_map": ("loss", "teacher_map"),
+    "student_w_score": ("loss", "student_score"), "student_w_score_kd": ("loss", "student_score_kd"),
+    "student_w_map_kd": ("loss", "student_map_kd"), "student_w_gaze": ("loss", "student_gaze"),
+    "loss_cc": ("loss", "cc"), "personalize_steps": ("personalize", "steps"),
+    "personalize_max": ("personalize", "max_heatmaps"), "personalize_min": ("personalize", "min_heatmaps"),
+    "lr_personalize": ("personalize", "lr"), "demo_count": ("demo", "count"), "demo_users": ("demo", "users"),
+    "demo_image_size": ("demo", "image_size"),
+}
+FLAT_KEYS: dict[str, tuple[str, str]] = {
+    **{f.name: (section, f.name) for section in ("optim", "label_free") for f in dataclasses.fields(SECTIONS[section])},
+    **_RENAMED,
+}
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -137,46 +189,74 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         fail(f"config file {file} is not valid JSON: {exc}")
     if not isinstance(values, dict):
         fail(f"config file {file} must hold a JSON object of settings")
-    return values
+    return _unflatten(values, file)
 
 
-def _coerce(name: str, value: Any) -> Any:
-    """Check ``value`` against the annotated type of field ``name`` (ints become floats where needed)."""
-    annotation = str(_FIELDS[name].type)
-    kind = annotation.split(" |")[0]
+def _unflatten(values: dict[str, Any], file: Path) -> dict[str, Any]:
+    """Map memgaze 0.1's flat keys to their sections (one note line when any was used)."""
+    nested: dict[str, Any] = {}
+    flat: list[str] = []
+    for key, value in values.items():
+        if key in FLAT_KEYS:
+            section, name = FLAT_KEYS[key]
+            nested.setdefault(section, {})[name] = value
+            flat.append(f"{key} → {section}.{name}")
+        elif key in SECTIONS and isinstance(value, dict):
+            nested.setdefault(key, {}).update(value)
+        else:
+            nested[key] = value
+    if flat:
+        console.print(f"note: {file} uses flat keys; read as {', '.join(flat)}", soft_wrap=True)
+    return nested
+
+
+def _coerce(owner: type[Any], name: str, value: Any, where: str) -> Any:
+    """Check ``value`` against the annotated type of ``owner.name`` (ints become floats where needed)."""
+    annotation = str(typing.get_type_hints(owner)[name])
+    kind = annotation.split("|")[0].strip().removeprefix("<class '").removesuffix("'>")
     if value is None:
         if "None" in annotation:
             return None
-        fail(f"config key {name!r} cannot be null")
-    if kind == "bool":
-        if not isinstance(value, bool):
-            fail(f"config key {name!r} must be true or false, got {value!r}")
-        return value
-    if kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            fail(f"config key {name!r} must be a number, got {value!r}")
-        return float(value)
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            fail(f"config key {name!r} must be an integer, got {value!r}")
-        return value
-    if not isinstance(value, str):
-        fail(f"config key {name!r} must be a string, got {value!r}")
-    return value
+        fail(f"config key {where!r} cannot be null")
+    expected = {"bool": (bool,), "float": (int, float), "int": (int,), "str": (str,)}[kind]
+    if not isinstance(value, expected) or (kind != "bool" and isinstance(value, bool)):
+        fail(f"config key {where!r} must be {'true or false' if kind == 'bool' else 'a number' if kind == 'float' else 'an integer' if kind == 'int' else 'a string'}, got {value!r}")
+    return float(value) if kind == "float" else value
+
+
+def _known(owner: type[Any]) -> dict[str, dataclasses.Field[Any]]:
+    return {f.name: f for f in dataclasses.fields(owner)}
+
+
+def _apply(config: TrainConfig, values: dict[str, Any]) -> None:
+    """Set ``values`` (top-level keys, ``section: {key: value}`` or ``"section.key"``) on ``config``."""
+    top = _known(TrainConfig)
+    for key, value in values.items():
+        section, _, name = key.partition(".")
+        if name or (key in SECTIONS and isinstance(value, dict)):
+            if section not in SECTIONS:
+                fail(f"unknown config section {section!r} (sections: {', '.join(SECTIONS)})")
+            target = getattr(config, section)
+            for sub, sub_value in ({name: value} if name else value).items():
+                if sub not in _known(type(target)):
+                    fail(f"unknown config key {section}.{sub} (known in {section}: {', '.join(_known(type(target)))})")
+                setattr(target, sub, _coerce(type(target), sub, sub_value, f"{section}.{sub}"))
+        elif key in top and key not in SECTIONS:
+            setattr(config, key, _coerce(TrainConfig, key, value, key))
+        else:
+            known = [k for k in top if k not in SECTIONS]
+            fail(f"unknown config key {key!r} (known: {', '.join(known)}, and the sections {', '.join(SECTIONS)})")
 
 
 def build_config(file_values: dict[str, Any] | None, overrides: dict[str, Any]) -> TrainConfig:
-    """Defaults, then ``file_values``, then the non-None ``overrides`` (the CLI options)."""
-    merged: dict[str, Any] = {}
-    for source in (file_values or {}, {k: v for k, v in overrides.items() if v is not None}):
-        for name, value in source.items():
-            if name not in _FIELDS:
-                fail(f"unknown config key {name!r} (known: {', '.join(sorted(_FIELDS))})")
-            merged[name] = _coerce(name, value)
-    config = TrainConfig(**merged)
+    """Defaults, then ``file_values``, then the non-None ``overrides`` (the CLI options, which may
+    name a section key as ``"section.key"``)."""
+    config = TrainConfig()
+    _apply(config, file_values or {})
+    _apply(config, {k: v for k, v in overrides.items() if v is not None})
     demo = config.data == "demo"
     if config.image_size is None:
-        config.image_size = config.demo_image_size if demo else 224
+        config.image_size = config.demo.image_size if demo else 224
     for name in ("epochs_teacher", "epochs_student"):
         if getattr(config, name) is None:
             setattr(config, name, DEMO_EPOCHS if demo else EPOCHS)
@@ -184,23 +264,37 @@ def build_config(file_values: dict[str, Any] | None, overrides: dict[str, Any]) 
     return config
 
 
+def monitor_terms(spec: str, allowed: tuple[str, ...], key: str) -> list[str]:
+    """The validation metrics a ``monitor_*`` setting sums; one-line error for an unknown one."""
+    terms = spec.split("+")
+    unknown = [term for term in terms if term not in allowed]
+    if unknown or not spec:
+        fail(f"{key} {spec!r}: expected {' | '.join(allowed)} or several joined by '+'")
+    return terms
+
+
 def _validate(config: TrainConfig) -> None:
     if config.stage not in STAGES:
         fail(f"--stage must be one of {', '.join(STAGES)}, got {config.stage!r}")
-    for name in ("batch_size", "image_size", "personalize_steps", "personalize_min", "demo_count", "video_every"):
-        if getattr(config, name) < 1:
-            fail(f"{name} must be at least 1, got {getattr(config, name)}")
-    for name in ("epochs_teacher", "epochs_student", "patience"):
-        if getattr(config, name) < 0:
-            fail(f"{name} must not be negative, got {getattr(config, name)}")
+    at_least_one = {
+        "batch_size": config.batch_size, "image_size": config.image_size, "personalize.steps": config.personalize.steps,
+        "personalize.min_heatmaps": config.personalize.min_heatmaps, "demo.count": config.demo.count,
+        "label_free.video_every": config.label_free.video_every,
+    }
+    for name, value in at_least_one.items():
+        if value is None or value < 1:
+            fail(f"{name} must be at least 1, got {value}")
+    for name, value in (("epochs_teacher", config.epochs_teacher), ("epochs_student", config.epochs_student), ("optim.patience", config.optim.patience)):
+        if value is None or value < 0:
+            fail(f"{name} must not be negative, got {value}")
     if config.amp not in ("auto", "off"):
         fail(f"amp must be 'auto' or 'off', got {config.amp!r}")
-    for name in ("monitor_teacher", "monitor_student"):
-        if getattr(config, name) not in MONITORS:
-            fail(f"{name} must be one of {', '.join(MONITORS)}, got {getattr(config, name)!r}")
-    if config.teacher_size is not None and config.teacher_size < 1:
-        fail(f"teacher_size must be at least 1, got {config.teacher_size}")
-    if config.teacher_model is not None and config.stage in ("teacher", "personalize"):
+    monitor_terms(config.optim.monitor_teacher, TEACHER_MONITORS, "optim.monitor_teacher")
+    monitor_terms(config.optim.monitor_student, STUDENT_MONITORS, "optim.monitor_student")
+    lf = config.label_free
+    if lf.teacher_size is not None and lf.teacher_size < 1:
+        fail(f"label_free.teacher_size must be at least 1, got {lf.teacher_size}")
+    if lf.teacher_model is not None and config.stage in ("teacher", "personalize"):
         fail(f"--teacher-model trains the student from an external model; it does not go with --stage {config.stage}")
-    if not 0.0 < config.warmup_frac < 1.0:
-        fail(f"warmup_frac must be between 0 and 1, got {config.warmup_frac}")
+    if not 0.0 < config.optim.warmup_frac < 1.0:
+        fail(f"optim.warmup_frac must be between 0 and 1, got {config.optim.warmup_frac}")

@@ -1,15 +1,12 @@
-"""LaMem-layout split reader and the memorability + gaze torch Dataset.
+"""The memorability + gaze torch Dataset over a LaMem-layout root.
 
-Layout: ``ROOT/images/<name>``, ``ROOT/splits/{train,val,test}_<k>.txt`` with lines
-``<name> <score> [more columns ignored]`` (scores in [0, 1]; ``#`` comments and blank lines
-ignored), gaze as described in :mod:`memgaze.train.gaze`. SUN memorability converted to this
-layout is read by the same code. Every bad line or file is skipped with one warning line;
-problems are found when the split is indexed, never mid-epoch.
+Splits are read by :func:`memgaze.layout.read_split` (torch-free, shared with export and the
+benchmarks), gaze as described in :mod:`memgaze.train.gaze`. Every bad line or file is skipped
+with one warning line; problems are found when the split is indexed, never mid-epoch.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from pathlib import Path
@@ -22,80 +19,13 @@ from torchvision.transforms.v2 import functional as TF
 
 from memgaze.console import WarningCounter
 from memgaze.errors import fail
+from memgaze.layout import gaze_dir, load_rgb, read_split
 from memgaze.train.augment import JointAugment
 from memgaze.train.cache import ImageCache
 from memgaze.train.gaze import FIXATIONS_NAME, GazeStore, fixation_users, map_hw
-from memgaze.train.layout import SPLITS, check_image_file, gaze_dir, image_key, load_rgb, resolve_image, split_path
 from memgaze.train.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 MODES = ("image", "user")
-
-
-@dataclasses.dataclass(frozen=True)
-class ScoredImage:
-    """One usable split line: ``name`` as written there, its score, and the image file."""
-
-    name: str
-    score: float
-    path: Path
-
-    @property
-    def key(self) -> str:
-        """The image stem that gaze files are matched by."""
-        return image_key(self.name)
-
-
-def read_split(
-    root: str | os.PathLike[str], split: str, fold: int = 1, warnings: WarningCounter | None = None
-) -> list[ScoredImage]:
-    """Usable images of ``ROOT/splits/<split>_<fold>.txt``; one warning per bad line or image.
-
-    Skipped: malformed lines, scores outside [0, 1] or NaN, duplicate names, missing images and
-    images that fail the cheap structural check (empty, not JPEG/PNG, truncated). A split with
-    nothing usable is a one-line error.
-    """
-    root = Path(root)
-    if split not in SPLITS:
-        fail(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    path = split_path(root, split, fold)
-    if not path.is_file():
-        fail(f"split file {path} does not exist (expected the LaMem layout ROOT/splits/{split}_{fold}.txt)")
-    own = warnings is None
-    warn = warnings if warnings is not None else WarningCounter(f"{split} split")
-    out: list[ScoredImage] = []
-    seen: set[str] = set()
-    for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
-        parts = line.split()
-        if not parts or parts[0].startswith("#"):
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            score = float(parts[1])
-        except (IndexError, ValueError):
-            warn.warn("malformed line", f"{where}: expected '<name> <score>', got {line.strip()!r}; skipped")
-            continue
-        name = parts[0]
-        if not 0.0 <= score <= 1.0:  # also rejects NaN
-            warn.warn("score out of range", f"{where}: score {parts[1]} of {name} is not in [0, 1]; skipped")
-            continue
-        if image_key(name) in seen:
-            warn.warn("duplicate", f"{where}: {name} is listed twice; the first line is used")
-            continue
-        image = resolve_image(root, name)
-        if image is None:
-            warn.warn("missing image", f"{where}: image {name} not found under {root / 'images'}; skipped")
-            continue
-        problem = check_image_file(image)
-        if problem is not None:
-            warn.warn("corrupt image", f"{where}: image {image} is unusable ({problem}); skipped")
-            continue
-        seen.add(image_key(name))
-        out.append(ScoredImage(name, score, image))
-    if own:
-        warn.summary()
-    if not out:
-        fail(f"split {path} has no usable images")
-    return out
 
 
 def list_users(root: str | os.PathLike[str]) -> list[str]:

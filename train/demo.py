@@ -36,7 +36,7 @@ import numpy as np
 from memgaze.atomic import atomic_dir
 from memgaze.console import console
 from memgaze.errors import fail
-from memgaze.train.layout import FIXATIONS_NAME
+from memgaze.layout import FIXATIONS_NAME
 
 USER_PROFILES: tuple[tuple[str, str], ...] = (
     ("user_faces", "face"),

@@ -15,48 +15,48 @@ from torch.utils.data import Dataset
 
 from memgaze.train import metrics
 from memgaze.train.distributed import all_gather_objects
-from memgaze.train.loop import Batch, Runtime, make_loader
+from memgaze.train.loop import Batch, Compute, make_loader
 from memgaze.train.models import to_heatmap
 
 
-def _batches(dataset: Dataset[Any], rt: Runtime, batch_size: int) -> Iterator[Batch]:
-    for batch in make_loader(dataset, batch_size, rt, train=False):
-        yield rt.to_device(batch)
+def _batches(dataset: Dataset[Any], compute: Compute, batch_size: int) -> Iterator[Batch]:
+    for batch in make_loader(dataset, batch_size, compute, train=False):
+        yield compute.to_device(batch)
 
 
-def _gather_rows(rt: Runtime, rows: dict[Any, Any]) -> list[Any]:
+def _gather_rows(compute: Compute, rows: dict[Any, Any]) -> list[Any]:
     """Per-sample rows of every process, deduplicated by key (image index [, user]), in key order."""
     merged: dict[Any, Any] = {}
-    for part in all_gather_objects(rt.ctx, rows):
+    for part in all_gather_objects(compute.ctx, rows):
         merged.update(part)
     return [merged[i] for i in sorted(merged)]
 
 
-def _forward(model: nn.Module, rt: Runtime, image: torch.Tensor, user: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _forward(model: nn.Module, compute: Compute, image: torch.Tensor, user: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Score ``[N]`` and heatmap ``[N,1,h,w]`` (sums to 1) in float32."""
-    with rt.autocast():
+    with compute.autocast():
         score, logits = model(image, user)
     return score.float(), to_heatmap(logits.float())
 
 
 @torch.no_grad()
-def predict_scores(model: nn.Module, dataset: Dataset[Any], rt: Runtime, batch_size: int) -> np.ndarray:
+def predict_scores(model: nn.Module, dataset: Dataset[Any], compute: Compute, batch_size: int) -> np.ndarray:
     """Predicted (generic viewer, user 0) and true scores of a ``mode="image"`` dataset: float64
     ``[n, 2]``, row = image index."""
     was_training = model.training
     model.eval()
     rows: dict[int, tuple[float, float]] = {}
-    for batch in _batches(dataset, rt, batch_size):
-        score, _ = _forward(model, rt, batch["image"], torch.zeros_like(batch["user"]))
+    for batch in _batches(dataset, compute, batch_size):
+        score, _ = _forward(model, compute, batch["image"], torch.zeros_like(batch["user"]))
         for i, p, t in zip(batch["index"].tolist(), score.tolist(), batch["score"].tolist()):
             rows[i] = (p, t)
     model.train(was_training)
-    return np.asarray(_gather_rows(rt, rows), dtype=np.float64).reshape(-1, 2)
+    return np.asarray(_gather_rows(compute, rows), dtype=np.float64).reshape(-1, 2)
 
 
-def score_metrics(model: nn.Module, dataset: Dataset[Any], rt: Runtime, batch_size: int) -> dict[str, float]:
+def score_metrics(model: nn.Module, dataset: Dataset[Any], compute: Compute, batch_size: int) -> dict[str, float]:
     """Spearman ρ, Pearson r and MSE of the predicted scores (generic viewer, user 0)."""
-    pairs = predict_scores(model, dataset, rt, batch_size)
+    pairs = predict_scores(model, dataset, compute, batch_size)
     return {k: float(v) for k, v in metrics.score_metrics(pairs[:, 0], pairs[:, 1]).items()}
 
 
@@ -64,7 +64,7 @@ def score_metrics(model: nn.Module, dataset: Dataset[Any], rt: Runtime, batch_si
 def map_metrics(
     model: nn.Module,
     dataset: Dataset[Any],
-    rt: Runtime,
+    compute: Compute,
     batch_size: int,
     users: list[str],
     fixations: Any | None = None,
@@ -80,19 +80,19 @@ def map_metrics(
     model.eval()
     real = list(range(1, len(users)))
     rows: dict[tuple[int, int], tuple[int, float, float, float, float]] = {}
-    for batch in _batches(dataset, rt, batch_size):
+    for batch in _batches(dataset, compute, batch_size):
         keep = batch["has_heatmap"].bool() & (batch["user"] > 0)
         if not keep.any():
             continue
         image, user, target = batch["image"][keep], batch["user"][keep], batch["heatmap"][keep]
         index = batch["index"][keep].tolist()
-        own_map = _forward(model, rt, image, user)[1]
+        own_map = _forward(model, compute, image, user)[1]
         own = cc_rows(own_map, target)
-        generic = cc_rows(_forward(model, rt, image, torch.zeros_like(user))[1], target)
+        generic = cc_rows(_forward(model, compute, image, torch.zeros_like(user))[1], target)
         other_sum = np.zeros_like(own)
         user_np = user.cpu().numpy()
         for k in real:
-            cc_k = cc_rows(_forward(model, rt, image, torch.full_like(user, k))[1], target)
+            cc_k = cc_rows(_forward(model, compute, image, torch.full_like(user, k))[1], target)
             other_sum += np.where(user_np == k, 0.0, cc_k)
         other = other_sum / max(1, len(real) - 1)
         for j, (i, u) in enumerate(zip(index, user.tolist())):
@@ -103,7 +103,7 @@ def map_metrics(
                     nss = float(metrics.nss(own_map[j, 0].cpu().numpy(), fix))
             rows[(i, u)] = (u, float(own[j]), float(other[j]), float(generic[j]), nss)
     model.train(was_training)
-    table = np.asarray(_gather_rows(rt, rows), dtype=np.float64).reshape(-1, 5)
+    table = np.asarray(_gather_rows(compute, rows), dtype=np.float64).reshape(-1, 5)
     by_user = {users[k]: _mean(table[table[:, 0] == k, 1]) for k in real}
     return {
         "cc_own_user": _mean(table[:, 1]),

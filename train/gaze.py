@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from memgaze.console import WarningCounter
-from memgaze.train.layout import FIXATIONS_NAME, gaze_dir, image_key, resolve_image
+from memgaze.layout import FIXATIONS_NAME, gaze_dir, image_key, resolve_image
 
 FIXATION_COLUMNS = ("user", "image", "x", "y", "duration_ms")
 PEAK_FRACTION = 0.3
@@ -95,21 +95,28 @@ class GazeStore:
         map_size: int | tuple[int, int],
         sigma_px: float | None = None,
         warnings: WarningCounter | None = None,
+        *,
+        user_folders: dict[str, Path] | None = None,
+        fixations_csv: Path | None = None,
     ) -> None:
+        """Gaze of the images under ``ROOT/images``: from ``ROOT/gaze`` (its user folders and
+        fixations.csv), or, when either of ``user_folders`` (``{user: folder of PNGs}``) and
+        ``fixations_csv`` is given, from exactly those."""
         self.root = Path(root)
         self.map_size = map_hw(map_size)
         self.sigma_px = float(sigma_px) if sigma_px else default_sigma(self.map_size)
         self.warnings = warnings if warnings is not None else WarningCounter("gaze")
-        folder = gaze_dir(self.root)
+        if user_folders is None and fixations_csv is None:
+            folder = gaze_dir(self.root)
+            user_folders = {p.name: p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")} if folder.is_dir() else {}
+            fixations_csv = folder / FIXATIONS_NAME
         self._png: dict[tuple[str, str], Path] = {}
-        if folder.is_dir():
-            for user_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-                with os.scandir(user_dir) as entries:
-                    for entry in entries:
-                        if entry.name.lower().endswith(".png") and entry.is_file():
-                            self._png[(user_dir.name, entry.name[:-4])] = Path(entry.path)
-        csv_path = folder / FIXATIONS_NAME
-        self._fix = read_fixations(csv_path, self.warnings) if csv_path.is_file() else {}
+        for user, user_dir in sorted((user_folders or {}).items()):
+            with os.scandir(user_dir) as entries:
+                for entry in entries:
+                    if entry.name.lower().endswith(".png") and entry.is_file():
+                        self._png[(user, entry.name[:-4])] = Path(entry.path)
+        self._fix = read_fixations(fixations_csv, self.warnings) if fixations_csv is not None and fixations_csv.is_file() else {}
         self._users_by_image: dict[str, set[str]] = defaultdict(set)
         for user, key in (*self._png, *self._fix):
             self._users_by_image[key].add(user)

@@ -31,7 +31,7 @@ from memgaze.errors import fail
 from memgaze.manifest import sha256_file
 from memgaze.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, VideoSampler, list_media
 from memgaze.train.external_teacher import ExternalTeacher
-from memgaze.train.layout import IMAGE_EXTENSIONS, SPLITS, gaze_dir, split_path
+from memgaze.layout import IMAGE_EXTENSIONS, SPLITS, gaze_dir, split_path
 
 FOLDER = "label-free"
 MIN_FRAMES = 10

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from memgaze.console import console
 from memgaze.errors import fail
 from memgaze.train.checkpoint import load_training_state, rng_state, save_training_state, set_rng_state
+from memgaze.train.config import OptimConfig
 from memgaze.train.curves import MetricLog
 from memgaze.train.distributed import DistContext, all_gather_objects, all_reduce_mean, barrier
 
@@ -33,7 +34,7 @@ LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, float]]]
 
 
 @dataclasses.dataclass(frozen=True)
-class Runtime:
+class Compute:
     """How tensors are computed: device, process rank, autocast dtype, layout, loader settings."""
 
     ctx: DistContext
@@ -67,7 +68,7 @@ class Runtime:
         return model
 
 
-def make_runtime(ctx: DistContext, amp: str, workers: int | None, seed: int) -> Runtime:
+def make_compute(ctx: DistContext, amp: str, workers: int | None, seed: int) -> Compute:
     """bf16 autocast where supported, else fp16 (with GradScaler) on CUDA; fp32 on CPU."""
     cuda = ctx.device.type == "cuda"
     dtype: torch.dtype | None = None
@@ -75,7 +76,7 @@ def make_runtime(ctx: DistContext, amp: str, workers: int | None, seed: int) -> 
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if workers is None:
         workers = min(8, torch.get_num_threads()) if cuda else 0
-    return Runtime(ctx=ctx, amp_dtype=dtype, channels_last=cuda, workers=workers, seed=seed)
+    return Compute(ctx=ctx, amp_dtype=dtype, channels_last=cuda, workers=workers, seed=seed)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -83,13 +84,13 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
 
 
-def make_loader(dataset: Any, batch_size: int, rt: Runtime, *, train: bool) -> DataLoader[Any]:
+def make_loader(dataset: Any, batch_size: int, compute: Compute, *, train: bool) -> DataLoader[Any]:
     """A loader sharded over processes; shuffled training order from :func:`reseed_loader`."""
-    generator = torch.Generator().manual_seed(epoch_seed(rt.seed, 0))
+    generator = torch.Generator().manual_seed(epoch_seed(compute.seed, 0))
     sampler: Any = None
-    if rt.ctx.distributed:
+    if compute.ctx.distributed:
         sampler = DistributedSampler(
-            dataset, num_replicas=rt.ctx.world_size, rank=rt.ctx.rank, shuffle=train, seed=rt.seed
+            dataset, num_replicas=compute.ctx.world_size, rank=compute.ctx.rank, shuffle=train, seed=compute.seed
         )
     elif train:
         sampler = RandomSampler(dataset, generator=generator)
@@ -97,17 +98,17 @@ def make_loader(dataset: Any, batch_size: int, rt: Runtime, *, train: bool) -> D
         dataset,
         batch_size=batch_size,
         sampler=sampler,
-        num_workers=rt.workers,
-        pin_memory=rt.device.type == "cuda",
-        drop_last=train and len(dataset) > batch_size * rt.ctx.world_size,
+        num_workers=compute.workers,
+        pin_memory=compute.device.type == "cuda",
+        drop_last=train and len(dataset) > batch_size * compute.ctx.world_size,
         generator=generator,
     )
 
 
-def reseed_loader(loader: DataLoader[Any], rt: Runtime, epoch: int) -> None:
+def reseed_loader(loader: DataLoader[Any], compute: Compute, epoch: int) -> None:
     """Make ``epoch``'s shuffling and worker seeds a function of (seed, epoch) only."""
     assert loader.generator is not None
-    loader.generator.manual_seed(epoch_seed(rt.seed, epoch))
+    loader.generator.manual_seed(epoch_seed(compute.seed, epoch))
     if isinstance(loader.sampler, DistributedSampler):
         loader.sampler.set_epoch(epoch)
 
@@ -124,6 +125,7 @@ class StageSpec:
     monitor: Callable[[dict[str, float]], float]
     train_set: Dataset[Any]
     epochs: int
+    train_mode: bool = True  # False: batch-norm statistics and dropout stay as in eval (fitting an embedding only)
 
 
 @dataclasses.dataclass
@@ -154,50 +156,50 @@ def state_path(out: Path, stage: str) -> Path:
 
 def train_stage(
     spec: StageSpec,
-    rt: Runtime,
+    compute: Compute,
+    optim: OptimConfig,
     *,
     batch_size: int,
-    weight_decay: float,
-    warmup_frac: float,
-    grad_clip: float,
-    patience: int,
     out: Path,
     resume: bool,
     log: MetricLog | None,
 ) -> StageResult:
-    """Train ``spec.model`` in place for up to ``spec.epochs`` epochs; best weights restored at the end."""
-    model = rt.prepare(spec.model)
+    """Train ``spec.model`` in place for up to ``spec.epochs`` epochs; best weights restored at the end.
+
+    ``optim`` gives weight decay, warmup, gradient clipping and patience; the learning rates are
+    ``spec.param_groups``'."""
+    model = compute.prepare(spec.model)
     wrapped: nn.Module = model
-    if rt.ctx.distributed:
-        wrapped = DistributedDataParallel(model, device_ids=[rt.device] if rt.device.type == "cuda" else None)
-    loader = make_loader(spec.train_set, batch_size, rt, train=True)
+    if compute.ctx.distributed:
+        wrapped = DistributedDataParallel(model, device_ids=[compute.device] if compute.device.type == "cuda" else None)
+    loader = make_loader(spec.train_set, batch_size, compute, train=True)
     steps = len(loader)
     if steps == 0:
         fail(f"{spec.name}: the training split has no usable samples")
-    optimizer = torch.optim.AdamW(spec.param_groups, weight_decay=weight_decay)
+    optimizer = torch.optim.AdamW(spec.param_groups, weight_decay=optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=[group["lr"] for group in spec.param_groups],
         total_steps=max(1, spec.epochs * steps),
-        pct_start=warmup_frac,
+        pct_start=optim.warmup_frac,
         cycle_momentum=False,
         div_factor=10.0,
         final_div_factor=100.0,
     )
-    scaler = torch.amp.GradScaler("cuda") if rt.amp_dtype == torch.float16 else None
+    scaler = torch.amp.GradScaler("cuda") if compute.amp_dtype == torch.float16 else None
     progress = _Progress()
     path = state_path(out, spec.name)
     if resume and path.is_file():
-        progress = _load_state(path, spec, rt, model, optimizer, scheduler, scaler, steps)
-        if rt.ctx.is_main:
+        progress = _load_state(path, spec, compute, model, optimizer, scheduler, scaler, steps)
+        if compute.ctx.is_main:
             console.print(f"{spec.name}: resumed after epoch {progress.epoch} from {path}")
 
     for epoch in range(progress.epoch + 1, spec.epochs + 1):
         if progress.stopped:
             break
-        reseed_loader(loader, rt, epoch)
-        wrapped.train()
-        train_loss = _train_epoch(spec, rt, wrapped, loader, optimizer, scheduler, scaler, grad_clip, epoch, path)
+        reseed_loader(loader, compute, epoch)
+        wrapped.train(spec.train_mode)
+        train_loss = _train_epoch(spec, compute, wrapped, loader, optimizer, scheduler, scaler, optim.grad_clip, epoch, path)
         model.eval()
         metrics = {"loss": train_loss, "lr": float(scheduler.get_last_lr()[0]), **spec.validate(model)}
         value = spec.monitor(metrics)
@@ -208,17 +210,17 @@ def train_stage(
             progress.bad_epochs = 0
         else:
             progress.bad_epochs += 1
-        progress.stopped = patience > 0 and progress.bad_epochs >= patience
+        progress.stopped = optim.patience > 0 and progress.bad_epochs >= optim.patience
         # The log row goes first: a kill between the two re-runs this epoch, whose row then replaces it.
-        if rt.ctx.is_main and log is not None:
+        if compute.ctx.is_main and log is not None:
             log.log(spec.name, epoch, metrics)
-        _save_state(path, spec, rt, model, optimizer, scheduler, scaler, steps, progress)
-        if rt.ctx.is_main:
+        _save_state(path, spec, compute, model, optimizer, scheduler, scaler, steps, progress)
+        if compute.ctx.is_main:
             _print_epoch(spec.name, epoch, spec.epochs, metrics, progress.best_epoch == epoch)
             if progress.stopped:
                 console.print(
                     f"{spec.name}: early stop after epoch {epoch} (no better validation score "
-                    f"for {patience} epochs; best epoch {progress.best_epoch})"
+                    f"for {optim.patience} epochs; best epoch {progress.best_epoch})"
                 )
     if progress.best_weights is not None:
         model.load_state_dict(progress.best_weights)
@@ -228,7 +230,7 @@ def train_stage(
 
 def _train_epoch(
     spec: StageSpec,
-    rt: Runtime,
+    compute: Compute,
     model: nn.Module,
     loader: DataLoader[Any],
     optimizer: torch.optim.Optimizer,
@@ -240,14 +242,14 @@ def _train_epoch(
 ) -> float:
     """One pass over ``loader``; returns the mean loss. A non-finite loss is a one-line error."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    total = torch.zeros((), device=rt.device)
+    total = torch.zeros((), device=compute.device)
     count = 0
-    with _progress_bar(rt, f"{spec.name} {epoch}/{spec.epochs}", len(loader)) as advance:
+    with _progress_bar(compute, f"{spec.name} {epoch}/{spec.epochs}", len(loader)) as advance:
         for step, batch in enumerate(loader, 1):
-            batch = rt.to_device(batch)
-            with rt.autocast():
+            batch = compute.to_device(batch)
+            with compute.autocast():
                 loss, _parts = spec.loss_fn(model, batch)
-            mean_loss = all_reduce_mean(rt.ctx, loss.detach().float())
+            mean_loss = all_reduce_mean(compute.ctx, loss.detach().float())
             if not torch.isfinite(mean_loss).item():
                 kept = f"last good checkpoint kept: {path}" if path.is_file() else "no checkpoint written"
                 fail(
@@ -275,9 +277,9 @@ def _train_epoch(
 
 
 @contextlib.contextmanager
-def _progress_bar(rt: Runtime, label: str, total: int) -> Iterator[Callable[[], None]]:
+def _progress_bar(compute: Compute, label: str, total: int) -> Iterator[Callable[[], None]]:
     """A transient rich progress bar on rank 0; yields the per-step ``advance`` callback."""
-    if not rt.ctx.is_main:
+    if not compute.ctx.is_main:
         yield lambda: None
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -309,7 +311,7 @@ def _cpu_weights(model: nn.Module) -> dict[str, torch.Tensor]:
 def _save_state(
     path: Path,
     spec: StageSpec,
-    rt: Runtime,
+    compute: Compute,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
@@ -318,9 +320,9 @@ def _save_state(
     progress: _Progress,
 ) -> None:
     """Write the whole training state atomically (rank 0); every rank's RNG state is included."""
-    ranks_rng = all_gather_objects(rt.ctx, rng_state())
+    ranks_rng = all_gather_objects(compute.ctx, rng_state())
     current = progress.best_epoch == progress.epoch
-    if rt.ctx.is_main:
+    if compute.ctx.is_main:
         save_training_state(
             path,
             optimizer=optimizer,
@@ -336,13 +338,13 @@ def _save_state(
                 "ranks_rng": ranks_rng,
             },
         )
-    barrier(rt.ctx)
+    barrier(compute.ctx)
 
 
 def _load_state(
     path: Path,
     spec: StageSpec,
-    rt: Runtime,
+    compute: Compute,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
@@ -361,7 +363,7 @@ def _load_state(
     if scaler is not None and extra["scaler"] is not None:
         scaler.load_state_dict(extra["scaler"])
     ranks_rng = extra["ranks_rng"]
-    set_rng_state(ranks_rng[rt.ctx.rank] if len(ranks_rng) == rt.ctx.world_size else ranks_rng[0])
+    set_rng_state(ranks_rng[compute.ctx.rank] if len(ranks_rng) == compute.ctx.world_size else ranks_rng[0])
     progress = _Progress(**extra["progress"])
     if progress.best_weights is None and progress.best_epoch == progress.epoch:
         progress.best_weights = _cpu_weights(model)

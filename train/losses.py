@@ -20,14 +20,14 @@ EPS = 1e-12
 
 @dataclasses.dataclass
 class LossWeights:
-    """Weights of the loss terms (the CLI's ``teacher_w_*`` / ``student_w_*`` settings)."""
+    """Weights of the loss terms: the ``loss`` section of the training config, with its defaults."""
 
-    teacher_score: float = 1.0
+    teacher_score: float = 10.0
     teacher_map: float = 1.0
     student_score: float = 1.0
     student_score_kd: float = 1.0
     student_map_kd: float = 0.5
-    student_gaze: float = 1.0
+    student_gaze: float = 2.0
     kd_temperature: float = 2.0
     cc: float = 1.0  # weight of the (1 - CC) term inside the map loss, next to KL
 

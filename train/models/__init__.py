@@ -11,7 +11,7 @@ from torch import nn
 import memgaze
 from memgaze.errors import fail
 from memgaze.train.complexity import count_macs, count_params
-from memgaze.train.models.blocks import ALIGN, STRIDE, spatial_softmax
+from memgaze.train.models.blocks import check_input_size, map_size, spatial_softmax
 from memgaze.train.models.student import STUDENT_NAME, Student
 from memgaze.train.models.teacher import TEACHER_NAME, Teacher
 from memgaze.train.normalization import IMAGENET_MEAN, IMAGENET_STD
@@ -26,7 +26,9 @@ __all__ = [
     "build_model",
     "count_macs",
     "count_params",
+    "check_input_size",
     "default_config",
+    "map_size",
     "to_heatmap",
 ]
 
@@ -37,6 +39,11 @@ KINDS: dict[str, tuple[str, type[nn.Module]]] = {"teacher": (TEACHER_NAME, Teach
 def to_heatmap(map_logits: torch.Tensor) -> torch.Tensor:
     """Spatial softmax of map logits ``[N, 1, h, w]``: non-negative, each map sums to 1."""
     return spatial_softmax(map_logits)
+
+
+def resized_config(config: dict[str, Any], input_size: tuple[int, int]) -> dict[str, Any]:
+    """A copy of a checkpoint config for another input size, with its map size derived again."""
+    return {**config, "input_size": list(input_size), "map_size": list(map_size(input_size))}
 
 
 def default_config(
@@ -51,8 +58,6 @@ def default_config(
     if kind not in KINDS:
         fail(f"unknown model kind {kind!r} (expected one of: {', '.join(KINDS)})")
     height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
-    if height % ALIGN or width % ALIGN or height <= 0 or width <= 0:
-        fail(f"image size {height}x{width} must be a positive multiple of {ALIGN} on both sides")
     names = list(users or [])
     names = names if names[:1] == ["generic"] else ["generic", *names]
     name, cls = KINDS[kind]
@@ -63,7 +68,7 @@ def default_config(
         "kind": kind,
         "architecture": architecture,
         "input_size": [height, width],
-        "map_size": [height // STRIDE, width // STRIDE],
+        "map_size": list(map_size((height, width))),
         "normalization": {"color": "RGB", "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
         "users": names if kind == "student" else ["generic"],
         "metrics": {},

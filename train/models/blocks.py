@@ -117,10 +117,25 @@ class ScoreHead(nn.Module):
         return torch.sigmoid(self.mlp(pooled)).squeeze(1)
 
 
+def check_input_size(height: int, width: int) -> None:
+    """One-line error unless ``height``×``width`` is a positive multiple of the coarsest stride."""
+    if height % ALIGN or width % ALIGN or height <= 0 or width <= 0:
+        fail(f"image size {height}x{width} must be a positive multiple of {ALIGN} on both sides")
+
+
+def map_size(input_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """The heatmap ``(h, w)`` the models produce for an input ``(H, W)`` (or a square side): the one
+    place where the map resolution is derived."""
+    height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
+    check_input_size(int(height), int(width))
+    return int(height) // STRIDE, int(width) // STRIDE
+
+
 def check_input(image: torch.Tensor) -> None:
-    """Input sides must be multiples of 32 so the ×2 top-down decoder lines up (checked in eager mode)."""
-    if not torch.jit.is_tracing() and (image.shape[-1] % ALIGN or image.shape[-2] % ALIGN):
-        fail(f"input size {tuple(image.shape[-2:])} is not a multiple of {ALIGN} on both sides")
+    """One-line error for an input tensor whose sides are not multiples of ``ALIGN`` (eager mode;
+    the export checks the size before tracing)."""
+    if not torch.jit.is_tracing():
+        check_input_size(int(image.shape[-2]), int(image.shape[-1]))
 
 
 def load_pretrained(model: nn.Module, weights: object, spec: str | None, what: str) -> None:

@@ -1,0 +1,117 @@
+"""What every training stage needs, passed explicitly: the compute setup, the data root, the
+run-wide settings, and the shared warning counter and metric log."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+from torch import nn
+
+from memgaze.console import WarningCounter, console
+from memgaze.errors import fail
+from memgaze.train.checkpoint import save_checkpoint
+from memgaze.train.config import OptimConfig, monitor_terms
+from memgaze.train.curves import MetricLog
+from memgaze.train.data import MemorabilityDataset
+from memgaze.train.distributed import barrier
+from memgaze.train.loop import Compute, StageResult, StageSpec, train_stage
+from memgaze.train.models import count_macs, count_params, map_size
+
+
+@dataclasses.dataclass(frozen=True)
+class StageContext:
+    """The inputs shared by the stages of one ``memgaze-train`` run."""
+
+    compute: Compute
+    out: Path
+    root: Path  # the dataset in the LaMem layout
+    synthetic: bool
+    fold: int
+    image_size: int
+    batch_size: int
+    seed: int
+    cache: bool
+    resume: bool
+    optim: OptimConfig
+    warnings: WarningCounter
+    log: MetricLog | None
+
+    @property
+    def main(self) -> bool:
+        """True on the process that writes files (rank 0)."""
+        return self.compute.ctx.is_main
+
+    @property
+    def map_size(self) -> tuple[int, int]:
+        return map_size(self.image_size)
+
+    def with_root(self, root: Path, synthetic: bool | None = None) -> StageContext:
+        """The same run on another dataset root."""
+        return dataclasses.replace(self, root=root, synthetic=self.synthetic if synthetic is None else synthetic)
+
+    def dataset(self, split: str, mode: str, users: list[str] | None = None, augment: bool = False) -> MemorabilityDataset:
+        """A split of the data; ``users`` are the real users (model index 1 + position).
+
+        With the image cache under torchrun, rank 0 builds it while the others wait, then reuse it.
+        """
+        cache = (self.out / "cache") if self.cache else None
+        if cache is not None and not self.main:
+            barrier(self.compute.ctx)
+        data = MemorabilityDataset(
+            self.root, split, fold=self.fold, image_size=self.image_size, map_size=self.map_size, users=users,
+            mode=mode, augment=augment, cache=cache, warnings=self.warnings,
+        )
+        if cache is not None and self.main:
+            barrier(self.compute.ctx)
+        if len(data) == 0:
+            fail(f"{self.root}: the {split} split has no usable images")
+        return data
+
+    def fit(self, spec: StageSpec, optim: OptimConfig | None = None, batch_size: int | None = None) -> StageResult:
+        """Train ``spec`` with the one training loop (resumable, best weights restored)."""
+        return train_stage(
+            spec, self.compute, optim or self.optim, batch_size=batch_size or self.batch_size,
+            out=self.out, resume=self.resume, log=self.log,
+        )
+
+
+@dataclasses.dataclass
+class StageOutcome:
+    """A trained model, its checkpoint config and its test metrics."""
+
+    kind: str  # teacher | student
+    model: nn.Module
+    config: dict[str, Any]
+    test: dict[str, Any]
+    epochs: int
+
+
+def save_outcome(ctx: StageContext, outcome: StageOutcome, training: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``OUT/<kind>.safetensors`` with its test metrics; return its metrics.json entry."""
+    config = outcome.config
+    config["metrics"] = {"test": outcome.test}
+    config["training"] = {"epoch": outcome.epochs, "stage": outcome.kind, "data": str(ctx.root), "synthetic": ctx.synthetic, **(training or {})}
+    entry = {"params": count_params(outcome.model), "macs": count_macs(outcome.model, ctx.image_size), "test": outcome.test}
+    if ctx.main:
+        save_checkpoint(ctx.out / f"{outcome.kind}.safetensors", outcome.model.to("cpu"), config)
+        scores = "  ".join(f"{k} {v:.4f}" for k, v in outcome.test.items() if isinstance(v, float))
+        console.print(f"{outcome.kind}: test {scores}", soft_wrap=True)
+    barrier(ctx.compute.ctx)
+    return entry
+
+
+def monitor(spec: str, allowed: tuple[str, ...], key: str) -> Callable[[dict[str, float]], float]:
+    """Early-stopping value: the sum of the ``val_<term>`` metrics that ``spec`` names (NaN counts as -1)."""
+    terms = monitor_terms(spec, allowed, key)
+    return lambda metrics: sum(_finite(metrics[f"val_{term}"]) for term in terms)
+
+
+def prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
+    return {prefix + k: v for k, v in values.items()}
+
+
+def _finite(value: float) -> float:
+    return value if math.isfinite(value) else -1.0

@@ -1,0 +1,94 @@
+"""The label-free stage: an external model (ONNX or ResMem) stands in for labels. Its scores of
+the frames of ``--data`` become a LaMem-layout dataset under ``OUT/label-free``
+(:mod:`memgaze.train.label_free`), and the student is distilled from it; no ResNet teacher."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+
+from memgaze.console import console
+from memgaze.train import losses
+from memgaze.train.config import LabelFreeConfig
+from memgaze.train.data import MemorabilityDataset, list_users
+from memgaze.train.distributed import barrier
+from memgaze.train.external_teacher import ExternalTeacher, open_teacher, parse_channels
+from memgaze.train.kd_targets import BatchTargets, ExternalTargets
+from memgaze.train.label_free import FOLDER, prepare
+from memgaze.train.stages.context import StageContext, StageOutcome
+from memgaze.train.stages.student import TargetSource, train_student
+
+
+@dataclasses.dataclass
+class LabelFreeOutcome:
+    """The distilled student, the distillation report, and what the checkpoint records of its teacher."""
+
+    student: StageOutcome
+    context: StageContext  # the run on the label-free dataset
+    report: dict[str, Any]
+    teacher: dict[str, Any]
+
+
+def open_external(settings: LabelFreeConfig) -> ExternalTeacher:
+    """The external model of ``settings.teacher_model`` (one-line error when it cannot be used)."""
+    assert settings.teacher_model is not None
+    mean = parse_channels(settings.teacher_mean, "--teacher-mean")
+    std = parse_channels(settings.teacher_std, "--teacher-std")
+    return open_teacher(settings.teacher_model, settings.teacher_size, mean, std)
+
+
+def distil_from_external(
+    ctx: StageContext, external: ExternalTeacher, settings: LabelFreeConfig, *, epochs: int, loss: losses.LossWeights
+) -> LabelFreeOutcome:
+    """Score ``ctx.root``'s images and videos with ``external`` (cached), write them as a dataset and
+    distil the student from it."""
+    report: dict[str, Any] = {}
+    if ctx.main:
+        report = prepare(
+            ctx.root, ctx.out, external, every=settings.video_every, min_change=settings.video_min_change,
+            fold=ctx.fold, warnings=ctx.warnings,
+        ).summary
+    barrier(ctx.compute.ctx)
+    data = ctx.with_root(ctx.out / FOLDER)
+    online = external.online_by_default if settings.teacher_online is None else settings.teacher_online
+    if ctx.main:
+        how = "on every augmented batch (online)" if online else "through its cached scores of whole frames"
+        console.print(f"the student imitates {external.name} {how}")
+    student = train_student(data, epochs=epochs, targets=external_targets(external, online), loss=loss)
+    test = student.test
+    report.update(
+        teacher_online=online, spearman_vs_teacher=test["spearman"], pearson_vs_teacher=test["pearson"],
+        gaze_users=list_users(data.root),
+    )
+    if ctx.main:
+        console.print(
+            f"distilled from {external.name} ({external.version}) on {report['frames']} unlabelled frames "
+            f"({report['train']} train, {report['val']} val, {report['held_out']} held out); student vs teacher "
+            f"on the held-out frames: Spearman {test['spearman']:.4f}, Pearson {test['pearson']:.4f}",
+            soft_wrap=True,
+        )
+    teacher = {"teacher_model": external.name, "teacher_version": external.version, "teacher_online": online}
+    return LabelFreeOutcome(student, data, report, teacher)
+
+
+def external_targets(external: ExternalTeacher, online: bool) -> TargetSource:
+    """Targets from ``external``: the dataset's scores are its cached ones (or, ``online``, its outputs
+    on each augmented crop), with the loss weights of :func:`label_free_weights`."""
+
+    def source(ctx: StageContext, train_set: MemorabilityDataset, loss: losses.LossWeights) -> tuple[BatchTargets, losses.LossWeights]:
+        scores = torch.from_numpy(train_set.scores).to(ctx.compute.device)
+        return ExternalTargets(external, scores, online), label_free_weights(loss, train_set.scores)
+
+    return source
+
+
+def label_free_weights(weights: losses.LossWeights, scores: np.ndarray) -> losses.LossWeights:
+    """Label-free loss weights: the labels are the external model's scores, so of the two score
+    terms only the distillation one remains, measured in units of the training scores' variance
+    (an external model's scores may span a narrow range, where their MSE vanishes next to the
+    map terms)."""
+    per_variance = 1.0 / max(float(np.var(scores)), 1e-8)
+    return dataclasses.replace(weights, student_score=0.0, student_score_kd=weights.student_score_kd * per_variance)

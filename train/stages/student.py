@@ -1,0 +1,99 @@
+"""The student stage: distillation of scores and maps from a teacher, imitation of each user's
+gaze, user conditioning. Where the teacher's targets come from is the caller's choice
+(:data:`TargetSource`): the ResNet teacher of this run, or an external model (label-free)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from memgaze.errors import fail
+from memgaze.train import losses
+from memgaze.train.checkpoint import load_checkpoint
+from memgaze.train.config import STUDENT_MONITORS
+from memgaze.train.data import MemorabilityDataset, list_users
+from memgaze.train.evaluate import map_metrics, predict_scores, score_metrics
+from memgaze.train.kd_targets import BatchTargets, ResNetTargets
+from memgaze.train.loop import Batch, StageSpec
+from memgaze.train.models import build_model, default_config
+from memgaze.train.stages.context import StageContext, StageOutcome, monitor, prefixed
+
+TEACHER_FILE = "teacher.safetensors"
+USER_MODULES = ("users.", "films.", "query.")
+
+# (context, the student's training set, the configured loss weights) -> the batch targets and the weights to use
+TargetSource = Callable[[StageContext, MemorabilityDataset, losses.LossWeights], tuple[BatchTargets, losses.LossWeights]]
+
+
+def train_student(ctx: StageContext, *, epochs: int, targets: TargetSource, loss: losses.LossWeights) -> StageOutcome:
+    """Train the user-conditioned student on ``ctx.root`` against ``targets``; test scores and maps."""
+    people = list_users(ctx.root)
+    users = ["generic", *people]
+    torch.manual_seed(ctx.seed)
+    config = default_config("student", ctx.image_size, users)
+    model = build_model(config)
+    train_set = ctx.dataset("train", "user", people, augment=True)
+    val_scores = ctx.dataset("val", "image")
+    val_maps = ctx.dataset("val", "user", people)
+    batch_targets, weights = targets(ctx, train_set, loss)
+    if not batch_targets.map_from_teacher:
+        weights = dataclasses.replace(weights, student_map_kd=0.0)
+
+    def loss_fn(net: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        score, logits = net(batch["image"], batch["user"])
+        t_score, t_logits = batch_targets(batch, (logits.shape[-2], logits.shape[-1]))
+        return losses.student_loss(score.float(), logits.float(), t_score, t_logits, batch, weights)
+
+    def validate(net: nn.Module) -> dict[str, float]:
+        result = prefixed("val_", score_metrics(net, val_scores, ctx.compute, ctx.batch_size))
+        result["val_cc"] = map_metrics(net, val_maps, ctx.compute, ctx.batch_size, users)["cc_own_user"]
+        return result
+
+    spec = StageSpec(
+        name="student",
+        model=model,
+        param_groups=student_param_groups(model, ctx.optim.lr_student, ctx.optim.lr_user_mult),
+        loss_fn=loss_fn,
+        validate=validate,
+        monitor=monitor(ctx.optim.monitor_student, STUDENT_MONITORS, "optim.monitor_student"),
+        train_set=train_set,
+        epochs=epochs,
+    )
+    result = ctx.fit(spec)
+    test_maps = ctx.dataset("test", "user", people)
+    test = score_metrics(model, ctx.dataset("test", "image"), ctx.compute, ctx.batch_size)
+    test.update(map_metrics(model, test_maps, ctx.compute, ctx.batch_size, users, fixation_lookup(users, test_maps)))
+    return StageOutcome("student", model, config, test, result.epochs_run)
+
+
+def resnet_teacher(path: Path) -> TargetSource:
+    """Targets from this run's ResNet teacher at ``path``: its scores of the un-augmented training
+    images, and its maps of each augmented batch."""
+    if not path.is_file():
+        fail(f"no teacher checkpoint at {path}: train it first (--stage teacher or --stage all)")
+
+    def source(ctx: StageContext, train_set: MemorabilityDataset, loss: losses.LossWeights) -> tuple[BatchTargets, losses.LossWeights]:
+        teacher, _ = load_checkpoint(path, expect_kind="teacher")
+        teacher = ctx.compute.prepare(teacher).eval().requires_grad_(False)
+        plain = ctx.dataset("train", "image")
+        scores = torch.from_numpy(predict_scores(teacher, plain, ctx.compute, ctx.batch_size)[:, 0]).float().to(ctx.compute.device)
+        return ResNetTargets(teacher, scores), loss
+
+    return source
+
+
+def student_param_groups(model: nn.Module, lr: float, user_mult: float) -> list[dict[str, Any]]:
+    """The student's parameters; the user conditioning (embedding, FiLM, query) at ``user_mult`` × ``lr``."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    user = [p for n, p in named if n.startswith(USER_MODULES)]
+    rest = [p for n, p in named if not n.startswith(USER_MODULES)]
+    return [{"params": rest, "lr": lr}, {"params": user, "lr": lr * user_mult}]
+
+
+def fixation_lookup(users: list[str], dataset: MemorabilityDataset) -> Callable[[int, int], Any]:
+    """``(user index, image index) -> bool [h, w] | None``: the binary fixation map for NSS."""
+    return lambda user, index: dataset.gaze.fixations(users[user], dataset.images[index].name)

@@ -1,0 +1,57 @@
+"""The teacher stage: the ResNet-50 attention teacher regresses the scores (and the generic gaze map)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from memgaze.train import losses
+from memgaze.train.config import TEACHER_MONITORS, OptimConfig
+from memgaze.train.evaluate import score_metrics
+from memgaze.train.loop import Batch, StageSpec
+from memgaze.train.models import build_model, default_config
+from memgaze.train.stages.context import StageContext, StageOutcome, monitor, prefixed
+
+
+def train_teacher(ctx: StageContext, *, epochs: int, backbone_weights: str | None, loss: losses.LossWeights) -> StageOutcome:
+    """Train the teacher on ``ctx.root``'s train split (best validation epoch kept); test it."""
+    torch.manual_seed(ctx.seed)
+    config = default_config("teacher", ctx.image_size, backbone_weights=backbone_weights or "imagenet")
+    model = build_model(config)
+    train_set = ctx.dataset("train", "image", augment=True)
+    val_set = ctx.dataset("val", "image")
+
+    def loss_fn(net: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        score, logits = net(batch["image"])
+        return losses.teacher_loss(score.float(), logits.float(), batch, loss)
+
+    lr = ctx.optim.lr_teacher
+    spec = StageSpec(
+        name="teacher",
+        model=model,
+        param_groups=[
+            {"params": model.backbone_parameters(), "lr": lr * backbone_lr_mult(ctx.optim, backbone_weights)},
+            {"params": model.head_parameters(), "lr": lr},
+        ],
+        loss_fn=loss_fn,
+        validate=lambda net: prefixed("val_", score_metrics(net, val_set, ctx.compute, ctx.batch_size)),
+        monitor=monitor(ctx.optim.monitor_teacher, TEACHER_MONITORS, "optim.monitor_teacher"),
+        train_set=train_set,
+        epochs=epochs,
+    )
+    result = ctx.fit(spec)
+    test = score_metrics(model, ctx.dataset("test", "image"), ctx.compute, ctx.batch_size)
+    return StageOutcome("teacher", model, config, test, result.epochs_run)
+
+
+def backbone_lr_mult(optim: OptimConfig, backbone_weights: str | None) -> float:
+    """``optim.lr_backbone_mult``, or by default 0.1 for a pretrained trunk and 1.0 for one trained from scratch."""
+    if optim.lr_backbone_mult is not None:
+        return optim.lr_backbone_mult
+    from torchvision.models import ResNet50_Weights
+
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(ResNet50_Weights.IMAGENET1K_V2.url).path).name
+    return 0.1 if backbone_weights or cached.is_file() else 1.0
