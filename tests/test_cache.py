@@ -37,8 +37,8 @@ def test_reused_then_rebuilt_when_the_hash_differs(demo_copy: Path, tmp_path: Pa
     built = npy.stat().st_mtime_ns
     _dataset(demo_copy, folder)
     assert npy.stat().st_mtime_ns == built  # same images and size: reused
-    _dataset(demo_copy, folder, size=24)
-    assert np.load(folder / "val_1_24.npy").shape == (10, 24, 24, 3)
+    _dataset(demo_copy, folder, size=64)
+    assert np.load(folder / "val_1_64.npy").shape == (10, 64, 64, 3)
     lines = (demo_copy / "splits" / "val_1.txt").read_text().splitlines()
     (demo_copy / "splits" / "val_1.txt").write_text("\n".join(lines[:-1]) + "\n")  # one image fewer
     ds = _dataset(demo_copy, folder)

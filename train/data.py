@@ -23,6 +23,7 @@ from memgaze.layout import gaze_dir, load_rgb, read_split
 from memgaze.train.augment import JointAugment
 from memgaze.train.cache import ImageCache
 from memgaze.train.gaze import FIXATIONS_NAME, GazeStore, fixation_users, map_hw
+from memgaze.train.models import map_size as model_map_size
 from memgaze.train.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 MODES = ("image", "user")
@@ -79,7 +80,7 @@ class MemorabilityDataset(Dataset[dict[str, torch.Tensor]]):
         own = warnings is None
         self.warnings = warnings if warnings is not None else WarningCounter(f"{split} data")
         self.split, self.mode, self.image_size = split, mode, int(image_size)
-        self.map_size = map_hw(map_size if map_size is not None else max(1, self.image_size // 8))
+        self.map_size = map_hw(map_size if map_size is not None else model_map_size(self.image_size))
         self.users = list(users) if users is not None else list_users(self.root)
         images = read_split(self.root, split, fold, self.warnings)
         self.cache: ImageCache | None = None
