@@ -59,7 +59,7 @@ def run(cfg: TrainConfig, user: str | None = None, gaze: Path | None = None) -> 
                 teacher = train_teacher(ctx, epochs=cfg.epochs_teacher, backbone_weights=cfg.backbone_weights, loss=cfg.loss)
                 record.set("teacher", save_outcome(ctx, teacher))
             if cfg.stage in ("student", "all"):
-                student = train_student(ctx, epochs=cfg.epochs_student, targets=resnet_teacher(out / TEACHER_FILE), loss=cfg.loss)
+                student = train_student(ctx, epochs=cfg.epochs_student, targets=resnet_teacher(out / TEACHER_FILE, ctx.compute), loss=cfg.loss)
                 record.set("student", save_outcome(ctx, student))
         if cfg.stage == "personalize":
             assert user is not None and gaze is not None

@@ -18,7 +18,7 @@ from memgaze.train.config import STUDENT_MONITORS
 from memgaze.train.data import MemorabilityDataset, list_users
 from memgaze.train.evaluate import map_metrics, predict_scores, score_metrics
 from memgaze.train.kd_targets import BatchTargets, ResNetTargets
-from memgaze.train.loop import Batch, StageSpec
+from memgaze.train.loop import Batch, Compute, StageSpec
 from memgaze.train.models import build_model, default_config
 from memgaze.train.stages.context import StageContext, StageOutcome, monitor, prefixed
 
@@ -70,15 +70,15 @@ def train_student(ctx: StageContext, *, epochs: int, targets: TargetSource, loss
     return StageOutcome("student", model, config, test, result.epochs_run)
 
 
-def resnet_teacher(path: Path) -> TargetSource:
-    """Targets from this run's ResNet teacher at ``path``: its scores of the un-augmented training
-    images, and its maps of each augmented batch."""
+def resnet_teacher(path: Path, compute: Compute) -> TargetSource:
+    """Targets from this run's ResNet teacher at ``path`` (loaded now, before the student is seeded):
+    its scores of the un-augmented training images, and its maps of each augmented batch."""
     if not path.is_file():
         fail(f"no teacher checkpoint at {path}: train it first (--stage teacher or --stage all)")
+    teacher, _ = load_checkpoint(path, expect_kind="teacher")
+    teacher = compute.prepare(teacher).eval().requires_grad_(False)
 
     def source(ctx: StageContext, train_set: MemorabilityDataset, loss: losses.LossWeights) -> tuple[BatchTargets, losses.LossWeights]:
-        teacher, _ = load_checkpoint(path, expect_kind="teacher")
-        teacher = ctx.compute.prepare(teacher).eval().requires_grad_(False)
         plain = ctx.dataset("train", "image")
         scores = torch.from_numpy(predict_scores(teacher, plain, ctx.compute, ctx.batch_size)[:, 0]).float().to(ctx.compute.device)
         return ResNetTargets(teacher, scores), loss
