@@ -65,7 +65,7 @@ def run(cfg: TrainConfig, user: str | None = None, gaze: Path | None = None) -> 
             assert user is not None and gaze is not None
             record.set_user(user, personalize(ctx, user, gaze, cfg.personalize, cfg.loss.cc))
         if ctx.main:
-            record.write(ctx.root, ctx.synthetic, ctx.fold)
+            record.write(ctx.root, ctx.synthetic, ctx.fold, ctx.warnings)
             ctx.warnings.summary()
             if ctx.log is not None:
                 ctx.log.close()

@@ -47,10 +47,10 @@ class MetricsRecord:
         for key in keys:
             self.entries.pop(key, None)
 
-    def write(self, root: Path, synthetic: bool, fold: int) -> None:
-        """Add the data summary of ``root`` and the teacher/student MACs ratio; write atomically."""
-        quiet = WarningCounter("data")
-        counts = {f"{split}_images": len(read_split(root, split, fold, quiet)) for split in SPLITS}
+    def write(self, root: Path, synthetic: bool, fold: int, warnings: WarningCounter) -> None:
+        """Add the data summary of ``root`` and the teacher/student MACs ratio; write atomically.
+        ``warnings`` is the run's counter, so rows the stages already reported stay silent."""
+        counts = {f"{split}_images": len(read_split(root, split, fold, warnings)) for split in SPLITS}
         self.entries["data"] = {"path": str(root), "synthetic": synthetic, **counts, "users": list_users(root)}
         teacher, student = self.entries.get("teacher"), self.entries.get("student")
         if teacher and student:
