@@ -14,13 +14,14 @@ from memgaze.bench.machine import describe_machine
 from memgaze.bench.report import Block, Bullets, Figure, Heading, Para, Table, plot_scatter
 from memgaze.console import WarningCounter, console
 from memgaze.errors import fail
+from memgaze.manifest import Manifest
 
 BATCH = 16
 QUICK_ITERS = 30
 MAP_METRICS = ("cc", "nss", "kld", "sim", "auc_judd")
 
 
-def resolve_data(data: str, bundle_manifest: dict[str, Any], bundle: Path, out: Path) -> Path:
+def resolve_data(data: str, bundle_manifest: Manifest, bundle: Path, out: Path) -> Path:
     """The dataset root: ``data`` itself, or for ``demo`` the demo data the bundle was trained on
     (``demo-data`` beside its source checkpoint) or, failing that, a fresh demo set in ``out``."""
     if data != "demo":
@@ -120,7 +121,7 @@ def _latencies(bundle: Path, precisions: list[str], out: Path) -> tuple[dict[str
 def run_accuracy(bundle_path: Path, data: str, split: str = "test", fold: int = 1, limit: int | None = None,
                  out: Path = Path("runs/bench")) -> dict[str, Any]:
     """Evaluate every ONNX precision of the bundle; the ``accuracy.json`` document (see README)."""
-    from memgaze.export.accuracy import compare_outputs
+    from memgaze.gate import compare_outputs
     from memgaze.runtime.backends import open_backend
     from memgaze.runtime.bundle import load_bundle
     from memgaze.train import metrics

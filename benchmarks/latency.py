@@ -21,6 +21,7 @@ from memgaze.bench.report import Block, Bullets, Figure, Heading, Para, Table, p
 from memgaze.bench.timing import fps, summarize, time_interleaved
 from memgaze.console import console
 from memgaze.errors import MemgazeError, fail
+from memgaze.manifest import Manifest
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -136,10 +137,10 @@ class RowOpener:
             close()
 
 
-def source_checkpoint(manifest: dict[str, Any], bundle: Path) -> Path | None:
+def source_checkpoint(manifest: Manifest, bundle: Path) -> Path | None:
     """The bundle's ``source_checkpoint`` file (as written: relative to the export's working
     folder, else to the bundle), or None when the manifest names none or it is gone."""
-    source = (manifest.get("source_checkpoint") or {}).get("path")
+    source = manifest.source_checkpoint.get("path")
     if not source:
         return None
     for path in (Path(source), bundle / source, bundle.parent / Path(source).name):
@@ -148,7 +149,7 @@ def source_checkpoint(manifest: dict[str, Any], bundle: Path) -> Path | None:
     return None
 
 
-def find_checkpoint(kind: str, manifest: dict[str, Any], bundle: Path, checkpoints: Path | None) -> Path:
+def find_checkpoint(kind: str, manifest: Manifest, bundle: Path, checkpoints: Path | None) -> Path:
     """``<kind>.safetensors`` in ``checkpoints``; else the bundle's source checkpoint (student) or
     ``teacher.safetensors`` beside it."""
     if checkpoints is None:

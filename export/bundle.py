@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import memgaze
-from memgaze.atomic import atomic_dir, write_json
+from memgaze.atomic import atomic_dir
 from memgaze.errors import fail
 from memgaze.export.graph import GraphSpec
-from memgaze.manifest import MANIFEST_NAME, SCHEMA_VERSION, file_entries, sha256_file
+from memgaze.manifest import MANIFEST_NAME, GateSamples, Manifest, file_entries, sha256_file
 
 FP32_NAME = "model.onnx"
 INT8_NAME = "model.int8.onnx"
@@ -55,44 +55,36 @@ def _make_readable(folder: Path) -> None:
 
 def manifest(
     folder: Path, spec: GraphSpec, checkpoint: Path, *,
-    models: dict[str, str], cpu_models: dict[str, str], engines: list[dict[str, Any]], calibration: dict[str, Any] | None,
-    accuracy: dict[str, Any] | None, extra: dict[str, Any],
-) -> dict[str, Any]:
+    models: dict[str, str], cpu_models: dict[str, str], calibration: dict[str, Any] | None,
+    accuracy: dict[str, Any] | None, gate_samples: GateSamples | None, extra: dict[str, Any],
+) -> Manifest:
     """The manifest (docs/internals.md keys) for the files already in ``folder``; ``cpu_models`` are
-    the ONNX Runtime CPU variants of ``models`` entries (``onnxruntime_cpu``)."""
+    the ONNX Runtime CPU variants of ``models`` entries (``onnxruntime_cpu``). TensorRT plans are
+    registered afterwards, by the same code ``memgaze-engine`` runs."""
     height, width = spec.input_size
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST_NAME)
-    precisions = list(models) + [e["precision"] for e in engines if e["precision"] not in models]
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "memgaze_version": memgaze.__version__,
-        "source_checkpoint": {"path": str(checkpoint), "sha256": sha256_file(checkpoint)},
-        "input": {"name": "image", "height": height, "width": width, "layout": "NHWC", "dtype": "uint8", "color": "BGR"},
-        "outputs": {
+    return Manifest(
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        memgaze_version=memgaze.__version__,
+        source_checkpoint={"path": str(checkpoint), "sha256": sha256_file(checkpoint)},
+        input={"name": "image", "height": height, "width": width, "layout": "NHWC", "dtype": "uint8", "color": "BGR"},
+        outputs={
             "score": {"dtype": "float32", "shape": ["N"]},
             "heatmap": {"dtype": "float32", "shape": ["N", 1, *spec.map_size]},
         },
-        "map_size": list(spec.map_size),
-        "users": list(spec.users),
-        "personalized": spec.personalized,
-        "normalization": spec.normalization,
-        "precisions": precisions,
-        "models": models,
-        "onnxruntime_cpu": cpu_models,
-        "engines": engines,
-        "calibration": calibration,
-        "accuracy": accuracy,
-        **extra,
-        "files": file_entries(folder, names),
-    }
-
-
-def write_manifest(folder: Path, content: dict[str, Any]) -> Path:
-    """Write ``folder/manifest.json``."""
-    path = folder / MANIFEST_NAME
-    write_json(path, content)
-    return path
+        map_size=list(spec.map_size),
+        users=list(spec.users),
+        personalized=spec.personalized,
+        normalization=spec.normalization,
+        precisions=list(models),
+        models=models,
+        onnxruntime_cpu=cpu_models,
+        calibration=calibration,
+        accuracy=accuracy,
+        gate_samples=gate_samples,
+        extra=extra,
+        files=file_entries(folder, names),
+    )
 
 
 def sizes(folder: Path) -> dict[str, int]:

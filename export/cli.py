@@ -13,16 +13,19 @@ from rich.table import Table
 
 from memgaze.console import WarningCounter, console
 from memgaze.errors import fail, run_cli
-from memgaze.export.accuracy import AccuracyReport, compare_outputs, gate
-from memgaze.export.bundle import CACHE_NAME, FP32_NAME, INT8_NAME, ORT_CPU_INT8_NAME, bundle_dir, check_output, human_size, manifest, sizes, write_manifest
+from memgaze.export.accuracy import gate
+from memgaze.export.bundle import CACHE_NAME, FP32_NAME, INT8_NAME, ORT_CPU_INT8_NAME, bundle_dir, check_output, human_size, manifest, sizes
 from memgaze.export.calibration import DEFAULT_COUNT, MIN_FRAMES, CalibrationSet, FrameReader, load_calibration
 from memgaze.export.eval_data import ground_truth_scores
 from memgaze.export.graph import GraphSpec, is_personalized
 from memgaze.export.onnx_export import DEFAULT_OPSET, export_onnx
 from memgaze.export.quantize import ONNXRUNTIME_CPU, TENSORRT, QuantizeResult, Scheme, quantize_int8
-from memgaze.export.tensorrt_build import build_engine, tensorrt_module, trtexec_command
 from memgaze.export.trt_cache import DEFAULT_TRT_VERSION, write_calibration_cache
 from memgaze.export.verify import run_onnx, session, user_indices, verification_images, verify_onnx
+from memgaze.gate import AccuracyReport, compare_outputs
+from memgaze.gate_samples import SAMPLE_COUNT, SAMPLES_NAME, Samples, write_samples
+from memgaze.manifest import EngineEntry, GateSamples, write_manifest
+from memgaze.trt.probe import tensorrt_module
 
 app = typer.Typer(add_completion=False, help=__doc__)
 # Every INT8 model the export writes: the TensorRT Q/DQ model (manifest ``models``) and the ONNX
@@ -31,6 +34,7 @@ INT8_MODELS: dict[str, Scheme] = {INT8_NAME: TENSORRT, ORT_CPU_INT8_NAME: ONNXRU
 NOTES = {
     FP32_NAME: "FP32, verified against PyTorch", INT8_NAME: "INT8 Q/DQ for TensorRT",
     ORT_CPU_INT8_NAME: "INT8 U8S8 Q/DQ for ONNX Runtime CPU", CACHE_NAME: "TensorRT calibration cache",
+    SAMPLES_NAME: "held-out frames + FP32 outputs, to check a TensorRT plan on the device",
 }
 
 
@@ -61,14 +65,14 @@ def step(message: str, started: float) -> None:
     console.print(f"[green]✓[/green] {message} [dim]({time.monotonic() - started:.1f} s)[/dim]")
 
 
-def summary_table(folder: Path, out: Path, reports: dict[str, AccuracyReport], engines: list[dict[str, Any]]) -> Table:
+def summary_table(folder: Path, out: Path, reports: dict[str, AccuracyReport], engines: list[EngineEntry]) -> Table:
     table = Table(title=f"memgaze-export → {out}", title_justify="left")
     for column in ("file", "size", "notes"):
         table.add_column(column)
     notes = dict(NOTES)
     for name, report in reports.items():
         notes[name] += f", ρ vs FP32 {report.spearman:.4f}, heatmap CC {report.heatmap_cc:.4f}"
-    notes.update({e["file"]: f"TensorRT {e['tensorrt']} {e['precision']} on {e['gpu']}" for e in engines})
+    notes.update({e.file: f"TensorRT {e.tensorrt} {e.precision} on {e.gpu} (sm {e.compute_capability})" for e in engines})
     for name, size in sizes(folder).items():
         table.add_row(name, human_size(size), notes.get(name, ""))
     return table
@@ -79,7 +83,7 @@ def export(
     checkpoint: Optional[Path] = typer.Option(None, help="student checkpoint (.safetensors); default: newest under runs/"),
     out: Path = typer.Option(Path("deploy"), help="bundle folder to write"),
     int8: bool = typer.Option(False, "--int8", help="also write the calibrated INT8 Q/DQ model"),
-    fp16: bool = typer.Option(False, "--fp16", help="let TensorRT fall back to FP16 (not FP32) where INT8 does not fit"),
+    fp16: bool = typer.Option(False, "--fp16", help="without --int8: build an FP16 TensorRT plan (TensorRT 8.6 and 10.x)"),
     calib: Path = typer.Option(Path("calib_data"), help="folder of calibration images and/or videos"),
     calib_count: int = typer.Option(DEFAULT_COUNT, help="calibration frames to use"),
     calib_method: Method = typer.Option(Method.entropy, help="activation range calibration"),
@@ -87,7 +91,7 @@ def export(
     image_size: Optional[int] = typer.Option(None, help="square input size, a multiple of 32 (default: the checkpoint's)"),
     engine: bool = typer.Option(True, "--engine/--no-engine", help="build the TensorRT plan where TensorRT is installed"),
     workspace: float = typer.Option(2.0, help="TensorRT builder workspace, GB"),
-    dla_core: Optional[int] = typer.Option(None, help="build for this DLA core (Jetson), GPU fallback on"),
+    dla_core: Optional[int] = typer.Option(None, help="build for this DLA core (Jetson): static batch 1, GPU fallback"),
     opset: int = typer.Option(DEFAULT_OPSET, help="ONNX opset"),
     eval_data: Optional[Path] = typer.Option(None, help="LaMem-layout dataset: also score FP32/INT8 against its test split"),
     allow_degraded: bool = typer.Option(False, "--allow-degraded", help="keep an INT8 model that fails the accuracy gate"),
@@ -128,14 +132,27 @@ def export(
             extra["accuracy_onnxruntime_cpu"] = reports[ORT_CPU_INT8_NAME].as_dict()
             for name, report in reports.items():
                 step(f"{name} ({calib_method.value}): Spearman vs FP32 {report.spearman:.4f}, heatmap CC {report.heatmap_cc:.4f} on {report.images} {report.source}", started)
-        engines, extra["trtexec"] = _engine(folder, models, size, config, fp16, engine, workspace, dla_core)
+        gate_samples = _gate_samples(folder, fp32, config, calibration, size)
         write_manifest(folder, manifest(
-            folder, spec, checkpoint, models=models, cpu_models=cpu_models, engines=engines,
-            calibration=calib_summary, accuracy=reports[INT8_NAME].as_dict() if reports else None, extra=extra,
+            folder, spec, checkpoint, models=models, cpu_models=cpu_models,
+            calibration=calib_summary, accuracy=reports[INT8_NAME].as_dict() if reports else None,
+            gate_samples=gate_samples, extra=extra,
         ))
-        table = summary_table(folder, out, reports, engines)
-    console.print(table)
+    engines = _engine(out, "int8" if int8 else ("fp16" if fp16 else "fp32"), engine, workspace, dla_core, allow_degraded)
+    console.print(summary_table(out, out, reports, engines))
     console.print(f"bundle written to [bold]{out}[/bold] in {time.monotonic() - started:.1f} s")
+
+
+def _gate_samples(folder: Path, fp32: Path, config: dict[str, Any], calibration: CalibrationSet | None, size: tuple[int, int]) -> GateSamples:
+    """A few held-out frames (calibration frames or seeded noise where there are none) with their FP32 outputs."""
+    if calibration is not None and len(calibration.held_out):
+        frames, source = calibration.held_out[:SAMPLE_COUNT], "held-out calibration frames"
+    else:
+        pool = None if calibration is None else calibration.frames
+        frames, source = verification_images(pool, size, SAMPLE_COUNT), "calibration frames and seeded noise"
+    users = user_indices(config, len(frames))
+    scores, heatmaps = run_onnx(session(fp32), frames, users)
+    return write_samples(folder, Samples(frames=frames, users=users, scores=scores, heatmaps=heatmaps), source)
 
 
 def _quantize(
@@ -173,29 +190,21 @@ def _quantize(
     return {name: result.report for name, result in results.items()}, summary
 
 
-def _engine(
-    folder: Path, models: dict[str, str], size: tuple[int, int], config: dict[str, Any], fp16: bool,
-    engine: bool, workspace: float, dla_core: int | None,
-) -> tuple[list[dict[str, Any]], str]:
-    """Build the plan where TensorRT imports; always return the equivalent trtexec command."""
-    source = models.get("int8", models["fp32"])
-    command = trtexec_command(source, size, is_personalized(config), int8="int8" in models, fp16=fp16, workspace_gb=workspace, dla_core=dla_core)
+def _engine(out: Path, precision: str, engine: bool, workspace: float, dla_core: int | None, allow_degraded: bool) -> list[EngineEntry]:
+    """Build, check and register the plan where TensorRT imports (memgaze-engine's code); else say how to on the device."""
     if not engine:
-        return [], command
+        return []
     if tensorrt_module() is None:
         console.print(
-            "TensorRT is not installed here; build the plan on the device, inside the bundle folder, with "
-            "(GPU = the GPU's name slug, e.g. jetson-orin-nano; VERSION = TensorRT's, e.g. 8.6.2):"
+            f"TensorRT is not installed here; on the device, run [bold]memgaze-engine {out}[/bold] (it builds, checks and "
+            f"registers the plan), or print its trtexec command with: memgaze-engine {out} --print-trtexec --trt-version X.Y",
+            soft_wrap=True,
         )
-        console.print(f"  {command}", markup=False, soft_wrap=True)
-        return [], command
-    with console.status("building the TensorRT engine"):
-        info = build_engine(
-            folder / source, folder, size, is_personalized(config), int8="int8" in models, fp16=fp16,
-            workspace_gb=workspace, dla_core=dla_core, timing_cache=folder / "timing.cache",
-        )
-    console.print(f"[green]✓[/green] TensorRT {info.tensorrt} {info.precision} plan for {info.gpu} → {info.file} ({info.build_seconds:.0f} s)")
-    return [info.as_dict()], command
+        return []
+    from memgaze.runtime.engines import BuildRequest, ensure_plan
+
+    request = BuildRequest(precision=precision, dla_core=dla_core, workspace_gb=workspace, allow_degraded=allow_degraded)
+    return [ensure_plan(out, request)]
 
 
 def main() -> None:

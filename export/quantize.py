@@ -32,7 +32,7 @@ from onnxruntime.quantization.qdq_loss_debug import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from memgaze.atomic import atomic_path
-from memgaze.export.accuracy import AccuracyReport
+from memgaze.gate import AccuracyReport
 
 METHODS = {"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile, "minmax": CalibrationMethod.MinMax}
 COMPUTE_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from memgaze.errors import fail
-from memgaze.export.accuracy import heatmap_cc
+from memgaze.gate import heatmap_cc
 from memgaze.export.graph import ExportGraph, is_personalized
 
 MIN_IMAGES = 32

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from memgaze.errors import fail
-from memgaze.manifest import read_manifest, verify_files
+from memgaze.manifest import EngineEntry, Manifest, read_manifest, verify_files
 
 # Preference when no precision is asked for: fastest first.
 PRECISION_ORDER = ("int8", "fp16", "fp32")
@@ -18,36 +17,35 @@ class Bundle:
     """A verified deploy bundle (``manifest.json`` + the files it lists)."""
 
     root: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     @property
     def input_size(self) -> tuple[int, int]:
         """Model input ``(H, W)``."""
-        spec = self.manifest["input"]
-        return int(spec["height"]), int(spec["width"])
+        return self.manifest.input_size
 
     @property
     def map_size(self) -> tuple[int, int]:
         """Heatmap ``(h, w)``."""
-        h, w = self.manifest["map_size"]
+        h, w = self.manifest.map_size
         return int(h), int(w)
 
     @property
     def users(self) -> list[str]:
-        return list(self.manifest.get("users") or ["generic"])
+        return list(self.manifest.users or ["generic"])
 
     @property
     def personalized(self) -> bool:
         """True when the graph has the ``user`` input."""
-        return bool(self.manifest.get("personalized", False))
+        return bool(self.manifest.personalized)
 
     @property
     def onnx_precisions(self) -> list[str]:
-        return sorted(self.manifest.get("models", {}), key=_precision_rank)
+        return sorted(self.manifest.models, key=_precision_rank)
 
     @property
-    def engines(self) -> list[dict[str, Any]]:
-        return list(self.manifest.get("engines") or [])
+    def engines(self) -> list[EngineEntry]:
+        return list(self.manifest.engines)
 
     def onnx_model(self, precision: str | None, cpu: bool = False) -> tuple[Path, str]:
         """The ONNX file for ``precision`` (None: INT8, else the best available) and its precision.
@@ -63,8 +61,8 @@ class Bundle:
                 f"bundle {self.root} has no {chosen} ONNX model (it has: {', '.join(available)}); "
                 f"pick one with --precision"
             )
-        variants = (self.manifest.get("onnxruntime_cpu") or {}) if cpu else {}
-        return self.root / variants.get(chosen, self.manifest["models"][chosen]), chosen
+        variants = self.manifest.onnxruntime_cpu if cpu else {}
+        return self.root / variants.get(chosen, self.manifest.models[chosen]), chosen
 
     def user_index(self, name: str | None) -> int | None:
         """Index of user ``name`` for the graph's ``user`` input (None when not personalized)."""
@@ -85,8 +83,5 @@ def load_bundle(path: str | Path) -> Bundle:
     """Read ``path/manifest.json`` and verify every listed file's sha256 (refuses on mismatch)."""
     root = Path(path)
     manifest = read_manifest(root)
-    for key in ("input", "map_size"):
-        if key not in manifest:
-            fail(f"{root / 'manifest.json'} has no {key!r}; re-export the bundle with memgaze-export")
     verify_files(root, manifest)
     return Bundle(root=root, manifest=manifest)

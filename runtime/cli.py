@@ -57,6 +57,9 @@ def run(
     ),
     model: str = typer.Option("deploy", "--model", help="Deploy bundle folder written by memgaze-export."),
     backend: str = typer.Option("auto", "--backend", help=f"{' | '.join(BACKENDS)}."),
+    no_build: bool = typer.Option(
+        False, "--no-build", help="Never build a TensorRT plan here (by default auto/tensorrt build one on first use, as memgaze-engine does)."
+    ),
     precision: Optional[str] = typer.Option(None, "--precision", help=f"{' | '.join(PRECISIONS)}; default: the best available."),
     user: Optional[str] = typer.Option(None, "--user", help="Predict this user's gaze (one of the bundle's users)."),
     headless: bool = typer.Option(False, "--headless", help="No window."),
@@ -79,7 +82,8 @@ def run(
     frames = open_source(spec)
     try:
         engine = open_backend(
-            bundle, backend, precision, threads=threads, providers=providers.split(",") if providers else None
+            bundle, backend, precision, threads=threads, providers=providers.split(",") if providers else None,
+            build=not no_build,
         )
         sinks = _sinks(headless, jsonl, save_video, serve, save_calib, every, frames)
     except BaseException:

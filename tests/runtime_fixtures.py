@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 
 from memgaze import __version__
-from memgaze.manifest import SCHEMA_VERSION, file_entries
+from memgaze.gate_samples import Samples, write_samples
+from memgaze.manifest import SCHEMA_VERSION, GateSamples, file_entries
 
 USERS = ["generic", "alice", "bob"]
 
@@ -97,6 +98,7 @@ def make_bundle(folder: Path, *, size: int = 64, personalized: bool = True, int8
         _quantize_int8(folder / "model.onnx", folder / "model.int8.onnx", size, personalized)
         models["int8"] = "model.int8.onnx"
     map_size = [size // 8, size // 8]
+    samples = _gate_samples(folder, size, personalized)
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
@@ -112,10 +114,23 @@ def make_bundle(folder: Path, *, size: int = 64, personalized: bool = True, int8
         "engines": list(engines),
         "calibration": {},
         "accuracy": {},
-        "files": file_entries(folder, list(models.values())),
+        "gate_samples": {"file": samples.file, "frames": samples.frames, "source": samples.source},
+        "files": file_entries(folder, [*models.values(), samples.file]),
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return folder
+
+
+def _gate_samples(folder: Path, size: int, personalized: bool) -> GateSamples:
+    """Four synthetic frames with the FP32 model's outputs (ONNX Runtime), as memgaze-export writes them."""
+    import onnxruntime as ort
+
+    frames = np.stack([synthetic_frame(i, size) for i in range(4)])
+    users = np.arange(4, dtype=np.int64) % len(USERS) if personalized else None
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    feed = {"image": frames, **({"user": users} if users is not None else {})}
+    scores, heatmaps = session.run(["score", "heatmap"], feed)
+    return write_samples(folder, Samples(frames, users, scores, heatmaps), "synthetic test frames")
 
 
 def synthetic_frame(index: int, size: int = 96) -> np.ndarray:

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from memgaze.errors import MemgazeError
-from memgaze.export.accuracy import AccuracyReport, gate, heatmap_cc, spearman
+from memgaze.export.accuracy import gate
+from memgaze.gate import AccuracyReport, heatmap_cc, spearman
 from memgaze.export.bundle import bundle_dir, check_output
 from memgaze.export.calibration import FrameReader, evenly_spaced, frame_refs, load_calibration, split_refs
-from memgaze.export.tensorrt_build import gpu_slug, plan_name, precision_name, tensorrt_module, trtexec_command
 from memgaze.export.trt_cache import cache_text, decode_scale, encode_scale, read_calibration_cache, version_number
 from memgaze.console import WarningCounter
 
@@ -98,31 +98,6 @@ def test_trt_cache_format(tmp_path: Path) -> None:
     header, scales = read_calibration_cache(path)
     assert header == lines[0] and scales == {"input.1": 0.5, "/conv/Relu_output_0": 0.03125}
     assert decode_scale("3d000000") == 0.03125
-
-
-def test_trtexec_command_and_plan_name() -> None:
-    command = trtexec_command("model.int8.onnx", (224, 224), True, fp16=True, plan="model.orin.trt8.6.2.plan", workspace_gb=1)
-    assert command.startswith("trtexec --onnx=model.int8.onnx --int8 --fp16 ")
-    assert "--minShapes=image:1x224x224x3,user:1" in command and "--optShapes=image:1x224x224x3,user:1" in command
-    assert "--maxShapes=image:8x224x224x3,user:8" in command and "--memPoolSize=workspace:1024" in command
-    assert "--saveEngine=model.orin.trt8.6.2.plan" in command and "--timingCacheFile=" in command
-    plain = trtexec_command("model.onnx", (64, 96), False, int8=False, dla_core=0)
-    assert "--int8" not in plain and "user:" not in plain and "--maxShapes=image:8x64x96x3" in plain
-    assert "--useDLACore=0 --allowGPUFallback" in plain
-    assert gpu_slug("NVIDIA Jetson AGX Orin") == "jetson-agx-orin"
-    assert gpu_slug("NVIDIA GeForce RTX 4090") == "geforce-rtx-4090"
-    assert plan_name("Orin (nvgpu)", "8.6.2.3") == "model.orin-nvgpu.trt8.6.2.plan"
-    assert precision_name(True, True) == "int8+fp16" and precision_name(False, False) == "fp32"
-
-
-def test_no_tensorrt_here() -> None:
-    """The tensorrt-stubs package makes `import tensorrt` succeed without an engine builder."""
-    try:
-        import tensorrt  # noqa: F401
-        has_builder = hasattr(tensorrt, "Builder")
-    except ImportError:
-        has_builder = False
-    assert (tensorrt_module() is not None) == has_builder
 
 
 def test_metrics() -> None:

@@ -16,7 +16,7 @@ from memgaze.errors import MemgazeError
 from memgaze.manifest import file_entries
 from memgaze.runtime.backends import open_backend
 from memgaze.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend, choose_providers
-from memgaze.runtime.backends.tensorrt_backend import MachineInfo, engine_mismatch, select_engine
+from memgaze.runtime.backends.tensorrt_backend import select_engine
 from memgaze.runtime.bundle import load_bundle
 from memgaze.runtime.capture import Capture, ReconnectPolicy
 from memgaze.runtime.mjpeg import MjpegServer, parse_host_port
@@ -25,6 +25,7 @@ from memgaze.runtime.pipeline import Pipeline, heatmap_peak, preprocess
 from memgaze.runtime.sinks import CalibSink, JsonlSink, VideoSink, WindowSink, encode_jpeg
 from memgaze.runtime.sources import FrameSource, SourceSpec, VideoCaptureSource, open_source, parse_source
 from memgaze.runtime.timing import StageTimes
+from memgaze.trt.fit import Machine
 from runtime_fixtures import USERS, make_bundle, make_folder, synthetic_frame
 
 SIZE = 64
@@ -140,30 +141,28 @@ def test_auto_backend_falls_back_to_onnxruntime(bundle, tmp_path: Path) -> None:
         open_backend(bundle, "openvino")
 
 
-def test_tensorrt_plan_matching(bundle_dir: Path, tmp_path: Path) -> None:
-    here = MachineInfo("Orin", "8.7", "10.3.0")
-    good = {"file": "model.orin.int8.plan", "precision": "int8", "gpu": "Orin", "compute_capability": [8, 7], "tensorrt": "10.3.0"}
+def test_tensorrt_plan_selection(bundle_dir: Path, tmp_path: Path) -> None:
+    here = Machine("8.7", "10.3.0", gpu="Orin")
+    good = {"file": "model.orin.int8.plan", "precision": "int8", "gpu": "Orin (nvgpu)", "compute_capability": [8, 7], "tensorrt": "10.3.0"}
     other_gpu = dict(good, file="model.a100.plan", gpu="NVIDIA A100", compute_capability="8.0")
     old_trt = dict(good, file="model.old.plan", tensorrt="8.6.1")
-    assert engine_mismatch(good, here) is None
-    assert "GPU 'NVIDIA A100'" in str(engine_mismatch(other_gpu, here))
-    assert "TensorRT 8.6.1 (this one is 10.3.0)" in str(engine_mismatch(old_trt, here))
+    fp32 = dict(good, file="model.fp32.plan", precision="fp32")
     folder = Path(shutil.copytree(bundle_dir, tmp_path / "b"))
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["engines"] = [other_gpu, old_trt, good]
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    with_plans = load_bundle(folder)
-    assert select_engine(with_plans, None, here)[0] == good
-    entry, reasons = select_engine(with_plans, "fp16", here)
+
+    def with_engines(*engines: dict) -> object:
+        manifest["engines"] = list(engines)
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        return load_bundle(folder)
+
+    entry, reasons = select_engine(with_engines(other_gpu, fp32, old_trt, good), None, here)
+    assert entry is not None and entry.file == good["file"] and reasons == []  # int8 before fp32; the GPU's name is not compared
+    entry, reasons = select_engine(with_engines(other_gpu, fp32, old_trt, good), "fp16", here)
     assert entry is None and reasons == []
-    mixed = dict(good, precision="int8+fp16")
-    manifest["engines"] = [mixed]
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    assert select_engine(load_bundle(folder), "fp16", here)[0] == mixed
-    manifest["engines"] = [other_gpu, old_trt]
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    entry, reasons = select_engine(load_bundle(folder), None, here)
-    assert entry is None and len(reasons) == 2
+    mixed = select_engine(with_engines(dict(good, precision="int8+fp16")), "fp16", here)[0]
+    assert mixed is not None and mixed.precisions() == ["int8", "fp16"]
+    entry, reasons = select_engine(with_engines(other_gpu, old_trt), None, here)
+    assert entry is None and len(reasons) == 2 and "compute capability 8.0" in reasons[0] and "TensorRT 8.6.1" in reasons[1]
 
 
 # --- timing, pre/post, overlay --------------------------------------------------------------------

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from memgaze.console import console
-from memgaze.errors import fail
+from memgaze.errors import MemgazeError, fail
+from memgaze.manifest import EngineEntry
 from memgaze.runtime.backends.base import Backend
 from memgaze.runtime.bundle import Bundle
+from memgaze.trt.fit import Machine
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime")
 PRECISIONS = ("int8", "fp16", "fp32")
@@ -13,25 +15,46 @@ PRECISIONS = ("int8", "fp16", "fp32")
 __all__ = ["BACKENDS", "PRECISIONS", "Backend", "open_backend"]
 
 
-def _open_tensorrt(bundle: Bundle, precision: str | None, required: bool) -> Backend | None:
-    """The TensorRT backend on a plan matching this machine; None (or a one-line error when ``required``) otherwise."""
+def _open_tensorrt(bundle: Bundle, precision: str | None, required: bool, build: bool) -> Backend | None:
+    """The TensorRT backend on a plan that fits this machine, built here first when none does and ``build``
+    allows; None (or a one-line error when ``required``) otherwise."""
     from memgaze.runtime.backends import tensorrt_backend as trt_backend
+    from memgaze.trt.probe import probe_machine
 
-    machine, why = trt_backend.probe_machine()
+    machine, why = probe_machine()
     if machine is None:
         if required:
             fail(f"--backend tensorrt needs tensorrt and pycuda with a CUDA GPU: {why}")
         return None
     entry, reasons = trt_backend.select_engine(bundle, precision, machine)
+    for reason in reasons:
+        console.print(f"skipping TensorRT plan: {reason}")
+    if entry is None and build:
+        entry = _first_use_build(bundle, precision, machine, required)
     if entry is None:
         if required:
             wanted = f"{precision} " if precision else ""
-            detail = "; ".join(reasons) if reasons else f"bundle {bundle.root} has no {wanted}TensorRT plan"
-            fail(f"refusing TensorRT: {detail}; build one here with: {trt_backend.rebuild_hint(bundle, precision or 'int8')}")
-        for reason in reasons:
-            console.print(f"skipping TensorRT plan: {reason}")
+            detail = "; ".join(reasons) if reasons else f"bundle {bundle.root} has no {wanted}TensorRT plan for this machine"
+            fail(f"refusing TensorRT: {detail}; build one here with: {trt_backend.build_command(bundle, precision)}")
         return None
     return trt_backend.TensorRTBackend(bundle, entry)
+
+
+def _first_use_build(bundle: Bundle, precision: str | None, machine: Machine, required: bool) -> EngineEntry | None:
+    """Build and register a plan for this machine (memgaze-engine's code); with ``auto``, a failed build falls back to ONNX Runtime."""
+    from memgaze.runtime.engines import BuildRequest, ensure_plan
+
+    console.print(
+        f"no TensorRT plan in {bundle.root} fits this GPU (compute capability {machine.compute_capability}, "
+        f"TensorRT {machine.tensorrt}): building one now, once (--no-build skips this)"
+    )
+    try:
+        return ensure_plan(bundle.root, BuildRequest(precision=precision))
+    except MemgazeError as exc:
+        if required:
+            raise
+        console.print(f"[yellow]warning:[/yellow] {exc}; using ONNX Runtime")
+        return None
 
 
 def open_backend(
@@ -41,15 +64,17 @@ def open_backend(
     *,
     threads: int | None = None,
     providers: list[str] | None = None,
+    build: bool = False,
 ) -> Backend:
-    """Open ``backend`` on ``bundle``. ``auto``: the plan that matches this GPU and TensorRT version when
-    tensorrt and pycuda import, else the INT8 ONNX (FP32 without one) on ONNX Runtime."""
+    """Open ``backend`` on ``bundle``. ``auto``: the plan that fits this GPU and TensorRT version when
+    tensorrt and pycuda import (built here first when ``build`` and none does), else the INT8 ONNX
+    (FP32 without one) on ONNX Runtime."""
     if backend not in BACKENDS:
         fail(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if precision is not None and precision not in PRECISIONS:
         fail(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if backend in ("auto", "tensorrt"):
-        opened = _open_tensorrt(bundle, precision, required=backend == "tensorrt")
+        opened = _open_tensorrt(bundle, precision, required=backend == "tensorrt", build=build)
         if opened is not None:
             return opened
     from memgaze.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
