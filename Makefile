@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 RUN := runs/demo
 TEACHER_RUN := build/demo-teacher
 
-.PHONY: install demo test typecheck test-teacher clean
+.PHONY: install demo test typecheck trt-api-check test-teacher clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt requirements/nodeps.txt setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# mypy reads a corrected copy of the tensorrt stubs (tools/trt_stubs.py), so a misspelled TensorRT call fails here.
+TRT_STUBS := build/trt-stubs
+TYPED := memgaze/trt runtime/backends/tensorrt_backend.py runtime/engines.py runtime/engine_cli.py memgaze/manifest.py memgaze/gate.py memgaze/gate_samples.py memgaze/cv2_build.py
+
 typecheck: $(STAMP)
-	$(BIN)/mypy export/tensorrt_build.py runtime/backends/tensorrt_backend.py
+	$(BIN)/python tools/trt_stubs.py $(TRT_STUBS)
+	MYPYPATH=$(TRT_STUBS) $(BIN)/python -m mypy $(TYPED)
+
+# Every TensorRT name the code uses, against the real bindings of TensorRT 8.6, 10.x and 11.x (wheels from PyPI, cached in .cache/).
+trt-api-check: $(STAMP)
+	$(BIN)/python tools/trt_api_check.py
 
 # Regenerates tests/data/demo_teacher.int8.onnx, the ONNX teacher of the label-free acceptance test:
 # a student trained on SYNTHETIC demo data (seed 1; the test distils on seed-0 scenes) and exported

@@ -67,20 +67,35 @@ def bundle(student: Path, frames: Path, tmp_path_factory: pytest.TempPathFactory
 def test_bundle_manifest_and_checksums(bundle: Path) -> None:
     manifest = read_manifest(bundle)
     verify_files(bundle, manifest)
-    assert {"model.onnx", "model.int8.onnx", "model.int8.ort.onnx", "calibration.cache"} <= set(manifest["files"])
-    assert manifest["input"] == {"name": "image", "height": SIZE, "width": SIZE, "layout": "NHWC", "dtype": "uint8", "color": "BGR"}
-    assert manifest["personalized"] is True and manifest["users"] == ["generic", "user_a"]
-    assert manifest["models"] == {"fp32": "model.onnx", "int8": "model.int8.onnx"}
-    assert manifest["onnxruntime_cpu"] == {"int8": "model.int8.ort.onnx"}
-    assert manifest["calibration"]["scheme"] == "tensorrt" and manifest["calibration"]["onnxruntime_cpu"]["scheme"] == "onnxruntime-cpu"
-    assert manifest["engines"] == [] and manifest["trtexec"].startswith("trtexec --onnx=model.int8.onnx --int8")
-    assert manifest["verification"]["max_abs_score_diff"] <= 1e-4
-    assert manifest["calibration"]["frames"] == 16 and manifest["calibration"]["held_out"] >= 2
-    assert set(manifest["accuracy"]) >= {"spearman", "mean_abs_score_diff", "heatmap_cc", "passed"}
-    assert manifest["accuracy"]["heatmap_cc"] > 0.5
-    cpu_accuracy = manifest["accuracy_onnxruntime_cpu"]
-    assert cpu_accuracy["images"] == manifest["accuracy"]["images"] and cpu_accuracy["heatmap_cc"] > 0.5
+    assert {"model.onnx", "model.int8.onnx", "model.int8.ort.onnx", "calibration.cache", "gate_samples.npz"} <= set(manifest.files)
+    assert manifest.input == {"name": "image", "height": SIZE, "width": SIZE, "layout": "NHWC", "dtype": "uint8", "color": "BGR"}
+    assert manifest.personalized is True and manifest.users == ["generic", "user_a"]
+    assert manifest.models == {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+    assert manifest.onnxruntime_cpu == {"int8": "model.int8.ort.onnx"}
+    assert manifest.calibration is not None and manifest.accuracy is not None
+    assert manifest.calibration["scheme"] == "tensorrt" and manifest.calibration["onnxruntime_cpu"]["scheme"] == "onnxruntime-cpu"
+    assert manifest.engines == [] and "trtexec" not in manifest.extra  # memgaze-engine --print-trtexec gives it per version
+    assert manifest.extra["verification"]["max_abs_score_diff"] <= 1e-4
+    assert manifest.calibration["frames"] == 16 and manifest.calibration["held_out"] >= 2
+    assert set(manifest.accuracy) >= {"spearman", "mean_abs_score_diff", "heatmap_cc", "passed"}
+    assert manifest.accuracy["heatmap_cc"] > 0.5
+    cpu_accuracy = manifest.extra["accuracy_onnxruntime_cpu"]
+    assert cpu_accuracy["images"] == manifest.accuracy["images"] and cpu_accuracy["heatmap_cc"] > 0.5
     assert (bundle / "calibration.cache").read_text().startswith("TRT-")
+
+
+def test_gate_samples_are_held_out_frames_with_their_fp32_outputs(bundle: Path) -> None:
+    import onnxruntime as ort
+
+    from memgaze.gate_samples import read_samples
+
+    manifest = read_manifest(bundle)
+    assert manifest.gate_samples is not None and manifest.gate_samples.source == "held-out calibration frames"
+    samples = read_samples(bundle, manifest)
+    assert 2 <= len(samples.frames) <= 8 and samples.frames.shape[1:] == (SIZE, SIZE, 3) and samples.users is not None
+    sess = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    score, heatmap = sess.run(["score", "heatmap"], {"image": samples.frames, "user": samples.users})
+    assert np.allclose(score, samples.scores, atol=1e-5) and np.allclose(heatmap, samples.heatmaps, atol=1e-6)
 
 
 def test_fp32_graph_contract(bundle: Path) -> None:

@@ -43,6 +43,11 @@ def network_flags(trt_module: Any, recipe: Recipe) -> int:
     return flags
 
 
+def dims(shape: trt.Dims) -> tuple[int, ...]:
+    """A ``trt.Dims`` as a tuple of ints (``-1`` for a dynamic dimension)."""
+    return tuple(int(shape[i]) for i in range(len(shape)))
+
+
 def _parse(network: trt.INetworkDefinition, logger: trt.ILogger, onnx_path: Path) -> trt.OnnxParser:
     """Parse the ONNX file into ``network``; one-line error with the parser's first complaints."""
     import tensorrt as trt
@@ -60,8 +65,8 @@ def _io(network: trt.INetworkDefinition, log: Log) -> list[TensorShape]:
     outputs = [network.get_output(i) for i in range(network.num_outputs)]
     for kind, tensors in (("input", inputs), ("output", outputs)):
         for tensor in tensors:
-            log(f"  {kind} {tensor.name}: {list(tensor.shape)} {tensor.dtype}")
-    return [TensorShape(t.name, tuple(int(d) for d in t.shape)) for t in inputs]
+            log(f"  {kind} {tensor.name}: {list(dims(tensor.shape))} {tensor.dtype}")
+    return [TensorShape(t.name, dims(t.shape)) for t in inputs]
 
 
 def _progress_monitor(log: Log) -> Any:
@@ -108,7 +113,7 @@ def _configure(builder: trt.Builder, network: trt.INetworkDefinition, recipe: Re
         layers = {"dla": on_dla, "gpu": network.num_layers - on_dla}
     profile = builder.create_optimization_profile()
     for name, (low, opt, high) in recipe.profile(_io(network, log)).items():
-        profile.set_shape(name, low, opt, high)
+        profile.set_shape(name, trt.Dims(list(low)), trt.Dims(list(opt)), trt.Dims(list(high)))
         log(f"  profile {name}: min {list(low)}, opt {list(opt)}, max {list(high)}")
     config.add_optimization_profile(profile)
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED

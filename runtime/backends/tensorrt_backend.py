@@ -15,6 +15,7 @@ from memgaze.errors import fail
 from memgaze.manifest import EngineEntry
 from memgaze.runtime.backends.base import Backend
 from memgaze.runtime.bundle import PRECISION_ORDER, Bundle
+from memgaze.trt.build import dims
 from memgaze.trt.fit import Machine, mismatch
 
 
@@ -149,7 +150,7 @@ class TensorRTBackend(Backend):
             self._context.set_input_shape(name, shapes[name])
             specs[name] = (shapes[name], trt.nptype(self._engine.get_tensor_dtype(name)))
         for name in self._outputs:
-            shape = tuple(int(d) for d in self._context.get_tensor_shape(name))
+            shape = dims(self._context.get_tensor_shape(name))
             specs[name] = (shape, trt.nptype(self._engine.get_tensor_dtype(name)))
         if self._io is not None:
             self._io.close()
