@@ -2,7 +2,7 @@
 and record it in the manifest. Torch-free and onnx-free, like the runtime: it runs on the device.
 
 ``--print-trtexec --trt-version X.Y`` prints the equivalent ``trtexec`` command for that TensorRT
-version instead (no TensorRT needed).
+version instead (no TensorRT needed); ``--register PLAN`` checks and records a plan built with it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import typer
 from memgaze.console import console
 from memgaze.errors import fail, run_cli
 from memgaze.runtime.bundle import load_bundle
-from memgaze.runtime.engines import BuildRequest, ensure_plan, recipe_for
+from memgaze.runtime.engines import BuildRequest, ensure_plan, recipe_for, register_plan
 from memgaze.trt.probe import tensorrt_module
 from memgaze.trt.recipe import MAX_BATCH, PRECISIONS, bundle_inputs
 
@@ -48,6 +48,9 @@ def engine(
     allow_degraded: bool = typer.Option(False, "--allow-degraded", help="Keep a plan that fails the FP32 gate."),
     print_command: bool = typer.Option(False, "--print-trtexec", help="Print the equivalent trtexec command and exit."),
     trt_version: Optional[str] = typer.Option(None, "--trt-version", help="With --print-trtexec: the TensorRT version (8.6, 10.x, 11.x)."),
+    register: Optional[Path] = typer.Option(
+        None, "--register", help="Check and record a plan built by hand (the printed trtexec command) instead of building one."
+    ),
 ) -> None:
     """Build, check and register the TensorRT plan for this machine."""
     request = BuildRequest(
@@ -59,6 +62,9 @@ def engine(
         return
     if trt_version is not None:
         fail("--trt-version only goes with --print-trtexec (a build uses the installed TensorRT)")
+    if register is not None:
+        register_plan(bundle, register, request)
+        return
     ensure_plan(bundle, request)
 
 

@@ -67,12 +67,13 @@ def _matching(bundle: Bundle, recipe: Recipe, machine: Machine) -> EngineEntry |
 
 
 def _check(bundle: Bundle, entry: EngineEntry) -> AccuracyReport | None:
-    """The plan against the bundle's FP32 samples (None, and says so, for a bundle without samples)."""
-    if bundle.manifest.gate_samples is None:
-        console.print(f"[yellow]warning:[/yellow] bundle {bundle.root} has no gate samples: {entry.file} is not checked against FP32")
-        return None
-    samples = read_samples(bundle.root, bundle.manifest)
+    """Load the plan (TensorRT's word that it runs here) and judge it on the bundle's FP32 samples
+    (None, and says so, for a bundle without samples)."""
     with TensorRTBackend(bundle, entry) as backend:
+        if bundle.manifest.gate_samples is None:
+            console.print(f"[yellow]warning:[/yellow] bundle {bundle.root} has no gate samples: {entry.file} is not checked against FP32")
+            return None
+        samples = read_samples(bundle.root, bundle.manifest)
         return check_against_fp32(backend.infer, samples, f"gate samples ({bundle.manifest.gate_samples.source})")
 
 
@@ -106,25 +107,48 @@ def ensure_plan(root: Path, request: BuildRequest = BuildRequest()) -> EngineEnt
     )
     cache_path = root / timing_cache_name(machine)
     built = _build(root, recipe, cache_path)
-    digest = hashlib.sha256(built.data).hexdigest()
-    entry = EngineEntry(
-        file=plan_name(machine, recipe.plan_precision, digest, recipe.dla_core), precision=recipe.plan_precision,
-        compute_capability=machine.compute_capability, tensorrt=machine.tensorrt, gpu=machine.gpu,
-        built=datetime.now(timezone.utc).isoformat(timespec="seconds"), build_seconds=round(built.seconds, 1),
-        source=recipe.onnx, max_batch=recipe.batches[2], dla_core=recipe.dla_core, layers=built.layers,
+    entry = _install(root, bundle, built.data, _entry(recipe, machine, built.seconds, built.layers), existing, request.allow_degraded)
+    write_bytes(cache_path, built.timing_cache)
+    console.print(f"[green]✓[/green] {entry.file} built in {built.seconds:.0f} s and recorded in {root / 'manifest.json'}")
+    return entry
+
+
+def register_plan(root: Path, plan: Path, request: BuildRequest = BuildRequest()) -> EngineEntry:
+    """Check and register a plan built by hand (e.g. with ``memgaze-engine --print-trtexec``'s trtexec command)
+    as if ``memgaze-engine`` had built it with ``request``: it must load here and pass the FP32 gate."""
+    if not plan.is_file():
+        fail(f"plan {plan} does not exist")
+    bundle = load_bundle(root)
+    machine = machine_or_fail()
+    recipe = recipe_for(bundle, request, machine.tensorrt)
+    entry = _install(root, bundle, plan.read_bytes(), _entry(recipe, machine, 0.0, None), _matching(bundle, recipe, machine), request.allow_degraded)
+    console.print(f"[green]✓[/green] {plan} registered as {entry.file} in {root / 'manifest.json'}")
+    return entry
+
+
+def _entry(recipe: Recipe, machine: Machine, seconds: float, layers: dict[str, int] | None) -> EngineEntry:
+    """The manifest entry of a plan built by ``recipe`` on ``machine`` (its file name is set once the bytes are known)."""
+    return EngineEntry(
+        file="", precision=recipe.plan_precision, compute_capability=machine.compute_capability, tensorrt=machine.tensorrt,
+        gpu=machine.gpu, built=datetime.now(timezone.utc).isoformat(timespec="seconds"), build_seconds=round(seconds, 1),
+        source=recipe.onnx, max_batch=recipe.batches[2], dla_core=recipe.dla_core, layers=layers,
     )
-    write_bytes(root / entry.file, built.data)
+
+
+def _install(root: Path, bundle: Bundle, data: bytes, entry: EngineEntry, existing: EngineEntry | None, allow_degraded: bool) -> EngineEntry:
+    """Write the plan, check it against FP32, record it (replacing ``existing``); on any failure remove it again."""
+    machine = Machine(entry.compute_capability, entry.tensorrt, entry.gpu)
+    entry.file = plan_name(machine, entry.precision, hashlib.sha256(data).hexdigest(), entry.dla_core)
+    write_bytes(root / entry.file, data)
     try:
         report = _check(bundle, entry)
         if report is not None:
             entry.accuracy = report.as_dict()
-            _judge(report, entry, request.allow_degraded)
+            _judge(report, entry, allow_degraded)
         _register(root, entry, [existing] if existing is not None else [])
     except BaseException:
         (root / entry.file).unlink(missing_ok=True)
         raise
-    write_bytes(cache_path, built.timing_cache)
-    console.print(f"[green]✓[/green] {entry.file} built in {built.seconds:.0f} s and recorded in {root / 'manifest.json'}")
     return entry
 
 

@@ -152,3 +152,19 @@ def test_degraded_plan_is_refused_unless_allowed(bundle: Path, monkeypatch: pyte
     kept = engines.ensure_plan(bundle, engines.BuildRequest(allow_degraded=True))
     assert kept.accuracy is not None and kept.accuracy["passed"] is False
     assert load_bundle(bundle).engines[0].accuracy == kept.accuracy
+
+
+def test_a_hand_built_plan_is_registered_like_a_built_one(bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hand_built = tmp_path / "model.trt10.3.0.int8.plan"  # what `memgaze-engine --print-trtexec`'s command writes
+    hand_built.write_bytes(b"trtexec output")
+    monkeypatch.setattr(engines, "machine_or_fail", lambda: HERE)
+    with pytest.raises(MemgazeError, match="does not exist"):
+        engines.register_plan(bundle, tmp_path / "missing.plan")
+    before = snapshot(bundle)
+    with pytest.raises((MemgazeError, ImportError)):  # loading it needs TensorRT: refused, bundle untouched
+        engines.register_plan(bundle, hand_built)
+    assert snapshot(bundle) == before
+    monkeypatch.setattr(engines, "_check", lambda bundle, entry: None)
+    entry = engines.register_plan(bundle, hand_built)
+    assert entry.file.startswith("model.sm87.trt10.3.0.int8.") and (bundle / entry.file).read_bytes() == b"trtexec output"
+    assert load_bundle(bundle).engines == [entry]

@@ -219,8 +219,8 @@ def test_image_size_sets_input_map_metadata_and_manifest_together(
     meta = {prop.key: prop.value for prop in proto.metadata_props}
     image_dims = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim[1:3]]
     heatmap_dims = [d.dim_value for d in proto.graph.output[1].type.tensor_type.shape.dim[2:]]
-    assert image_dims == [96, 96] and (manifest["input"]["height"], manifest["input"]["width"]) == (96, 96)
-    assert heatmap_dims == manifest["map_size"] == manifest["outputs"]["heatmap"]["shape"][2:] == [12, 12]
+    assert image_dims == [96, 96] and manifest.input_size == (96, 96)
+    assert heatmap_dims == manifest.map_size == manifest.outputs["heatmap"]["shape"][2:] == [12, 12]
     assert meta["input_size"] == "96x96" and meta["map_size"] == "12x12"
 
 
