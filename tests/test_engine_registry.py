@@ -168,3 +168,26 @@ def test_a_hand_built_plan_is_registered_like_a_built_one(bundle: Path, tmp_path
     entry = engines.register_plan(bundle, hand_built)
     assert entry.file.startswith("model.sm87.trt10.3.0.int8.") and (bundle / entry.file).read_bytes() == b"trtexec output"
     assert load_bundle(bundle).engines == [entry]
+
+
+def test_first_use_build_in_memgaze_run(bundle: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--backend auto` on a GPU without a fitting plan says so and builds (here the build itself fails: no TensorRT),
+    then falls back to ONNX Runtime; `--backend tensorrt` refuses in one line; `--no-build` never tries."""
+    from memgaze.runtime.backends import open_backend
+    from memgaze.trt import probe
+
+    monkeypatch.setattr(probe, "probe_machine", lambda device=0: (HERE, ""))
+    monkeypatch.setattr(engines, "machine_or_fail", lambda: HERE)
+    loaded = load_bundle(bundle)
+    with open_backend(loaded, "auto", build=True) as backend:
+        assert backend.name == "onnxruntime"
+    err = capsys.readouterr().err
+    assert "no TensorRT plan" in err and "building one now" in err and "TensorRT is not installed here" in err
+    with pytest.raises(MemgazeError, match="TensorRT is not installed here"):
+        open_backend(loaded, "tensorrt", build=True)
+    with pytest.raises(MemgazeError, match=f"build one here with: memgaze-engine {bundle}"):
+        open_backend(loaded, "tensorrt", build=False)
+    capsys.readouterr()
+    with open_backend(loaded, "auto", build=False) as backend:
+        assert backend.name == "onnxruntime"
+    assert "building" not in capsys.readouterr().err

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from memgaze.errors import fail
+from memgaze.trt.probe import tensorrt_module
 from memgaze.trt.recipe import Recipe, TensorShape
 
 if TYPE_CHECKING:
@@ -122,6 +123,8 @@ def _configure(builder: trt.Builder, network: trt.INetworkDefinition, recipe: Re
 
 def build_plan(onnx_path: Path, recipe: Recipe, timing_cache: bytes, log: Log) -> BuiltPlan:
     """Parse ``onnx_path``, build the plan ``recipe`` describes, and deserialize it once (TensorRT's word that it loads)."""
+    if tensorrt_module() is None:
+        fail("TensorRT is not installed here (on a Jetson: sudo apt-get install python3-libnvinfer)")
     import tensorrt as trt
 
     logger = trt.Logger(trt.Logger.WARNING)
