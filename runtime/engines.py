@@ -155,7 +155,11 @@ def _install(root: Path, bundle: Bundle, data: bytes, entry: EngineEntry, existi
 def _build(root: Path, recipe: Recipe, cache_path: Path) -> BuiltPlan:
     """Build with the timing cache kept beside the plans; say where a DLA build's layers run."""
     cache = cache_path.read_bytes() if cache_path.is_file() else b""
-    built = build_plan(root / recipe.onnx, recipe, cache, console.print)
+    if recipe.version.has_progress_monitor:  # TensorRT reports its phases through the progress monitor
+        built = build_plan(root / recipe.onnx, recipe, cache, console.print)
+    else:
+        with console.status(f"TensorRT {recipe.version} is building (it reports no progress; minutes)"):
+            built = build_plan(root / recipe.onnx, recipe, cache, console.print)
     if built.layers is not None:
         console.print(dla_summary(built.layers))
     return built
