@@ -11,6 +11,7 @@ import typer
 from memgaze.atomic import write_json
 from memgaze.console import console
 from memgaze.errors import fail, run_cli
+from memgaze.version import version_option
 
 app = typer.Typer(
     add_completion=False,
@@ -18,6 +19,11 @@ app = typer.Typer(
     help="Benchmark memgaze: latency side by side, accuracy per precision, training speed. "
     "Every command writes <kind>.json, report.md, PNG plots and a self-contained report.html into --out.",
 )
+
+@app.callback()
+def _version(version: bool = version_option()) -> None:
+    """Benchmark memgaze (``--version`` answers before any command)."""
+
 
 RESULT_FILES = ("latency.json", "pipeline.json", "accuracy.json", "train.json")
 

@@ -26,6 +26,7 @@ from memgaze.gate import AccuracyReport, compare_outputs
 from memgaze.gate_samples import SAMPLE_COUNT, SAMPLES_NAME, Samples, write_samples
 from memgaze.manifest import EngineEntry, GateSamples, write_manifest
 from memgaze.trt.probe import tensorrt_module
+from memgaze.version import version_option
 
 app = typer.Typer(add_completion=False, help=__doc__)
 # Every INT8 model the export writes: the TensorRT Q/DQ model (manifest ``models``) and the ONNX
@@ -95,6 +96,7 @@ def export(
     opset: int = typer.Option(DEFAULT_OPSET, help="ONNX opset"),
     eval_data: Optional[Path] = typer.Option(None, help="LaMem-layout dataset: also score FP32/INT8 against its test split"),
     allow_degraded: bool = typer.Option(False, "--allow-degraded", help="keep an INT8 model that fails the accuracy gate"),
+    version: bool = version_option(),
 ) -> None:
     """Export a student checkpoint to a deploy bundle (ONNX, INT8 Q/DQ ONNX, TensorRT plan)."""
     started = time.monotonic()

@@ -1,12 +1,18 @@
-"""The capture thread: reads a source ahead of the pipeline.
+"""The capture threads: each reads one source ahead of the inference thread and resizes its frames there.
 
-Live sources (camera, URL, pipeline): only the NEWEST frame is kept; a frame overwritten before
-the pipeline took it is counted as dropped, never queued, so latency never grows. A live
+Live sources (cameras, URLs, pipelines): only the NEWEST frame is kept; a frame overwritten before
+the inference thread took it is counted as dropped, never queued, so latency never grows. A live
 source that stops is reopened with exponential backoff (counted), up to a bounded number of
-attempts, then the run ends cleanly with a message.
+attempts, then that source ends cleanly with a message.
 
 Files and folders: every frame is read in order at processing speed (the thread waits for the
-pipeline to take each frame), so nothing is dropped; the end of the file ends the run.
+inference thread to take each frame), so nothing is dropped; the end of the file ends the source.
+
+The resize to the model's input (``prepare``) runs here, in the capture thread, so it overlaps the
+previous frame's inference instead of adding to it (OpenCV releases the GIL while it works).
+
+A :class:`CaptureGroup` shares one condition variable between the captures of several sources,
+so the inference thread can wait for "any source has a frame" and batch the newest of each.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -24,11 +30,15 @@ from memgaze.runtime.sources import FrameSource, SourceLost, Undecodable
 
 @dataclass(frozen=True)
 class Frame:
-    """One captured frame: its number (from 0), the BGR image, and when it was read (``time.perf_counter``)."""
+    """One captured frame: its number in its source (from 0), the BGR image, when it was read
+    (``time.perf_counter``), the model input made from it, the resize time (s) and the source's id."""
 
     index: int
     image: np.ndarray
     captured: float
+    model_input: np.ndarray | None = None
+    pre_seconds: float = 0.0
+    source: int = 0
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,10 @@ class ReconnectPolicy:
 
 
 class Capture:
-    """Reads ``source`` in a daemon thread; :meth:`get` hands frames to the pipeline."""
+    """Reads ``source`` in a daemon thread; :meth:`get` hands frames to the inference thread.
+
+    ``prepare`` (the resize to the model input) runs in this thread; ``source_id`` tags the frames;
+    ``condition`` is shared with the other captures of a :class:`CaptureGroup`."""
 
     def __init__(
         self,
@@ -53,11 +66,16 @@ class Capture:
         *,
         policy: ReconnectPolicy | None = None,
         warnings: WarningCounter | None = None,
+        prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+        source_id: int = 0,
+        condition: threading.Condition | None = None,
     ) -> None:
         self.source = source
-        self.live = source.spec.live
+        self.live = source.live
         self.policy = policy or ReconnectPolicy()
         self.warnings = warnings or WarningCounter("frames")
+        self.prepare = prepare
+        self.source_id = source_id
         self.read = 0
         self.dropped = 0
         self.reconnects = 0
@@ -65,9 +83,9 @@ class Capture:
         self.end_reason = ""
         self._slot: Frame | None = None
         self._ended = False
-        self._cond = threading.Condition()
+        self._cond = condition or threading.Condition()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="memgaze-capture", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"memgaze-capture-{source_id}", daemon=True)
 
     def start(self) -> Capture:
         self._thread.start()
@@ -77,14 +95,29 @@ class Capture:
         """The next frame (live: the newest one); None when the source has ended (or ``timeout`` passed)."""
         with self._cond:
             self._cond.wait_for(lambda: self._slot is not None or self._ended, timeout)
-            frame, self._slot = self._slot, None
+            return self.take_locked()
+
+    def take_locked(self) -> Frame | None:
+        """The waiting frame or None, without blocking; the caller holds the shared condition."""
+        frame, self._slot = self._slot, None
+        if frame is not None:
             self._cond.notify_all()
-            return frame
+        return frame
+
+    @property
+    def has_frame_locked(self) -> bool:
+        """A frame is waiting (the caller holds the shared condition)."""
+        return self._slot is not None
+
+    @property
+    def ended_locked(self) -> bool:
+        """The source has ended and its last frame was taken (the caller holds the shared condition)."""
+        return self._ended and self._slot is None
 
     @property
     def ended(self) -> bool:
         with self._cond:
-            return self._ended and self._slot is None
+            return self.ended_locked
 
     def stop(self, timeout: float = 2.0) -> None:
         """Ask the thread to stop, wait for it a little, and release the source."""
@@ -97,7 +130,9 @@ class Capture:
             self.source.close()
 
     def _publish(self, image: np.ndarray) -> None:
-        frame = Frame(self.read, image, time.perf_counter())
+        captured = time.perf_counter()
+        model_input = self.prepare(image) if self.prepare is not None else None
+        frame = Frame(self.read, image, captured, model_input, time.perf_counter() - captured, self.source_id)
         self.read += 1
         with self._cond:
             if self.live:
@@ -142,9 +177,71 @@ class Capture:
                     self.end_reason = f"end of {self.source.spec}"
                     break
                 self._publish(image)
-        except Exception as exc:  # an OpenCV error must end the run with a message, not kill the thread silently
+        except Exception as exc:  # an OpenCV error must end the source with a message, not kill the thread silently
             self.end_reason = f"capture stopped: {exc}"
         finally:
             with self._cond:
                 self._ended = True
                 self._cond.notify_all()
+
+
+class CaptureGroup:
+    """The captures of several sources behind one condition; :meth:`next_batch` gives the newest frame of each.
+
+    A batch holds one frame of every source that has one ready. It waits until every file or folder
+    source still running has delivered its next frame (they are read at processing speed, so none is
+    skipped and batches stay in step), and until at least one source has a frame."""
+
+    def __init__(
+        self,
+        sources: list[FrameSource],
+        *,
+        policy: ReconnectPolicy | None = None,
+        warnings: WarningCounter | None = None,
+        prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        self._cond = threading.Condition()
+        self.captures = [
+            Capture(source, policy=policy, warnings=warnings, prepare=prepare, source_id=index, condition=self._cond)
+            for index, source in enumerate(sources)
+        ]
+
+    def start(self) -> CaptureGroup:
+        for capture in self.captures:
+            capture.start()
+        return self
+
+    def _ready_locked(self) -> bool:
+        running = [c for c in self.captures if not c.ended_locked]
+        if not running:
+            return True
+        files_ready = all(c.has_frame_locked for c in running if not c.live)
+        return files_ready and any(c.has_frame_locked for c in running)
+
+    def next_batch(self, timeout: float | None = None) -> list[Frame] | None:
+        """The newest frame of each source that has one, in source order; [] after ``timeout``; None when all ended."""
+        with self._cond:
+            self._cond.wait_for(self._ready_locked, timeout)
+            if all(c.ended_locked for c in self.captures):
+                return None
+            return [frame for c in self.captures if (frame := c.take_locked()) is not None]
+
+    def stop(self) -> None:
+        for capture in self.captures:
+            capture.stop()
+
+    @property
+    def dropped(self) -> int:
+        return sum(c.dropped for c in self.captures)
+
+    @property
+    def reconnects(self) -> int:
+        return sum(c.reconnects for c in self.captures)
+
+    @property
+    def undecodable(self) -> int:
+        return sum(c.undecodable for c in self.captures)
+
+    @property
+    def end_reason(self) -> str:
+        return "; ".join(c.end_reason for c in self.captures if c.end_reason)

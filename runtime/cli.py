@@ -1,4 +1,4 @@
-"""``memgaze-run``: score a camera, video, folder, URL or GStreamer pipeline in real time."""
+"""``memgaze-run``: score cameras, videos, folders, URLs or GStreamer pipelines in real time (a thin CLI over :mod:`memgaze.api`)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,20 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 os.environ.setdefault("OPENCV_VIDEOIO_DEBUG", "0")
 
 import signal  # noqa: E402
-from typing import Optional  # noqa: E402
+from typing import List, Optional  # noqa: E402
 
 import cv2  # noqa: E402
 import typer  # noqa: E402
 
+from memgaze.api import load  # noqa: E402
 from memgaze.console import WarningCounter, console  # noqa: E402
 from memgaze.errors import fail, run_cli  # noqa: E402
-from memgaze.runtime.backends import BACKENDS, PRECISIONS, open_backend  # noqa: E402
-from memgaze.runtime.bundle import load_bundle  # noqa: E402
-from memgaze.runtime.capture import Capture, ReconnectPolicy  # noqa: E402
+from memgaze.runtime.backends import BACKENDS, PRECISIONS  # noqa: E402
 from memgaze.runtime.mjpeg import MjpegServer, parse_host_port  # noqa: E402
 from memgaze.runtime.pipeline import Pipeline  # noqa: E402
 from memgaze.runtime.sinks import CalibSink, JsonlSink, MjpegSink, Sink, VideoSink, WindowSink  # noqa: E402
-from memgaze.runtime.sources import FrameSource, SourceSpec, open_source, parse_source  # noqa: E402
+from memgaze.runtime.sources import FrameSource, parse_source  # noqa: E402
+from memgaze.version import version_option  # noqa: E402
 
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
@@ -49,11 +49,22 @@ def _sinks(
     return sinks
 
 
+def _source_args(camera: int | None, sources: list[str]) -> list[str | int]:
+    """``--camera`` / ``--source`` (repeatable) as the API takes them; the default is camera 0."""
+    if camera is not None and sources:
+        fail("give either --camera or --source, not both")
+    if sources:
+        return list(sources)
+    spec = parse_source(camera, None)
+    return [spec.target]
+
+
 @app.command()
 def run(
     camera: Optional[int] = typer.Option(None, "--camera", help="Camera index (V4L2 on Linux); the default source is camera 0."),
-    source: Optional[str] = typer.Option(
-        None, "--source", help="Video file, folder of images, rtsp:// or http:// URL, or GStreamer pipeline (contains '!')."
+    source: List[str] = typer.Option(
+        [], "--source", help="Video file, folder of images, rtsp:// or http:// URL, csi://N, v4l2:///dev/videoN, or GStreamer "
+        "pipeline (contains '!'). Repeat for several sources: their newest frames are scored in one batch.",
     ),
     model: str = typer.Option("deploy", "--model", help="Deploy bundle folder written by memgaze-export."),
     backend: str = typer.Option("auto", "--backend", help=f"{' | '.join(BACKENDS)}."),
@@ -62,11 +73,14 @@ def run(
     ),
     precision: Optional[str] = typer.Option(None, "--precision", help=f"{' | '.join(PRECISIONS)}; default: the best available."),
     user: Optional[str] = typer.Option(None, "--user", help="Predict this user's gaze (one of the bundle's users)."),
+    input_width: Optional[int] = typer.Option(None, "--input-width", min=1, help="Camera capture width (default: a mode near the model's size)."),
+    input_height: Optional[int] = typer.Option(None, "--input-height", min=1, help="Camera capture height."),
+    input_rate: Optional[float] = typer.Option(None, "--input-rate", min=0.1, help="Camera frame rate (CSI default 30)."),
     headless: bool = typer.Option(False, "--headless", help="No window."),
     jsonl: Optional[str] = typer.Option(None, "--jsonl", help="Write one JSON line per frame to FILE, or - for stdout."),
-    save_video: Optional[str] = typer.Option(None, "--save-video", help="Write the annotated frames to a video FILE (mp4v)."),
+    save_video: Optional[str] = typer.Option(None, "--save-video", help="Write the annotated frames (source 0) to a video FILE (mp4v)."),
     serve: Optional[str] = typer.Option(None, "--serve", help="MJPEG preview page at HOST:PORT (HOST defaults to 127.0.0.1)."),
-    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after N frames."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after N frames (all sources together)."),
     save_calib: Optional[str] = typer.Option(None, "--save-calib", help="Save raw frames to DIR for INT8 calibration."),
     every: int = typer.Option(30, "--every", min=1, help="With --save-calib: keep every K-th frame."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="ONNX Runtime intra-op threads (default: all cores)."),
@@ -74,31 +88,28 @@ def run(
         None, "--providers", help="ONNX Runtime providers, comma-separated (tensorrt,cuda,cpu or full names)."
     ),
     reconnect: int = typer.Option(5, "--reconnect", min=0, help="Reconnect attempts for a lost camera or stream."),
+    version: bool = version_option(),
 ) -> None:
     """Score every frame of a source: memorability + gaze heatmap, to a window, JSON lines, a video or a browser."""
-    bundle = load_bundle(model)
-    user_index = bundle.user_index(user)
-    spec: SourceSpec = parse_source(camera, source)
-    frames = open_source(spec)
-    try:
-        engine = open_backend(
-            bundle, backend, precision, threads=threads, providers=providers.split(",") if providers else None,
-            build=not no_build,
-        )
-        sinks = _sinks(headless, jsonl, save_video, serve, save_calib, every, frames)
-    except BaseException:
-        frames.close()
-        raise
-    with engine:
-        console.print(f"model {bundle.root} on {engine.describe()}; source {spec}", soft_wrap=True)
+    targets = _source_args(camera, source)
+    warnings = WarningCounter("frames")
+    with load(model, backend, precision, user, threads=threads, providers=providers.split(",") if providers else None,
+              build=not no_build) as scorer:
+        stream = scorer.stream(targets, input_width=input_width, input_height=input_height, input_rate=input_rate,
+                               max_frames=max_frames, reconnect=reconnect, warnings=warnings)
+        try:
+            sinks = _sinks(headless, jsonl, save_video, serve, save_calib, every, stream.sources[0])
+        except BaseException:
+            stream.close()
+            raise
+        names = "; ".join(f"[{i}] {s.spec}" for i, s in enumerate(stream.sources)) if len(targets) > 1 else str(stream.sources[0].spec)
+        console.print(f"model {scorer.bundle.root} on {scorer.describe()}; source {names}", soft_wrap=True)
         if headless and not (jsonl or save_video or serve or save_calib):
             console.print("headless with no --jsonl/--save-video/--serve: only the summary will be printed")
-        warnings = WarningCounter("frames")
-        capture = Capture(frames, policy=ReconnectPolicy(attempts=reconnect), warnings=warnings)
-        summary = Pipeline(engine, capture, sinks, user=user_index, max_frames=max_frames).run()
+        summary = Pipeline(stream, sinks).run()
         warnings.summary()
     if summary.frames == 0:
-        fail(f"no frame could be scored from {spec} ({summary.end_reason or 'no frames'})")
+        fail(f"no frame could be scored from {names} ({summary.end_reason or 'no frames'})")
 
 
 def _terminate(signum: int, frame: object) -> None:

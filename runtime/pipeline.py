@@ -1,20 +1,29 @@
-"""capture → pre (OpenCV resize) → infer → post (heatmap peak) → sinks, with per-stage timings and a summary."""
+"""The inference loop: capture threads (read + resize) → batch of the newest frames → infer → predictions,
+and the ``memgaze-run`` loop that hands each prediction to the sinks, with per-stage timings and a summary.
+
+The inference thread does no per-pixel work: frames arrive already resized by their capture thread,
+so the resize of frame N+1 overlaps the inference of frame N.
+"""
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 from rich.table import Column, Table
 
-from memgaze.console import console
+from memgaze.console import WarningCounter, console
 from memgaze.media import resize_frame
 from memgaze.runtime.backends.base import Backend
-from memgaze.runtime.capture import Capture
+from memgaze.runtime.capture import CaptureGroup, Frame, ReconnectPolicy
 from memgaze.runtime.overlay import annotate
-from memgaze.runtime.sinks import FrameResult, Sink
-from memgaze.runtime.timing import STAGES, RateMeter, StageTimes
+from memgaze.runtime.prediction import Prediction, heatmap_peak
+from memgaze.runtime.sinks import Sink
+from memgaze.runtime.sources import FrameSource
+from memgaze.runtime.timing import RateMeter, StageTimes
 
 
 def preprocess(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -22,11 +31,9 @@ def preprocess(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return resize_frame(frame, size)[np.newaxis]
 
 
-def heatmap_peak(heatmap: np.ndarray, frame_shape: tuple[int, ...]) -> tuple[int, int]:
-    """Argmax of the small map ``[h, w]``, as the (x, y) pixel at the centre of that cell in the frame."""
-    h, w = heatmap.shape
-    row, col = np.unravel_index(int(np.argmax(heatmap)), (h, w))
-    return int((col + 0.5) * frame_shape[1] / w), int((row + 0.5) * frame_shape[0] / h)
+def batch_of(inputs: list[np.ndarray]) -> np.ndarray:
+    """Model inputs ``[H, W, 3]`` → one ``[N, H, W, 3]`` batch (no copy for a single frame)."""
+    return inputs[0][np.newaxis] if len(inputs) == 1 else np.stack(inputs)
 
 
 @dataclass
@@ -59,82 +66,139 @@ class RunSummary:
         console.print(f"dropped {self.dropped}, reconnects {self.reconnects}, undecodable {self.undecodable}")
 
 
-class Pipeline:
-    """Scores frames from ``capture`` with ``backend`` and hands each result to every sink."""
+class Stream:
+    """Predictions for the frames of one or more sources, one engine call per batch of their newest frames.
+
+    Iterate it once; it stops at the end of every source, after ``max_frames`` frames, or on :meth:`close`
+    (also called when the iteration ends). ``summary`` holds frames, seconds, drops and stage timings."""
 
     def __init__(
         self,
         backend: Backend,
-        capture: Capture,
-        sinks: list[Sink],
+        sources: list[FrameSource],
         *,
         user: int | None = None,
         max_frames: int | None = None,
+        policy: ReconnectPolicy | None = None,
+        warnings: WarningCounter | None = None,
     ) -> None:
         self.backend = backend
-        self.capture = capture
-        self.sinks = sinks
-        self.users = None if user is None else np.array([user], np.int64)
+        self.sources = sources
+        self.user = user
         self.max_frames = max_frames
-        self.overlay = any(sink.wants_overlay for sink in sinks)
+        self.warnings = warnings or WarningCounter("frames")
+        prepare = functools.partial(resize_frame, size=backend.input_size)
+        self.group = CaptureGroup(sources, policy=policy, warnings=self.warnings, prepare=prepare)
         self.summary = RunSummary()
-        self.rate = RateMeter()
+        self.started = 0.0
+        self._iterator: Iterator[Prediction] | None = None
+        self._closed = False
 
-    def step(self) -> FrameResult | None:
-        """Process one frame; None when the source has ended."""
-        times = self.summary.timings
-        with times.measure("capture"):
-            frame = self.capture.get()
-        if frame is None:
-            return None
-        with times.measure("pre"):
-            batch = preprocess(frame.image, self.backend.input_size)
-        with times.measure("infer"):
-            scores, heatmaps = self.backend.infer(batch, self.users)
-        with times.measure("post"):
-            heatmap = heatmaps[0, 0]
-            done = time.perf_counter()
-            result = FrameResult(
-                index=frame.index,
-                t=frame.captured - self._start,
-                score=float(scores[0]),
-                peak=heatmap_peak(heatmap, frame.image.shape),
-                latency_ms=(done - frame.captured) * 1000.0,
-                frame=frame.image,
-                heatmap=heatmap,
-            )
-        with times.measure("sink"):
-            fps = self.rate.tick()
-            annotated = annotate(frame.image, heatmap, result.score, result.peak, fps) if self.overlay else None
-            for sink in self.sinks:
-                sink.write(result, annotated)
-        return result
+    def __iter__(self) -> Iterator[Prediction]:
+        if self._iterator is None:
+            self._iterator = self._predictions()
+        return self._iterator
 
-    def run(self) -> RunSummary:
-        """Run until the source ends, ``max_frames``, a sink asks to stop, or Ctrl-C; always prints the summary."""
-        self._start = time.perf_counter()
-        self.capture.start()
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _users(self, count: int) -> np.ndarray | None:
+        return None if self.user is None else np.full(count, self.user, np.int64)
+
+    def _predictions(self) -> Iterator[Prediction]:
+        self.started = time.perf_counter()
+        self.group.start()
         try:
             while self.max_frames is None or self.summary.frames < self.max_frames:
-                if self.step() is None:
+                waited = time.perf_counter()
+                frames = self.group.next_batch()
+                if frames is None:
                     break
-                self.summary.frames += 1
-                stop = next((sink.stop_reason for sink in self.sinks if sink.stop_reason), None)
-                if stop:
-                    self.summary.end_reason = stop
-                    break
+                if self.max_frames is not None:
+                    frames = frames[: self.max_frames - self.summary.frames]
+                yield from self._score(frames, time.perf_counter() - waited)
             else:
                 self.summary.end_reason = f"reached --max-frames {self.max_frames}"
-        except KeyboardInterrupt:
-            self.summary.end_reason = "interrupted (Ctrl-C)"
         finally:
-            self.summary.seconds = time.perf_counter() - self._start
-            self.capture.stop()
+            self.close()
+
+    def _score(self, frames: list[Frame], waited: float) -> list[Prediction]:
+        times = self.summary.timings
+        times.add("capture", waited)
+        start = time.perf_counter()
+        scores, heatmaps = self.backend.infer(batch_of([f.model_input for f in frames]), self._users(len(frames)))
+        inferred = time.perf_counter()
+        shared = {"capture": waited * 1000.0, "infer": (inferred - start) * 1000.0}
+        predictions = []
+        for frame, score, heatmap in zip(frames, scores.tolist(), heatmaps[:, 0]):
+            times.add("pre", frame.pre_seconds)
+            predictions.append(Prediction(
+                score=score, heatmap=heatmap, peak=heatmap_peak(heatmap, frame.image.shape),
+                timings={**shared, "pre": frame.pre_seconds * 1000.0}, index=frame.index, source=frame.source,
+                captured=frame.captured, t=frame.captured - self.started, image=frame.image,
+            ))
+        done = time.perf_counter()
+        for prediction in predictions:
+            prediction.latency_ms = (done - prediction.captured) * 1000.0  # type: ignore[operator]
+            prediction.timings["post"] = (done - inferred) * 1000.0
+        times.add("infer", inferred - start)
+        times.add("post", done - inferred)
+        self.summary.frames += len(frames)
+        return predictions
+
+    def close(self) -> None:
+        """Stop the capture threads and release the sources (idempotent); fills in the summary."""
+        if self._closed:
+            return
+        self._closed = True
+        self.group.stop()
+        summary = self.summary
+        summary.seconds = time.perf_counter() - self.started if self.started else 0.0
+        summary.dropped = self.group.dropped
+        summary.reconnects = self.group.reconnects
+        summary.undecodable = self.group.undecodable
+        summary.end_reason = summary.end_reason or self.group.end_reason
+
+
+class Pipeline:
+    """``memgaze-run``'s loop: every prediction of ``stream`` to every sink; overlay sinks show source 0."""
+
+    def __init__(self, stream: Stream, sinks: list[Sink]) -> None:
+        self.stream = stream
+        self.sinks = sinks
+        self.overlay = any(sink.wants_overlay for sink in sinks)
+        self.rate = RateMeter()
+
+    def _write(self, prediction: Prediction) -> None:
+        annotated = None
+        if prediction.source == 0 and self.overlay:
+            fps = self.rate.tick()
+            assert prediction.image is not None
+            annotated = annotate(prediction.image, prediction.heatmap, prediction.score, prediction.peak, fps)
+        for sink in self.sinks:
+            if annotated is not None or not sink.wants_overlay:
+                sink.write(prediction, annotated)
+
+    def run(self) -> RunSummary:
+        """Run until the sources end, ``max_frames``, a sink asks to stop, or Ctrl-C; always prints the summary."""
+        summary = self.stream.summary
+        try:
+            for prediction in self.stream:
+                start = time.perf_counter()
+                self._write(prediction)
+                summary.timings.add("sink", time.perf_counter() - start)
+                stop = next((sink.stop_reason for sink in self.sinks if sink.stop_reason), None)
+                if stop:
+                    summary.end_reason = stop
+                    break
+        except KeyboardInterrupt:
+            summary.end_reason = "interrupted (Ctrl-C)"
+        finally:
+            self.stream.close()
             for sink in self.sinks:
                 sink.close()
-            self.summary.dropped = self.capture.dropped
-            self.summary.reconnects = self.capture.reconnects
-            self.summary.undecodable = self.capture.undecodable
-            self.summary.end_reason = self.summary.end_reason or self.capture.end_reason
-            self.summary.print()
-        return self.summary
+            summary.print()
+        return summary

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -15,40 +14,19 @@ import numpy as np
 from memgaze.atomic import write_bytes
 from memgaze.errors import fail
 from memgaze.runtime.mjpeg import MjpegServer
+from memgaze.runtime.prediction import Prediction
 
 JPEG_QUALITY = 85
 
 
-@dataclass
-class FrameResult:
-    """One scored frame. ``t``: seconds since the run started, when the frame was captured;
-    ``peak``: heatmap maximum in frame pixels (x, y); ``latency_ms``: capture → result."""
-
-    index: int
-    t: float
-    score: float
-    peak: tuple[int, int]
-    latency_ms: float
-    frame: np.ndarray
-    heatmap: np.ndarray
-
-    def record(self) -> dict[str, object]:
-        return {
-            "frame": self.index,
-            "t": round(self.t, 4),
-            "score": round(self.score, 6),
-            "peak": [self.peak[0], self.peak[1]],
-            "latency_ms": round(self.latency_ms, 3),
-        }
-
-
 class Sink:
-    """Receives every result; ``annotated`` is the overlay image (None unless :attr:`wants_overlay`)."""
+    """Receives every prediction; ``annotated`` is the overlay image. A sink that :attr:`wants_overlay` gets
+    only the frames that have one (source 0 of several)."""
 
     wants_overlay = False
     stop_reason: str | None = None  # set when this sink ends the run (window closed, reader gone)
 
-    def write(self, result: FrameResult, annotated: np.ndarray | None) -> None:
+    def write(self, result: Prediction, annotated: np.ndarray | None) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -72,7 +50,7 @@ class JsonlSink(Sink):
         except OSError as exc:
             fail(f"cannot write --jsonl {target}: {exc.strerror or exc}")
 
-    def write(self, result: FrameResult, annotated: np.ndarray | None) -> None:
+    def write(self, result: Prediction, annotated: np.ndarray | None) -> None:
         if self.stop_reason:
             return
         try:
@@ -102,7 +80,7 @@ class VideoSink(Sink):
         self._fps = fps if 0 < fps < 1000 else 30.0
         self._writer: cv2.VideoWriter | None = None
 
-    def write(self, result: FrameResult, annotated: np.ndarray | None) -> None:
+    def write(self, result: Prediction, annotated: np.ndarray | None) -> None:
         assert annotated is not None
         if self._writer is None:
             height, width = annotated.shape[:2]
@@ -126,7 +104,7 @@ class MjpegSink(Sink):
     def __init__(self, server: MjpegServer) -> None:
         self.server = server
 
-    def write(self, result: FrameResult, annotated: np.ndarray | None) -> None:
+    def write(self, result: Prediction, annotated: np.ndarray | None) -> None:
         assert annotated is not None
         self.server.publish(encode_jpeg(annotated))
 
@@ -156,7 +134,7 @@ class WindowSink(Sink):
             fail("no display for the overlay window (or OpenCV has no GUI support); run with --headless "
                  "(add --serve 127.0.0.1:8080 to watch in a browser)")
 
-    def write(self, result: FrameResult, annotated: np.ndarray | None) -> None:
+    def write(self, result: Prediction, annotated: np.ndarray | None) -> None:
         assert annotated is not None
         cv2.imshow(self.TITLE, annotated)
         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
@@ -177,7 +155,8 @@ class CalibSink(Sink):
         self.every = every
         self.saved = 0
 
-    def write(self, result: FrameResult, annotated: np.ndarray | None) -> None:
-        if result.index % self.every == 0:
-            write_bytes(self.folder / f"frame_{result.index:07d}.jpg", encode_jpeg(result.frame, 95))
+    def write(self, result: Prediction, annotated: np.ndarray | None) -> None:
+        if result.index % self.every == 0 and result.image is not None:
+            tag = f"s{result.source}_" if result.source else ""  # source 0 (or a single source) keeps the plain name
+            write_bytes(self.folder / f"frame_{tag}{result.index:07d}.jpg", encode_jpeg(result.image, 95))
             self.saved += 1

@@ -1,17 +1,16 @@
-"""Frame sources chosen by one argument: a camera index, a video file, a folder of images, a URL or a GStreamer pipeline.
+"""Frame sources chosen by one argument: a camera, a video file, a folder of images, a URL or a GStreamer pipeline.
 
-Live sources (camera, URL, pipeline) are read by the capture thread, which keeps only the newest
+Live sources (cameras, URLs, pipelines) are read by the capture thread, which keeps only the newest
 frame; files and folders are read in order at processing speed, so no frame is dropped.
 
-A Jetson CSI camera is a GStreamer pipeline ending in an appsink that keeps one buffer, e.g.::
-
-    memgaze-run --source "nvarguscamerasrc sensor-id=0 ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 \
-        ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1 max-buffers=1"
+The URIs jetson-inference users type work as they do there: ``csi://0`` is a Jetson CSI camera
+(``nvarguscamerasrc``; the frame is scaled to the capture size by ``nvvidconv`` in hardware) and
+``v4l2:///dev/video0`` a V4L2 (USB) camera. Cameras are asked for a capture size near the model's
+input (:func:`capture_size`), or the ``--input-width/--input-height/--input-rate`` given.
 """
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,15 +18,23 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from memgaze.cv2_build import has_gstreamer
 from memgaze.errors import fail
 from memgaze.media import IMAGE_SUFFIXES as MEDIA_IMAGE_SUFFIXES
 
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+CSI_SCHEME = "csi://"
+V4L2_SCHEME = "v4l2://"
 IMAGE_SUFFIXES = MEDIA_IMAGE_SUFFIXES | {".pgm", ".ppm"}  # a folder source also plays raw camera dumps
-HOW_TO_CHOOSE = "choose a source with --camera N or --source FILE|FOLDER|URL|PIPELINE"
+HOW_TO_CHOOSE = "choose a source with --camera N or --source FILE|FOLDER|URL|csi://N|v4l2:///dev/videoN|PIPELINE"
 MAX_BAD_FRAMES = 8  # consecutive undecodable frames of a file before it counts as ended
 # Give up on a stalled network stream after this long instead of blocking forever.
 STREAM_TIMEOUT_MS = 5000
+# Capture sizes cameras commonly offer, smallest first: a camera is asked for the first that covers the model.
+CAMERA_MODES = ((320, 240), (640, 360), (640, 480), (1280, 720), (1920, 1080))
+CSI_SENSOR_MODE = (1280, 720)  # what nvarguscamerasrc captures before nvvidconv scales it down
+DEFAULT_RATE = 30.0
+SYSTEM_OPENCV_FIX = "use JetPack's system OpenCV, built with GStreamer: pip uninstall opencv-python-headless opencv-python"
 
 
 class SourceLost(Exception):
@@ -40,7 +47,7 @@ class Undecodable(Exception):
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """What to read: ``kind`` is camera, file, folder, url or pipeline."""
+    """What to read: ``kind`` is camera (an index or a /dev/video path), csi (a sensor id), file, folder, url or pipeline."""
 
     kind: str
     target: str | int
@@ -48,10 +55,30 @@ class SourceSpec:
     @property
     def live(self) -> bool:
         """Live sources keep only the newest frame; files and folders are read in order."""
-        return self.kind in ("camera", "url", "pipeline")
+        return self.kind in ("camera", "csi", "url", "pipeline")
 
     def __str__(self) -> str:
         return f"camera {self.target}" if self.kind == "camera" else f"{self.kind} {self.target}"
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """What a camera is asked for (jetson-inference's ``--input-width/--input-height/--input-rate``); None: chosen."""
+
+    width: int | None = None
+    height: int | None = None
+    rate: float | None = None
+
+
+def capture_size(options: CaptureOptions, model_size: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) to ask a camera for: the size given, else the smallest common mode covering ``model_size`` (H, W)."""
+    if options.width and options.height:
+        return options.width, options.height
+    height, width = model_size
+    for mode in CAMERA_MODES:
+        if mode[0] >= (options.width or width) and mode[1] >= (options.height or height):
+            return mode
+    return CAMERA_MODES[-1]
 
 
 def parse_source(camera: int | None, source: str | None) -> SourceSpec:
@@ -60,16 +87,49 @@ def parse_source(camera: int | None, source: str | None) -> SourceSpec:
         fail("give either --camera or --source, not both")
     if source is None:
         return SourceSpec("camera", 0 if camera is None else camera)
-    if "!" in source:
-        return SourceSpec("pipeline", source)
-    if source.lower().startswith(URL_SCHEMES):
-        return SourceSpec("url", source)
-    path = Path(source)
+    return source_spec(source)
+
+
+def source_spec(source: str | int | Path) -> SourceSpec:
+    """One source as ``memgaze-run --source`` (or ``Model.stream``) takes it; an int is a camera index."""
+    if isinstance(source, int):
+        return SourceSpec("camera", source)
+    text = str(source)
+    if "!" in text:
+        return SourceSpec("pipeline", text)
+    lower = text.lower()
+    if lower.startswith(CSI_SCHEME):
+        sensor = text[len(CSI_SCHEME):]
+        if not sensor.isdigit():
+            fail(f"source {text!r}: a CSI camera is csi://N with N the sensor id (csi://0)")
+        return SourceSpec("csi", int(sensor))
+    if lower.startswith(V4L2_SCHEME):
+        device = text[len(V4L2_SCHEME):]
+        if not device.startswith("/dev/"):
+            fail(f"source {text!r}: a V4L2 camera is v4l2:///dev/videoN")
+        return SourceSpec("camera", device)
+    if lower.startswith(URL_SCHEMES):
+        return SourceSpec("url", text)
+    if text.startswith("/dev/video"):
+        return SourceSpec("camera", text)
+    path = Path(text)
     if path.is_dir():
-        return SourceSpec("folder", source)
+        return SourceSpec("folder", text)
     if path.is_file():
-        return SourceSpec("file", source)
-    fail(f"source {source!r} is not a file, a folder, a URL or a GStreamer pipeline; {HOW_TO_CHOOSE}")
+        return SourceSpec("file", text)
+    fail(f"source {text!r} is not a file, a folder, a URL, a camera or a GStreamer pipeline; {HOW_TO_CHOOSE}")
+
+
+def csi_pipeline(sensor: int, size: tuple[int, int], rate: float) -> str:
+    """The GStreamer pipeline of a Jetson CSI camera, scaled to ``size`` (W, H) by nvvidconv (in hardware)."""
+    width, height = size
+    sensor_w, sensor_h = max(CSI_SENSOR_MODE[0], width), max(CSI_SENSOR_MODE[1], height)
+    fps = f"{int(round(rate * 1000))}/1000"
+    return (
+        f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM),width={sensor_w},height={sensor_h},framerate={fps} "
+        f"! nvvidconv ! video/x-raw,width={width},height={height},format=BGRx ! videoconvert ! video/x-raw,format=BGR "
+        "! appsink drop=1 max-buffers=1 sync=false"
+    )
 
 
 class FrameSource:
@@ -77,6 +137,11 @@ class FrameSource:
 
     def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec
+
+    @property
+    def live(self) -> bool:
+        """Whether the capture thread keeps only the newest frame (else every frame, in order)."""
+        return self.spec.live
 
     def open(self) -> None:
         """Open the source; raises SourceLost when it cannot be opened."""
@@ -94,17 +159,23 @@ class FrameSource:
 
 
 class VideoCaptureSource(FrameSource):
-    """A camera, video file, URL or GStreamer pipeline through ``cv2.VideoCapture``."""
+    """A camera, CSI camera, video file, URL or GStreamer pipeline through ``cv2.VideoCapture``.
 
-    def __init__(self, spec: SourceSpec) -> None:
+    Cameras are asked for ``size`` (W, H) and ``rate``; the device picks its nearest mode."""
+
+    def __init__(self, spec: SourceSpec, size: tuple[int, int] | None = None, rate: float | None = None) -> None:
         super().__init__(spec)
+        self.size = size or CAMERA_MODES[2]
+        self.rate = rate
         self._capture: cv2.VideoCapture | None = None
         self._after_bad: np.ndarray | None = None  # the good frame found past an undecodable one
 
     def _new_capture(self) -> cv2.VideoCapture:
         if self.spec.kind == "camera":
             api = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
-            return cv2.VideoCapture(int(self.spec.target), api)
+            return cv2.VideoCapture(self.spec.target, api)
+        if self.spec.kind == "csi":
+            return cv2.VideoCapture(csi_pipeline(int(self.spec.target), self.size, self.rate or DEFAULT_RATE), cv2.CAP_GSTREAMER)
         if self.spec.kind == "pipeline":
             return cv2.VideoCapture(str(self.spec.target), cv2.CAP_GSTREAMER)
         if self.spec.kind == "url":
@@ -120,6 +191,10 @@ class VideoCaptureSource(FrameSource):
             raise SourceLost(f"could not open {self.spec}")
         if self.spec.kind == "camera":
             capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
+            if self.rate:
+                capture.set(cv2.CAP_PROP_FPS, self.rate)
         self._capture = capture
 
     @property
@@ -173,9 +248,12 @@ class FolderSource(FrameSource):
         return frame
 
 
-def open_source(spec: SourceSpec) -> FrameSource:
-    """Open ``spec``; one-line error when it cannot be opened the first time."""
-    source: FrameSource = FolderSource(spec) if spec.kind == "folder" else VideoCaptureSource(spec)
+def open_source(spec: SourceSpec, size: tuple[int, int] | None = None, rate: float | None = None) -> FrameSource:
+    """Open ``spec`` (a camera asked for ``size`` (W, H) at ``rate``); one-line error when it cannot be opened."""
+    if spec.kind in ("csi", "pipeline") and not has_gstreamer():
+        fail(f"{spec} needs OpenCV built with GStreamer, and this cv2 {cv2.__version__} has none "
+             f"(pip's opencv-python-headless?); {SYSTEM_OPENCV_FIX}")
+    source: FrameSource = FolderSource(spec) if spec.kind == "folder" else VideoCaptureSource(spec, size, rate)
     try:
         source.open()
     except SourceLost:
@@ -185,7 +263,6 @@ def open_source(spec: SourceSpec) -> FrameSource:
 
 def _open_failure(spec: SourceSpec) -> str:
     if spec.kind == "camera":
-        return f"no camera at index {spec.target} (or it is busy); {HOW_TO_CHOOSE}"
-    if spec.kind == "pipeline" and not re.search(r"GStreamer:\s+YES", cv2.getBuildInformation()):
-        return "this OpenCV build has no GStreamer support; install OpenCV with GStreamer (JetPack's) to use a pipeline"
+        where = f"at index {spec.target}" if isinstance(spec.target, int) else f"at {spec.target}"
+        return f"no camera {where} (or it is busy); {HOW_TO_CHOOSE}"
     return f"could not open {spec}; {HOW_TO_CHOOSE}"

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from memgaze.errors import fail, run_cli
+from memgaze.version import version_option
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -47,6 +48,7 @@ def train(
     make_demo_data: Optional[Path] = typer.Option(None, "--make-demo-data", help="write a synthetic demo dataset to this folder and exit"),
     demo_count: int = typer.Option(400, "--demo-count", help="with --make-demo-data: number of images"),
     demo_users: int = typer.Option(4, "--demo-users", help="with --make-demo-data: number of simulated users (4–5)"),
+    version: bool = version_option(),
 ) -> None:
     if make_demo_data is not None:
         from memgaze.train.demo import main_make_demo

@@ -1,0 +1,184 @@
+"""The Python API: ``memgaze.load(bundle) -> Model``; ``Model.predict(images)`` and ``Model.stream(sources)``.
+
+``memgaze-run`` is a thin command line over this module. It imports the runtime (numpy, OpenCV; ONNX
+Runtime or TensorRT when a model is loaded), never torch or onnx.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Sequence, Union, overload
+
+import numpy as np
+
+from memgaze.console import WarningCounter
+from memgaze.errors import MemgazeError, fail
+from memgaze.media import resize_frame
+from memgaze.runtime.backends import open_backend
+from memgaze.runtime.backends.base import Backend
+from memgaze.runtime.bundle import Bundle, load_bundle
+from memgaze.runtime.capture import ReconnectPolicy
+from memgaze.runtime.pipeline import Stream, batch_of
+from memgaze.runtime.prediction import Prediction, heatmap_peak
+from memgaze.runtime.sources import CaptureOptions, FrameSource, capture_size, open_source, source_spec
+
+__all__ = ["Model", "Prediction", "Stream", "load", "MemgazeError"]
+
+Image = Union[np.ndarray, str, Path]
+SourceArg = Union[str, int, Path]
+MAX_BATCH = 32  # images per engine call in predict(); longer lists are split
+
+
+def check_image(image: object, position: int | None = None) -> np.ndarray:
+    """``image`` as a uint8 BGR ``[H, W, 3]`` array (a path is read with OpenCV); one-line error otherwise."""
+    where = "" if position is None else f" (image {position})"
+    if isinstance(image, (str, Path)):
+        import cv2
+
+        read = cv2.imread(str(image), cv2.IMREAD_COLOR)
+        if read is None:
+            fail(f"cannot read an image from {image}{where}")
+        return read
+    if not isinstance(image, np.ndarray):
+        fail(f"expected a numpy uint8 BGR image [H, W, 3] or a path, got {type(image).__name__}{where}")
+    if image.dtype != np.uint8:
+        fail(f"expected a uint8 image, got {image.dtype}{where}; convert with (x * 255).clip(0, 255).astype(np.uint8) "
+             "if it holds floats in [0, 1]")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        fail(f"expected a 3-channel BGR image, got a grayscale one of shape {image.shape}{where}; "
+             "convert with cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)")
+    if image.ndim == 3 and image.shape[2] == 4:
+        fail(f"expected a 3-channel BGR image, got 4 channels (BGRA/RGBA){where}; "
+             "convert with cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)")
+    if image.ndim != 3 or image.shape[2] != 3:
+        fail(f"expected an image of shape [H, W, 3], got {image.shape}{where}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        fail(f"the image is empty (shape {image.shape}){where}")
+    return image
+
+
+class Model:
+    """A deploy bundle opened on a backend, conditioned on one user (generic by default)."""
+
+    def __init__(self, bundle: Bundle, backend: Backend, user: int | None) -> None:
+        self.bundle = bundle
+        self.backend = backend
+        self.user = user
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """The model's input (H, W); every image is resized to it."""
+        return self.backend.input_size
+
+    @property
+    def users(self) -> list[str]:
+        """The users the bundle knows (index 0 = generic viewer)."""
+        return list(self.bundle.users)
+
+    def describe(self) -> str:
+        """One line: backend, precision and model file."""
+        return self.backend.describe()
+
+    @overload
+    def predict(self, images: Image) -> Prediction: ...
+
+    @overload
+    def predict(self, images: Sequence[Image]) -> list[Prediction]: ...
+
+    def predict(self, images: Image | Sequence[Image]) -> Prediction | list[Prediction]:
+        """Score one image (uint8 BGR ``[H, W, 3]`` array of any size, or a path) or a list of them (batched)."""
+        if isinstance(images, (np.ndarray, str, Path)):
+            return self._predict_batch([check_image(images)])[0]
+        if not isinstance(images, Sequence):
+            fail(f"expected an image or a list of images, got {type(images).__name__}")
+        if len(images) == 0:
+            fail("predict() got an empty list of images")
+        checked = [check_image(image, position) for position, image in enumerate(images)]
+        return [p for start in range(0, len(checked), MAX_BATCH) for p in self._predict_batch(checked[start:start + MAX_BATCH])]
+
+    def _predict_batch(self, images: list[np.ndarray]) -> list[Prediction]:
+        start = time.perf_counter()
+        batch = batch_of([resize_frame(image, self.input_size) for image in images])
+        resized = time.perf_counter()
+        users = None if self.user is None else np.full(len(images), self.user, np.int64)
+        scores, heatmaps = self.backend.infer(batch, users)
+        inferred = time.perf_counter()
+        timings = {"pre": (resized - start) * 1000.0, "infer": (inferred - resized) * 1000.0}
+        predictions = [
+            Prediction(score=score, heatmap=heatmap, peak=heatmap_peak(heatmap, image.shape), timings=dict(timings),
+                       index=index, image=image)
+            for index, (image, score, heatmap) in enumerate(zip(images, scores.tolist(), heatmaps[:, 0]))
+        ]
+        post = (time.perf_counter() - inferred) * 1000.0
+        for prediction in predictions:
+            prediction.timings["post"] = post
+        return predictions
+
+    def open_sources(self, sources: SourceArg | Sequence[SourceArg], options: CaptureOptions) -> list[FrameSource]:
+        """Open each source (cameras asked for a capture size near the model's); all or none stay open."""
+        items = [sources] if isinstance(sources, (str, int, Path)) else list(sources)
+        if not items:
+            fail("stream() got an empty list of sources")
+        specs = [source_spec(item) for item in items]
+        size = capture_size(options, self.input_size)
+        opened: list[FrameSource] = []
+        try:
+            for spec in specs:
+                opened.append(open_source(spec, size, options.rate))
+        except BaseException:
+            for source in opened:
+                source.close()
+            raise
+        return opened
+
+    def stream(
+        self,
+        sources: SourceArg | Sequence[SourceArg],
+        *,
+        input_width: int | None = None,
+        input_height: int | None = None,
+        input_rate: float | None = None,
+        max_frames: int | None = None,
+        reconnect: int = 5,
+        warnings: WarningCounter | None = None,
+    ) -> Stream:
+        """Predictions for every frame of one source or several (batched: one engine call for the newest frame of each).
+
+        A source is what ``memgaze-run --source`` takes (file, folder, URL, ``csi://N``, ``v4l2:///dev/videoN``,
+        GStreamer pipeline) or an int camera index. Live sources keep only their newest frame. Cameras are
+        asked for ``input_width`` × ``input_height`` at ``input_rate`` (default: a mode near the model's size)."""
+        options = CaptureOptions(input_width, input_height, input_rate)
+        opened = self.open_sources(sources, options)
+        return Stream(self.backend, opened, user=self.user, max_frames=max_frames,
+                      policy=ReconnectPolicy(attempts=reconnect), warnings=warnings)
+
+    def close(self) -> None:
+        """Release the backend."""
+        self.backend.close()
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def load(
+    bundle: str | Path,
+    backend: str = "auto",
+    precision: str | None = None,
+    user: str | None = None,
+    *,
+    threads: int | None = None,
+    providers: list[str] | None = None,
+    build: bool = False,
+) -> Model:
+    """Open a deploy bundle (checksums verified) on ``backend`` (auto | tensorrt | onnxruntime) at ``precision``
+    (int8 | fp16 | fp32, default the best available), predicting ``user``'s gaze (default: the generic viewer).
+    ``build``: build a TensorRT plan here when none fits this GPU (as ``memgaze-run`` does on first use)."""
+    opened = load_bundle(bundle)
+    user_index = opened.user_index(user)
+    engine = open_backend(opened, backend, precision, threads=threads, providers=providers, build=build)
+    return Model(opened, engine, user_index)

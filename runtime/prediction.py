@@ -1,0 +1,50 @@
+"""One scored frame (:class:`Prediction`) and how a batch of engine outputs becomes predictions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(slots=True)
+class Prediction:
+    """The model's answer for one image or frame.
+
+    ``score``: memorability in [0, 1]; ``heatmap``: float32 ``[h, w]`` (the model's map, summing to 1);
+    ``peak``: the heatmap's maximum as (x, y) pixels of ``image``; ``timings``: milliseconds per stage
+    (capture = time the inference thread waited for the frame, pre = resize, infer, post; a batch's
+    infer and post are shared by its frames). Streamed frames also carry ``index`` (the frame's number
+    in its source), ``source`` (the source's position in the list given, from 0), ``captured``
+    (``time.perf_counter()`` when it was read), ``t`` (seconds since the stream started) and
+    ``latency_ms`` (capture to result). For :meth:`Model.predict` ``index`` is the image's position.
+    """
+
+    score: float
+    heatmap: np.ndarray = field(repr=False)
+    peak: tuple[int, int]
+    timings: dict[str, float]
+    index: int = 0
+    source: int | None = None
+    captured: float | None = None
+    t: float | None = None
+    latency_ms: float | None = None
+    image: np.ndarray | None = field(default=None, repr=False)
+
+    def record(self) -> dict[str, object]:
+        """The JSON line ``memgaze-run --jsonl`` writes for this frame."""
+        return {
+            "source": self.source,
+            "frame": self.index,
+            "t": None if self.t is None else round(self.t, 4),
+            "score": round(self.score, 6),
+            "peak": [self.peak[0], self.peak[1]],
+            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 3),
+        }
+
+
+def heatmap_peak(heatmap: np.ndarray, frame_shape: tuple[int, ...]) -> tuple[int, int]:
+    """Argmax of the small map ``[h, w]``, as the (x, y) pixel at the centre of that cell in the frame."""
+    h, w = heatmap.shape
+    row, col = divmod(int(heatmap.argmax()), w)
+    return int((col + 0.5) * frame_shape[1] / w), int((row + 0.5) * frame_shape[0] / h)
