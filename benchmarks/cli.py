@@ -25,7 +25,7 @@ def _version(version: bool = version_option()) -> None:
     """Benchmark memgaze (``--version`` answers before any command)."""
 
 
-RESULT_FILES = ("latency.json", "pipeline.json", "accuracy.json", "train.json")
+RESULT_FILES = ("latency.json", "pipeline.json", "resize.json", "accuracy.json", "train.json")
 
 
 def _csv(text: str, what: str) -> list[str]:
@@ -44,12 +44,12 @@ def _ints(text: str, what: str) -> list[int]:
 
 def write_report(folder: Path) -> Path:
     """Rebuild ``report.md``/``report.html`` (and plots) in ``folder`` from every result JSON there."""
-    from memgaze.bench import accuracy, latency, pipeline, train_speed
+    from memgaze.bench import accuracy, latency, pipeline, resize, train_speed
     from memgaze.bench.machine import machine_line
     from memgaze.bench.report import Document, write_documents
 
     sections = {
-        "latency.json": latency.section, "pipeline.json": pipeline.section,
+        "latency.json": latency.section, "pipeline.json": pipeline.section, "resize.json": resize.section,
         "accuracy.json": accuracy.section, "train.json": train_speed.section,
     }
     results: dict[str, dict[str, Any]] = {}
@@ -102,25 +102,68 @@ def latency(
     _finish(out, "latency.json", result)
 
 
+def _threads(text: str) -> list[int | None]:
+    try:
+        return [None if t == "default" else int(t) for t in _csv(text, "threads")]
+    except ValueError:
+        fail(f"--threads takes comma-separated integers or 'default', got {text!r}")
+
+
 @app.command()
 def pipeline(
     model: Path = typer.Option(Path("deploy"), "--model", help="Deploy bundle folder (memgaze-export)."),
-    source: str = typer.Option(..., "--source", help="Video file or image folder to replay."),
+    source: list[str] = typer.Option(..., "--source", help="Video file or image folder to replay (repeatable)."),
     backend: str = typer.Option("onnxruntime", help="auto, onnxruntime or tensorrt."),
     precision: str = typer.Option("int8", help="int8, fp16 or fp32."),
-    max_frames: Optional[int] = typer.Option(None, help="Stop the pipeline after N frames."),
+    threads: str = typer.Option("1,default", help="Comma list of ONNX Runtime intra-op threads settings ('default': library default)."),
+    max_frames: Optional[int] = typer.Option(None, help="Stop each throughput run after N frames."),
     iters: int = typer.Option(200, help="Timed calls of the engine alone."),
     warmup: int = typer.Option(10, help="Untimed engine calls first."),
-    threads: Optional[int] = typer.Option(None, help="ONNX Runtime intra-op threads (default: library default)."),
+    paced_seconds: float = typer.Option(0.0, "--paced-seconds", help="Also replay the first source at its frame rate for this long (0: skip)."),
+    window: float = typer.Option(10.0, help="Paced mode: latency reported per window of this many seconds."),
+    multi: str = typer.Option("", help="Comma list of source counts for the multi-source run (e.g. 1,2,4; empty: skip)."),
     out: Path = typer.Option(Path("runs/bench"), help="Output folder."),
 ) -> None:
-    """End-to-end memgaze-run FPS and per-stage latency on a file, against the engine alone (overhead ratio)."""
+    """memgaze-run throughput vs its slowest stage (decode or engine), paced-source latency, multi-source FPS."""
     from memgaze.bench.pipeline import run_pipeline_bench, summary_line
 
-    result = run_pipeline_bench(model, source, backend, precision, max_frames=max_frames, threads=threads,
-                                iters=iters, warmup=warmup)
+    result = run_pipeline_bench(model, source, backend, precision, threads=_threads(threads), max_frames=max_frames,
+                                iters=iters, warmup=warmup, paced_seconds=paced_seconds, window=window,
+                                multi=_ints(multi, "multi") if multi.strip() else None)
     console.print(summary_line(result))
     _finish(out, "pipeline.json", result)
+
+
+@app.command()
+def resize(
+    model: Path = typer.Option(Path("deploy"), "--model", help="Deploy bundle folder (memgaze-export)."),
+    video: list[Path] = typer.Option(..., "--video", help="Real video(s) to take frames from (repeatable)."),
+    frames: int = typer.Option(10, help="Frames per video."),
+    iters: int = typer.Option(100, help="Timed calls per candidate and resolution."),
+    out: Path = typer.Option(Path("runs/bench"), help="Output folder."),
+) -> None:
+    """Resize candidates at 1280×720 and 1920×1080: speed, and the model's output change vs INTER_AREA."""
+    from memgaze.bench.resize import run_resize_bench
+
+    _finish(out, "resize.json", run_resize_bench(model, video, frames_per_video=frames, iters=iters))
+
+
+@app.command()
+def clip(
+    source: Path = typer.Option(..., "--source", help="A real video to re-encode."),
+    out: Path = typer.Option(..., "--out", help="The clip to write (.mp4)."),
+    size: str = typer.Option("1280x720", help="WIDTHxHEIGHT."),
+    frames: int = typer.Option(300, help="Frames to keep."),
+    fps: float = typer.Option(30.0, help="Frame rate written in the file (the paced mode replays at it)."),
+) -> None:
+    """Re-encode a real video at a camera resolution (bicubic) for the pipeline benchmark."""
+    from memgaze.bench.clips import make_clip
+
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        fail(f"--size takes WIDTHxHEIGHT, got {size!r}")
+    console.print(f"wrote {make_clip(source, out, (width, height), frames, fps)}")
 
 
 @app.command()

@@ -1,44 +1,83 @@
-"""End-to-end benchmark of ``memgaze-run``: FPS and per-stage latency of the real pipeline on a video
-file (or image folder), against the raw engine latency of the same backend on the same frames.
+"""End-to-end benchmark of ``memgaze-run``: throughput against the slowest real stage, latency on a
+paced (camera-like) source, and several sources batched into one model.
 
-The pipeline runs exactly as ``memgaze-run --headless`` does (capture thread, OpenCV resize, backend,
-heatmap peak, a JSON-lines sink), then the backend alone is timed on the same preprocessed frames
-in the same process. ``overhead`` = pipeline time per frame / raw engine time per frame: what the
-runtime costs on top of the model.
+* **Throughput** (per file and ``--threads`` setting): the real pipeline (``Model.stream`` + a JSON-lines
+  sink, as ``memgaze-run --headless --jsonl``), then, in the same process, decoding alone (the same
+  file read by the same source class, no resize) and the engine alone (the same preprocessed frames).
+  ``overhead_vs_bottleneck`` = pipeline ms/frame ÷ max(engine alone, decode alone): 1.0 means the
+  runtime runs as fast as its slowest real stage allows. ``overhead`` (÷ engine alone) is kept too.
+* **Paced source**: the file replayed at its own frame rate, looping, as a camera delivers frames
+  (newest-frame policy). Capture-to-result latency p50/p99 against the engine's own, per time window.
+* **Multi-source**: the same file opened N times (each with its own decoder), one engine call per batch
+  of the newest frame of each; frames per second per source.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from memgaze.api import Model, load
 from memgaze.bench.machine import describe_machine
 from memgaze.bench.report import Block, Heading, Para, Table, plot_bars
 from memgaze.bench.timing import summarize, time_interleaved
 from memgaze.errors import fail
-from memgaze.runtime.backends import open_backend
-from memgaze.runtime.bundle import load_bundle
-from memgaze.runtime.capture import Capture
-from memgaze.runtime.pipeline import Pipeline, preprocess
-from memgaze.runtime.sinks import JsonlSink
-from memgaze.runtime.sources import Undecodable, open_source, parse_source
+from memgaze.media import PRESCALE
+from memgaze.runtime.pipeline import Pipeline, RunSummary, preprocess
+from memgaze.runtime.prediction import Prediction
+from memgaze.runtime.sinks import JsonlSink, Sink
+from memgaze.runtime.sources import FrameSource, Undecodable, open_source, source_spec
 from memgaze.runtime.timing import STAGES
 
 ENGINE_FRAMES = 16  # distinct preprocessed frames the raw engine is timed on, in turn
+WARM_FRAMES = 10  # results left out of the pipeline's steady-state rate (thread start, first engine calls)
 
 
 def _stage_stats(samples_s: np.ndarray) -> dict[str, float]:
     return summarize(samples_s * 1000.0) if samples_s.size else {}
 
 
-def _engine_frames(source: str, size: tuple[int, int], count: int) -> list[np.ndarray]:
-    """The first ``count`` frames of ``source``, preprocessed as the pipeline does."""
-    frames = open_source(parse_source(None, source))
+def _file_source(source: str) -> FrameSource:
+    spec = source_spec(source)
+    if spec.live:
+        fail(f"--source {source}: use a video file or an image folder (a live source cannot be replayed for the engine)")
+    return open_source(spec)
+
+
+def decode_alone(source: str, max_frames: int | None) -> dict[str, float]:
+    """Milliseconds per frame to read (decode) ``source`` with the runtime's own source class, nothing else."""
+    frames = _file_source(source)
+    count = 0
+    start = time.perf_counter()
+    try:
+        while max_frames is None or count < max_frames:
+            try:
+                image = frames.read()
+            except Undecodable:
+                continue
+            if image is None:
+                break
+            count += 1
+    finally:
+        frames.close()
+    seconds = time.perf_counter() - start
+    if count == 0:
+        fail(f"no frame could be decoded from {source}")
+    shape = image.shape if image is not None else None
+    return {"frames": count, "mean_ms": seconds * 1000.0 / count, "fps": count / seconds,
+            **({"resolution": f"{shape[1]}x{shape[0]}"} if shape is not None else {})}
+
+
+def _engine_frames(source: str, size: tuple[int, int], count: int) -> tuple[list[np.ndarray], str]:
+    """The first ``count`` frames of ``source``, preprocessed as the pipeline does, and their resolution."""
+    frames = _file_source(source)
     batches: list[np.ndarray] = []
+    resolution = ""
     try:
         while len(batches) < count:
             try:
@@ -47,68 +86,250 @@ def _engine_frames(source: str, size: tuple[int, int], count: int) -> list[np.nd
                 continue
             if image is None:
                 break
+            resolution = f"{image.shape[1]}x{image.shape[0]}"
             batches.append(preprocess(image, size))
     finally:
         frames.close()
-    return batches
+    return batches, resolution
 
 
-def run_pipeline_bench(
-    model: Path, source: str, backend: str = "onnxruntime", precision: str | None = "int8",
-    max_frames: int | None = None, threads: int | None = None, iters: int = 200, warmup: int = 10,
-) -> dict[str, Any]:
-    """Run the pipeline over ``source``, then time the bare engine; returns the ``pipeline.json`` document."""
-    spec = parse_source(None, source)
-    if spec.live:
-        fail(f"--source {source}: use a video file or an image folder (a live source cannot be replayed for the engine)")
-    bundle = load_bundle(model)
-    user = bundle.user_index(None)
-    with open_backend(bundle, backend, precision, threads=threads) as engine:
-        capture = Capture(open_source(spec))
-        summary = Pipeline(engine, capture, [JsonlSink(os.devnull)], user=user, max_frames=max_frames).run()
-        if summary.frames == 0:
-            fail(f"no frame could be scored from {source}")
-        batches = _engine_frames(source, engine.input_size, ENGINE_FRAMES)
-        users = None if user is None else np.array([user], np.int64)
-        frames = itertools.cycle(batches)
-        raw = time_interleaved({"engine": lambda: engine.infer(next(frames), users)}, iters, warmup)
-        described = engine.describe()
-    stages = {stage: _stage_stats(summary.timings.samples(stage)) for stage in STAGES}
-    engine_stats = summarize(raw["engine"])
-    per_frame_ms = 1000.0 / summary.fps
+def engine_alone(model: Model, source: str, iters: int, warmup: int) -> tuple[dict[str, float], str]:
+    """The backend alone on the source's preprocessed frames (ms per call), and the frames' resolution."""
+    batches, resolution = _engine_frames(source, model.input_size, ENGINE_FRAMES)
+    users = None if model.user is None else np.array([model.user], np.int64)
+    frames = itertools.cycle(batches)
+    raw = time_interleaved({"engine": lambda: model.backend.infer(next(frames), users)}, iters, warmup)
+    stats = summarize(raw["engine"])
+    return {**stats, "fps": 1000.0 / stats["mean_ms"]}, resolution
+
+
+class RecordSink(Sink):
+    """Keeps (seconds since start, capture-to-result ms, time written) of every prediction."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[float, float, float]] = []
+
+    def write(self, result: Prediction, annotated: np.ndarray | None) -> None:
+        self.rows.append((result.t or 0.0, result.latency_ms or 0.0, time.perf_counter()))
+
+    def steady_ms_per_frame(self, skip: int = WARM_FRAMES) -> float:
+        """Milliseconds per frame between the ``skip``-th result and the last (start-up left out)."""
+        done = [row[2] for row in self.rows]
+        skip = min(skip, max(0, len(done) - 2))
+        return (done[-1] - done[skip]) * 1000.0 / max(1, len(done) - 1 - skip)
+
+
+def _run(model: Model, sources: list[str] | list[FrameSource], sinks: list[Sink], max_frames: int | None) -> RunSummary:
+    if sources and isinstance(sources[0], FrameSource):
+        from memgaze.runtime.pipeline import Stream
+
+        stream = Stream(model.backend, list(sources), user=model.user, max_frames=max_frames)  # type: ignore[arg-type]
+    else:
+        stream = model.stream(sources, max_frames=max_frames)  # type: ignore[arg-type]
+    summary = Pipeline(stream, sinks).run()
+    if summary.frames == 0:
+        fail(f"no frame could be scored from {', '.join(map(str, sources))}")
+    return summary
+
+
+def python_work_ms(summary: RunSummary) -> float:
+    """p50 of the per-frame Python work on the inference thread: post + sinks (ms)."""
+    post, sink = summary.timings.samples("post"), summary.timings.samples("sink")
+    n = min(post.size, sink.size)
+    return float(np.percentile(post[:n] + sink[:n], 50) * 1000.0) if n else float("nan")
+
+
+def throughput_run(model: Model, source: str, threads: int | None, max_frames: int | None,
+                   iters: int, warmup: int) -> dict[str, Any]:
+    """One file at one threads setting: pipeline, decode alone and engine alone, side by side."""
+    record = RecordSink()
+    summary = _run(model, [source], [JsonlSink(os.devnull), record], max_frames)
+    decode = decode_alone(source, max_frames)
+    engine, resolution = engine_alone(model, source, iters, warmup)
+    per_frame_ms = record.steady_ms_per_frame()
+    bottleneck = "decode" if decode["mean_ms"] >= engine["mean_ms"] else "engine"
     return {
-        "machine": describe_machine(),
-        "settings": {"model": str(model), "source": source, "backend": described, "input_size": list(bundle.input_size),
-                     "iters": iters, "warmup": warmup, "threads": threads},
-        "pipeline": {"frames": summary.frames, "seconds": summary.seconds, "fps": summary.fps, "per_frame_ms": per_frame_ms,
-                     "dropped": summary.dropped, "undecodable": summary.undecodable, "stages": stages},
-        "engine": {**engine_stats, "fps": 1000.0 / engine_stats["mean_ms"]},
-        "overhead": per_frame_ms / engine_stats["mean_ms"],
+        "source": source, "resolution": resolution, "threads": threads,
+        "pipeline": {"frames": summary.frames, "seconds": summary.seconds, "fps": 1000.0 / per_frame_ms, "per_frame_ms": per_frame_ms,
+                     "dropped": summary.dropped, "undecodable": summary.undecodable,
+                     "stages": {stage: _stage_stats(summary.timings.samples(stage)) for stage in STAGES}},
+        "python_work_p50_ms": python_work_ms(summary),
+        "decode": decode, "engine": engine, "bottleneck": bottleneck,
+        "overhead": per_frame_ms / engine["mean_ms"],
+        "overhead_vs_bottleneck": per_frame_ms / max(engine["mean_ms"], decode["mean_ms"]),
     }
 
 
+class PacedSource(FrameSource):
+    """A video file replayed at its own frame rate, looping, for ``seconds``: a camera, to the pipeline."""
+
+    def __init__(self, source: str, seconds: float) -> None:
+        self._inner = _file_source(source)
+        super().__init__(self._inner.spec)
+        self.rate = self._inner.fps if 0 < self._inner.fps < 1000 else 30.0
+        self.seconds = seconds
+        self._start: float | None = None
+        self._count = 0
+
+    @property
+    def live(self) -> bool:
+        return True
+
+    @property
+    def fps(self) -> float:
+        return self.rate
+
+    def read(self) -> np.ndarray | None:
+        image = self._inner.read()
+        if image is None:  # loop
+            self._inner.close()
+            self._inner.open()
+            image = self._inner.read()
+        now = time.perf_counter()
+        if self._start is None:
+            self._start = now
+        due = self._start + self._count / self.rate
+        if due - self._start >= self.seconds:
+            return None
+        if due > now:
+            time.sleep(due - now)
+        self._count += 1
+        return image
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def paced_run(model: Model, source: str, seconds: float, window: float, iters: int, warmup: int) -> dict[str, Any]:
+    """Latency on the file replayed at its frame rate for ``seconds``, overall and per ``window`` seconds."""
+    paced = PacedSource(source, seconds)
+    sink = RecordSink()
+    summary = _run(model, [paced], [sink], None)
+    engine, _ = engine_alone(model, source, iters, warmup)
+    t = np.array([r[0] for r in sink.rows])
+    latency = np.array([r[1] for r in sink.rows])
+    windows = []
+    for start in np.arange(0.0, max(t.max(), window), window):
+        chosen = latency[(t >= start) & (t < start + window)]
+        if chosen.size:
+            windows.append({"start_s": float(start), "frames": int(chosen.size), **summarize(chosen)})
+    p50s = [w["p50_ms"] for w in windows]
+    return {
+        "source": source, "rate_fps": paced.rate, "seconds": summary.seconds, "frames": summary.frames,
+        "fps": summary.fps, "dropped": summary.dropped, "latency": summarize(latency), "engine": engine,
+        "latency_p50_vs_engine_p50": float(np.percentile(latency, 50)) / engine["p50_ms"],
+        "window_s": window, "windows": windows,
+        "window_p50_spread_ms": float(max(p50s) - min(p50s)) if p50s else 0.0,
+    }
+
+
+def multi_source_run(model: Model, source: str, counts: list[int], max_frames: int | None) -> list[dict[str, Any]]:
+    """The same file as N sources at once, batched: frames per second per source for each N."""
+    rows = []
+    for count in counts:
+        per_source = None if max_frames is None else max_frames * count
+        record = RecordSink()
+        summary = _run(model, [source] * count, [JsonlSink(os.devnull), record], per_source)
+        fps_total = 1000.0 / record.steady_ms_per_frame(WARM_FRAMES * count)
+        infer = summary.timings.samples("infer")
+        rows.append({"sources": count, "frames": summary.frames, "seconds": summary.seconds, "fps_total": fps_total,
+                     "fps_per_source": fps_total / count, "engine_calls": int(infer.size),
+                     "infer_p50_ms": float(np.percentile(infer, 50) * 1000.0) if infer.size else None})
+    return rows
+
+
+def run_pipeline_bench(
+    model: Path, sources: list[str], backend: str = "onnxruntime", precision: str | None = "int8",
+    threads: list[int | None] | None = None, max_frames: int | None = None, iters: int = 200, warmup: int = 10,
+    paced_seconds: float = 0.0, window: float = 10.0, multi: list[int] | None = None,
+) -> dict[str, Any]:
+    """Every measurement of this module; returns the ``pipeline.json`` document."""
+    for source in sources:
+        _file_source(source).close()  # a live or missing source fails before anything runs
+    settings = threads or [None]
+    runs: list[dict[str, Any]] = []
+    paced: dict[str, Any] | None = None
+    multi_rows: list[dict[str, Any]] = []
+    for index, setting in enumerate(settings):
+        with load(model, backend, precision, threads=setting) as opened:
+            engine_alone(opened, sources[0], iters=warmup, warmup=warmup)  # warm the engine before any timed run
+            described = opened.describe()
+            input_size = list(opened.input_size)
+            runs += [throughput_run(opened, source, setting, max_frames, iters, warmup) for source in sources]
+            if index == 0 and paced_seconds > 0:
+                paced = paced_run(opened, sources[0], paced_seconds, window, iters, warmup)
+            if index == 0 and multi:
+                multi_rows = multi_source_run(opened, sources[0], multi, max_frames)
+    return {
+        "machine": describe_machine(),
+        "settings": {"model": str(model), "sources": sources, "backend": described, "input_size": input_size,
+                     "iters": iters, "warmup": warmup, "threads": settings, "max_frames": max_frames,
+                     "resize": f"INTER_LINEAR to {PRESCALE}x the model size, then INTER_AREA, in a prepare thread per source"},
+        "runs": runs,
+        "overhead_vs_bottleneck": {_label(run): run["overhead_vs_bottleneck"] for run in runs},
+        "paced": paced,
+        "multi_source": multi_rows,
+    }
+
+
+def _label(run: dict[str, Any]) -> str:
+    return f"{run['resolution']} threads {run['threads'] or 'default'}"
+
+
 def summary_line(result: dict[str, Any]) -> str:
-    p, e = result["pipeline"], result["engine"]
-    return (f"pipeline {p['fps']:.1f} FPS ({p['per_frame_ms']:.2f} ms/frame) vs engine alone {e['fps']:.1f} FPS "
-            f"({e['mean_ms']:.2f} ms): runtime overhead ×{result['overhead']:.2f}")
+    parts = [f"{label}: ×{value:.2f}" for label, value in result["overhead_vs_bottleneck"].items()]
+    line = "overhead over the bottleneck (pipeline ÷ max(engine, decode)): " + ", ".join(parts)
+    if result.get("paced"):
+        lat = result["paced"]["latency"]
+        line += f"; paced latency p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms"
+    return line
 
 
 def section(result: dict[str, Any], folder: Path) -> list[Block]:
     """Report blocks for a pipeline result; writes ``pipeline_stages.png`` into ``folder``."""
-    s, p, e = result["settings"], result["pipeline"], result["engine"]
-    stages = {name: stats for name, stats in p["stages"].items() if stats}
+    s = result["settings"]
+    first = result["runs"][0]
+    stages = {name: stats for name, stats in first["pipeline"]["stages"].items() if stats}
     plot_bars(list(stages), [stats["mean_ms"] for stats in stages.values()], folder / "pipeline_stages.png",
-              "mean ms per frame", "memgaze-run per-stage latency")
-    rows: list[list[Any]] = [[name, st["p50_ms"], st["p99_ms"], st["mean_ms"]] for name, st in stages.items()]
-    rows.append(["engine alone (same frames)", e["p50_ms"], e["p99_ms"], e["mean_ms"]])
-    return [
-        Heading("End-to-end runtime"),
-        Para(f"`memgaze-run --headless --jsonl` on {s['source']} with {s['backend']}, {p['frames']} frames at "
-             f"{s['input_size'][0]}×{s['input_size'][1]}; then the backend alone on the same preprocessed frames "
-             f"({s['iters']} calls after {s['warmup']} warm-up). A file is read at processing speed, so no frame is dropped."),
-        Table(["stage", "p50 ms", "p99 ms", "mean ms"], rows),
-        Table(["pipeline FPS", "ms / frame", "engine FPS", "overhead ×", "dropped", "undecodable"],
-              [[p["fps"], p["per_frame_ms"], e["fps"], result["overhead"], p["dropped"], p["undecodable"]]]),
-        Para("overhead = pipeline time per frame / engine time per call: capture (decoding), OpenCV resize, the heatmap "
-             "peak and the JSON sink on top of the model."),
+              "mean ms per frame", f"memgaze-run per-stage latency ({_label(first)})")
+    rows: list[list[Any]] = [
+        [_label(r), r["pipeline"]["fps"], r["pipeline"]["per_frame_ms"], r["decode"]["mean_ms"], r["engine"]["mean_ms"],
+         r["overhead_vs_bottleneck"], r["overhead"], r["pipeline"]["stages"]["pre"].get("p50_ms"), r["python_work_p50_ms"],
+         r["pipeline"]["dropped"]]
+        for r in result["runs"]
     ]
+    blocks: list[Block] = [
+        Heading("End-to-end runtime"),
+        Para(f"`memgaze-run --headless --jsonl` (Model.stream + a JSON-lines sink) with {s['backend']} at "
+             f"{s['input_size'][0]}×{s['input_size'][1]} on {', '.join(Path(x).name for x in s['sources'])}; then, in the same "
+             f"process, decoding alone (same file, same reader) and the engine alone on the same preprocessed frames "
+             f"({s['iters']} calls after {s['warmup']} warm-up). Resize: {s['resize']}. Files are read at processing "
+             "speed, so no frame is dropped."),
+        Table(["run", "pipeline FPS", "ms / frame", "decode ms", "engine ms", "÷ bottleneck", "÷ engine",
+               "resize p50 ms", "post+sink p50 ms", "dropped"], rows),
+        Para("÷ bottleneck = pipeline ms/frame ÷ max(decode alone, engine alone) (`overhead_vs_bottleneck`, goal ≤ 1.10 "
+             "with --threads 1); post+sink = the Python work per frame on the inference thread."),
+    ]
+    paced = result.get("paced")
+    if paced:
+        lat, eng = paced["latency"], paced["engine"]
+        blocks += [
+            Heading("Latency on a paced source", 3),
+            Para(f"{Path(paced['source']).name} replayed at its {paced['rate_fps']:.0f} FPS for {paced['seconds']:.0f} s "
+                 f"({paced['frames']} frames scored, {paced['dropped']} dropped by the newest-frame policy). "
+                 f"Capture-to-result latency p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms; the engine alone "
+                 f"p50 {eng['p50_ms']:.2f} ms, p99 {eng['p99_ms']:.2f} ms. Spread of the per-window p50s: "
+                 f"{paced['window_p50_spread_ms']:.2f} ms."),
+            Table(["window start s", "frames", "p50 ms", "p99 ms"],
+                  [[w["start_s"], w["frames"], w["p50_ms"], w["p99_ms"]] for w in paced["windows"]]),
+        ]
+    if result.get("multi_source"):
+        blocks += [
+            Heading("Several sources, one model", 3),
+            Para("The same file opened N times, each with its own reader and resize thread; the newest frame of each "
+                 "source goes into one engine call."),
+            Table(["sources", "frames", "FPS total", "FPS per source", "engine calls", "infer p50 ms"],
+                  [[m["sources"], m["frames"], m["fps_total"], m["fps_per_source"], m["engine_calls"], m["infer_p50_ms"]]
+                   for m in result["multi_source"]]),
+        ]
+    return blocks

@@ -8,8 +8,11 @@ attempts, then that source ends cleanly with a message.
 Files and folders: every frame is read in order at processing speed (the thread waits for the
 inference thread to take each frame), so nothing is dropped; the end of the file ends the source.
 
-The resize to the model's input (``prepare``) runs here, in the capture thread, so it overlaps the
-previous frame's inference instead of adding to it (OpenCV releases the GIL while it works).
+The resize to the model's input (``prepare``) runs in a second thread per source, between the
+reader and the inference thread, with the same newest-frame (live) or every-frame (file) hand-off.
+So decoding frame N+2, resizing frame N+1 and inferring frame N overlap (OpenCV and the engines
+release the GIL), and the slowest of the three stages alone sets the frame rate; with the resize in
+the reader thread instead, decoding + resize would (``memgaze-bench pipeline``).
 
 A :class:`CaptureGroup` shares one condition variable between the captures of several sources,
 so the inference thread can wait for "any source has a frame" and batch the newest of each.
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
 import numpy as np
@@ -55,9 +58,9 @@ class ReconnectPolicy:
 
 
 class Capture:
-    """Reads ``source`` in a daemon thread; :meth:`get` hands frames to the inference thread.
+    """Reads ``source`` in a daemon thread and prepares its frames in another; :meth:`get` hands them on.
 
-    ``prepare`` (the resize to the model input) runs in this thread; ``source_id`` tags the frames;
+    ``prepare`` (the resize to the model input) runs in the second thread; ``source_id`` tags the frames;
     ``condition`` is shared with the other captures of a :class:`CaptureGroup`."""
 
     def __init__(
@@ -81,14 +84,20 @@ class Capture:
         self.reconnects = 0
         self.undecodable = 0
         self.end_reason = ""
-        self._slot: Frame | None = None
+        self._raw: Frame | None = None  # read, not yet prepared
+        self._slot: Frame | None = None  # prepared, for the inference thread
+        self._read_done = False
         self._ended = False
         self._cond = condition or threading.Condition()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"memgaze-capture-{source_id}", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._run, name=f"memgaze-capture-{source_id}", daemon=True),
+            threading.Thread(target=self._prepare_loop, name=f"memgaze-prepare-{source_id}", daemon=True),
+        ]
 
     def start(self) -> Capture:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def get(self, timeout: float | None = None) -> Frame | None:
@@ -124,24 +133,54 @@ class Capture:
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        if not self._thread.is_alive():
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout)
+        if not self._threads[0].is_alive():
             self.source.close()
 
+    def _hand_over(self, frame: Frame, slot: str) -> None:
+        """Put ``frame`` in ``slot`` (``_raw`` or ``_slot``): live, replacing (and counting) an untaken one;
+        file, after the previous one was taken. The caller holds the condition."""
+        if self.live:
+            if getattr(self, slot) is not None:
+                self.dropped += 1
+        else:
+            self._cond.wait_for(lambda: getattr(self, slot) is None or self._stop.is_set())
+        setattr(self, slot, frame)
+        self._cond.notify_all()
+
     def _publish(self, image: np.ndarray) -> None:
-        captured = time.perf_counter()
-        model_input = self.prepare(image) if self.prepare is not None else None
-        frame = Frame(self.read, image, captured, model_input, time.perf_counter() - captured, self.source_id)
+        frame = Frame(self.read, image, time.perf_counter(), source=self.source_id)
         self.read += 1
         with self._cond:
-            if self.live:
-                if self._slot is not None:
-                    self.dropped += 1
-            else:
-                self._cond.wait_for(lambda: self._slot is None or self._stop.is_set())
-            self._slot = frame
-            self._cond.notify_all()
+            self._hand_over(frame, "_raw")
+
+    def _prepare_loop(self) -> None:
+        """Second thread: take each read frame, resize it (``prepare``), hand it to the inference thread."""
+        try:
+            while True:
+                with self._cond:
+                    self._cond.wait_for(lambda: self._raw is not None or self._read_done or self._stop.is_set())
+                    frame, self._raw = self._raw, None
+                    if frame is None:
+                        return
+                    self._cond.notify_all()
+                if self.prepare is not None:
+                    start = time.perf_counter()
+                    model_input = self.prepare(frame.image)
+                    frame = replace(frame, model_input=model_input, pre_seconds=time.perf_counter() - start)
+                with self._cond:
+                    if self._stop.is_set():
+                        return
+                    self._hand_over(frame, "_slot")
+        except Exception as exc:  # an OpenCV error must end the source with a message, not kill the thread silently
+            self.end_reason = f"preparing frames stopped: {exc}"
+            self._stop.set()
+        finally:
+            with self._cond:
+                self._ended = True
+                self._cond.notify_all()
 
     def _reconnect(self, error: SourceLost) -> bool:
         """Reopen the lost source with backoff; False when every attempt failed or we were stopped."""
@@ -181,7 +220,7 @@ class Capture:
             self.end_reason = f"capture stopped: {exc}"
         finally:
             with self._cond:
-                self._ended = True
+                self._read_done = True
                 self._cond.notify_all()
 
 

@@ -21,7 +21,8 @@ from memgaze.runtime.bundle import load_bundle
 from memgaze.runtime.capture import Capture, ReconnectPolicy
 from memgaze.runtime.mjpeg import MjpegServer, parse_host_port
 from memgaze.runtime.overlay import annotate
-from memgaze.runtime.pipeline import Pipeline, heatmap_peak, preprocess
+from memgaze.runtime.pipeline import Pipeline, Stream, preprocess
+from memgaze.runtime.prediction import heatmap_peak
 from memgaze.runtime.sinks import CalibSink, JsonlSink, VideoSink, WindowSink, encode_jpeg
 from memgaze.runtime.sources import FrameSource, SourceSpec, VideoCaptureSource, open_source, parse_source
 from memgaze.runtime.timing import StageTimes
@@ -271,10 +272,11 @@ def test_live_capture_keeps_only_the_newest_frame() -> None:
         frame = capture.get(timeout=2)
         assert frame is not None
         seen.append(frame.index)
-        assert capture.read - frame.index <= 3  # what we get is (nearly) the newest, never an old queued one
+        assert capture.read - frame.index <= 4  # what we get is (nearly) the newest, never an old queued one
     capture.stop()
     assert seen == sorted(seen) and capture.dropped > 0
-    assert capture.dropped == capture.read - len(seen) - (1 if capture.get(timeout=0) is not None else 0)
+    # Every frame read was taken, dropped, or is one of at most two in flight (read, being resized) at the stop.
+    assert 0 <= capture.read - len(seen) - capture.dropped <= 2
 
 
 def _pump(server: MjpegServer, stop: threading.Event) -> None:
@@ -329,11 +331,11 @@ def test_pipeline_writes_jsonl_video_and_calibration(bundle, tmp_path: Path) -> 
     source = open_source(parse_source(None, str(folder)))
     sinks = [JsonlSink(str(tmp_path / "out.jsonl")), VideoSink(str(tmp_path / "out.mp4"), 10.0), CalibSink(str(tmp_path / "calib"), 2)]
     with open_backend(bundle, "onnxruntime", "fp32") as backend:
-        summary = Pipeline(backend, Capture(source), sinks, user=1).run()
+        summary = Pipeline(Stream(backend, [source], user=1), sinks).run()
     assert (summary.frames, summary.undecodable) == (6, 1)
     records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [r["frame"] for r in records] == [0, 1, 2, 3, 4, 5]
-    assert all(set(r) == {"frame", "t", "score", "peak", "latency_ms"} for r in records)
+    assert all(set(r) == {"source", "frame", "t", "score", "peak", "latency_ms"} and r["source"] == 0 for r in records)
     assert all(0 <= r["score"] <= 1 and 0 <= r["peak"][0] < 80 and r["latency_ms"] > 0 for r in records)
     video = cv2.VideoCapture(str(tmp_path / "out.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 6 and int(video.get(cv2.CAP_PROP_FRAME_WIDTH)) == 80

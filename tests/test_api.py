@@ -1,0 +1,155 @@
+"""The Python API on a real bundle (ONNX Runtime): predict on one image and a list, stream over a video and
+several sources (batched, ordered, tagged), bad inputs as one-line errors, and a light ``import memgaze``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import memgaze
+from memgaze.errors import MemgazeError
+from runtime_fixtures import make_bundle, make_clip, make_folder, synthetic_frame
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_bundle(tmp_path_factory.mktemp("bundle"), size=SIZE, personalized=True, int8=True)
+
+
+@pytest.fixture(scope="module")
+def model(bundle: Path):
+    with memgaze.load(bundle, backend="onnxruntime", precision="fp32", user="alice", threads=1) as opened:
+        yield opened
+
+
+def test_predict_one_image_and_a_list(model) -> None:
+    image = synthetic_frame(3, 120)[:, :100]  # any size; not the model's
+    one = model.predict(image)
+    assert isinstance(one, memgaze.Prediction) and 0.0 <= one.score <= 1.0
+    assert one.heatmap.shape == (SIZE // 8, SIZE // 8) and one.heatmap.dtype == np.float32
+    assert 0 <= one.peak[0] < 100 and 0 <= one.peak[1] < 120
+    row, col = np.unravel_index(int(np.argmax(one.heatmap)), one.heatmap.shape)
+    assert one.peak == (int((col + 0.5) * 100 / (SIZE // 8)), int((row + 0.5) * 120 / (SIZE // 8)))
+    assert set(one.timings) == {"pre", "infer", "post"} and one.timings["infer"] > 0
+    images = [synthetic_frame(i, 96) for i in range(5)]
+    many = model.predict(images)
+    assert [p.index for p in many] == [0, 1, 2, 3, 4]
+    singles = [model.predict(image).score for image in images]
+    assert np.allclose([p.score for p in many], singles, atol=1e-5)  # batched = one by one
+    assert all(np.allclose(p.heatmap, model.predict(image).heatmap, atol=1e-5) for p, image in zip(many, images))
+    assert not np.allclose(many[0].heatmap, many[1].heatmap)  # the output depends on the image
+
+
+def test_predict_reads_a_path_and_uses_the_user(bundle: Path, model, tmp_path: Path) -> None:
+    path = make_folder(tmp_path / "imgs", frames=1, size=SIZE) / "img_000.jpg"
+    assert model.predict(path).score == pytest.approx(model.predict(str(path)).score)
+    with memgaze.load(bundle, backend="onnxruntime", precision="fp32", user="bob", threads=1) as bob:
+        assert abs(bob.predict(path).score - model.predict(path).score) > 1e-6
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((32, 32, 3), np.float32), "expected a uint8 image, got float32"),
+        (np.zeros((32, 32), np.uint8), "grayscale"),
+        (np.zeros((32, 32, 1), np.uint8), "grayscale"),
+        (np.zeros((32, 32, 4), np.uint8), "4 channels"),
+        (np.zeros((32, 32, 5), np.uint8), "shape [H, W, 3]"),
+        (np.zeros((0, 32, 3), np.uint8), "empty"),
+        ([], "empty list"),
+        ([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8)], "image 1"),
+        (42, "got int"),
+        ("/no/such/image.jpg", "cannot read an image"),
+    ],
+)
+def test_bad_input_is_one_clear_error(model, bad: object, message: str) -> None:
+    with pytest.raises(MemgazeError) as caught:
+        model.predict(bad)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert memgaze.MemgazeError is MemgazeError
+
+
+def test_bad_bundle_backend_or_user_is_one_clear_error(bundle: Path, tmp_path: Path) -> None:
+    for call, message in [
+        (lambda: memgaze.load(tmp_path / "nothing"), "nothing"),
+        (lambda: memgaze.load(bundle, backend="magic"), "unknown backend"),
+        (lambda: memgaze.load(bundle, user="carol"), "unknown user"),
+    ]:
+        with pytest.raises(MemgazeError, match=message):
+            call()
+
+
+def test_stream_over_a_video(model, tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", frames=24, size=96)
+    stream = model.stream(str(clip))
+    got = list(stream)
+    assert [p.index for p in got] == list(range(24)) and {p.source for p in got} == {0}
+    captured = [p.captured for p in got]
+    assert captured == sorted(captured) and all(p.latency_ms > 0 and p.t >= 0 for p in got)
+    assert all(p.image is not None and p.image.shape == (96, 96, 3) for p in got)
+    assert {"capture", "pre", "infer", "post"} <= set(got[0].timings) and got[0].timings["pre"] > 0
+    assert stream.summary.frames == 24 and stream.summary.dropped == 0
+    # The stream scores what predict() scores (same resize, same model).
+    first = model.predict(got[0].image)
+    assert got[0].score == pytest.approx(first.score, abs=1e-6) and got[0].peak == first.peak
+
+
+def test_stream_batches_several_sources_in_order_with_ids(model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    long_clip = make_clip(tmp_path / "long.mp4", frames=12, size=96)
+    folder = make_folder(tmp_path / "imgs", frames=5, size=80)
+    calls: list[int] = []
+    infer = model.backend.infer
+
+    def counting(images: np.ndarray, users: np.ndarray | None = None):
+        calls.append(images.shape[0])
+        assert users is not None and users.tolist() == [1] * images.shape[0]  # alice, for every frame of the batch
+        return infer(images, users)
+
+    monkeypatch.setattr(model.backend, "infer", counting)
+    got = list(model.stream([str(long_clip), str(folder), str(long_clip)]))
+    assert len(got) == 12 + 5 + 12
+    for source, count in ((0, 12), (1, 5), (2, 12)):
+        assert [p.index for p in got if p.source == source] == list(range(count))
+    # One engine call per batch: the newest frame of every source still running, in source order.
+    assert calls == [3] * 5 + [2] * 7
+    assert [p.source for p in got[:6]] == [0, 1, 2, 0, 1, 2]
+    assert [p.source for p in got[15:19]] == [0, 2, 0, 2]
+
+
+def test_stream_stops_at_max_frames_and_rejects_no_sources(model, tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", frames=20, size=64)
+    assert len(list(model.stream([str(clip), str(clip)], max_frames=7))) == 7
+    with pytest.raises(MemgazeError, match="empty list of sources"):
+        model.stream([])
+    with pytest.raises(MemgazeError, match="not a file, a folder"):
+        model.stream(str(tmp_path / "missing.mp4"))
+
+
+LIGHT = """
+import sys
+import memgaze
+heavy = ("torch", "onnx", "tensorrt", "onnxruntime", "cv2", "memgaze.runtime")
+before = sorted(m for m in sys.modules if m.split(".")[0] in heavy or m.startswith("memgaze.runtime"))
+model = memgaze.load(sys.argv[1], backend="auto")
+prediction = model.predict(memgaze_image := __import__("numpy").zeros((40, 50, 3), "uint8"))
+after = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "onnx", "tensorrt"))
+print(__import__("json").dumps({"before": before, "after": after, "score": prediction.score}))
+"""
+
+
+def test_import_memgaze_is_light_and_load_needs_no_torch_or_onnx(bundle: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", LIGHT, str(bundle)], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["before"] == []  # `import memgaze` loads no runtime, OpenCV or inference library
+    assert result["after"] == []  # a model in use: ONNX Runtime, never torch, onnx or tensorrt (no GPU here)
+    assert 0.0 <= result["score"] <= 1.0
