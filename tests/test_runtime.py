@@ -24,7 +24,9 @@ from memgaze.runtime.overlay import annotate
 from memgaze.runtime.pipeline import Pipeline, Stream, preprocess
 from memgaze.runtime.prediction import heatmap_peak
 from memgaze.runtime.sinks import CalibSink, JsonlSink, VideoSink, WindowSink, encode_jpeg
-from memgaze.runtime.sources import FrameSource, SourceSpec, VideoCaptureSource, open_source, parse_source
+from memgaze.runtime.sources import (
+    CaptureOptions, FrameSource, SourceSpec, VideoCaptureSource, capture_size, csi_pipeline, open_source, parse_source, source_spec,
+)
 from memgaze.runtime.timing import StageTimes
 from memgaze.trt.fit import Machine
 from runtime_fixtures import USERS, make_bundle, make_folder, synthetic_frame
@@ -210,6 +212,33 @@ def test_parse_source(tmp_path: Path) -> None:
         parse_source(1, str(clip))
     with pytest.raises(MemgazeError, match="no camera at index 7"):
         open_source(SourceSpec("camera", 7))
+
+
+def test_jetson_inference_uris_and_capture_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    from memgaze.runtime import sources
+
+    assert source_spec("csi://1") == SourceSpec("csi", 1) and source_spec("csi://1").live
+    assert source_spec("v4l2:///dev/video2") == SourceSpec("camera", "/dev/video2")
+    assert source_spec("/dev/video0") == SourceSpec("camera", "/dev/video0")
+    assert source_spec(4) == SourceSpec("camera", 4)
+    for bad, message in [("csi://front", "csi://N"), ("v4l2://video0", "v4l2:///dev/videoN")]:
+        with pytest.raises(MemgazeError, match=message):
+            source_spec(bad)
+    # Cameras are asked for the smallest common mode that covers the model, or exactly what was given.
+    assert capture_size(CaptureOptions(), (128, 128)) == (320, 240)
+    assert capture_size(CaptureOptions(), (384, 384)) == (640, 480)
+    assert capture_size(CaptureOptions(), (800, 800)) == (1920, 1080)
+    assert capture_size(CaptureOptions(width=800, height=600), (128, 128)) == (800, 600)
+    pipeline = csi_pipeline(1, (320, 240), 60.0)
+    assert pipeline.startswith("nvarguscamerasrc sensor-id=1 ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=60000/1000")
+    assert "! nvvidconv ! video/x-raw,width=320,height=240,format=BGRx !" in pipeline and "appsink drop=1 max-buffers=1" in pipeline
+    assert "width=1920,height=1080" in csi_pipeline(0, (1920, 1080), 30.0).split("!")[1]
+    # Without GStreamer in this cv2 (pip's wheels): one line naming the fix, before trying to open anything.
+    monkeypatch.setattr(sources, "has_gstreamer", lambda: False)
+    for spec in (SourceSpec("csi", 0), SourceSpec("pipeline", "videotestsrc ! appsink")):
+        with pytest.raises(MemgazeError, match="needs OpenCV built with GStreamer.*pip uninstall opencv-python-headless") as caught:
+            open_source(spec)
+        assert "\n" not in str(caught.value)
 
 
 def _clip_with_a_wiped_frame(path: Path, frames: int = 20, wiped: int = 10) -> Path:

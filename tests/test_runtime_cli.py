@@ -165,3 +165,33 @@ def test_folder_to_stdout_with_calibration_frames(bundle: Path, tmp_path: Path) 
     assert [r["frame"] for r in records] == [0, 1, 2, 3]
     assert "undecodable 1" in result.stderr and "img_001.jpg" in result.stderr
     assert sorted(p.name for p in calib.iterdir()) == ["frame_0000000.jpg", "frame_0000002.jpg"]
+
+
+def test_several_sources_as_json_lines_with_source_ids(bundle: Path, tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", frames=6, size=96)
+    short = make_clip(tmp_path / "short.mp4", frames=3, size=64)
+    proc = run_cli(["--source", str(clip), "--source", str(short), "--model", str(bundle), "--headless", "--jsonl", "-"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [(r["source"], r["frame"]) for r in records] == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2), (0, 3), (0, 4), (0, 5)]
+    assert "[0] file" in proc.stderr and "[1] file" in proc.stderr
+
+
+@pytest.mark.parametrize("program", ["memgaze-run", "memgaze-train", "memgaze-export", "memgaze-bench"])
+def test_every_cli_has_version(program: str) -> None:
+    from memgaze import __version__
+
+    proc = subprocess.run([str(Path(sys.executable).with_name(program)), "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"{program} {__version__}"
+
+
+def test_csi_source_without_gstreamer_is_one_line(bundle: Path) -> None:
+    import cv2
+
+    from memgaze.cv2_build import has_gstreamer
+
+    if has_gstreamer():
+        pytest.skip(f"this cv2 {cv2.__version__} has GStreamer")
+    proc = run_cli(["--source", "csi://0", "--model", str(bundle), "--headless"])
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "pip uninstall opencv-python-headless" in lines[0]
