@@ -140,12 +140,13 @@ def resize(
     video: list[Path] = typer.Option(..., "--video", help="Real video(s) to take frames from (repeatable)."),
     frames: int = typer.Option(10, help="Frames per video."),
     iters: int = typer.Option(100, help="Timed calls per candidate and resolution."),
+    precision: str = typer.Option("int8", help="The model judging the candidates (ONNX Runtime): int8 or fp32."),
     out: Path = typer.Option(Path("runs/bench"), help="Output folder."),
 ) -> None:
     """Resize candidates at 1280×720 and 1920×1080: speed, and the model's output change vs INTER_AREA."""
     from memgaze.bench.resize import run_resize_bench
 
-    _finish(out, "resize.json", run_resize_bench(model, video, frames_per_video=frames, iters=iters))
+    _finish(out, "resize.json", run_resize_bench(model, video, frames_per_video=frames, iters=iters, precision=precision))
 
 
 @app.command()

@@ -138,17 +138,27 @@ def describe_machine() -> dict[str, Any]:
     }
 
 
+def simd_tier(flags: list[str]) -> str:
+    """The SIMD level that decides INT8 speed on a CPU: ``amx``, ``avx512vnni``, ``avxvnni``, ``avx2``, ``neondot``…"""
+    for flag, tier in (("amx_int8", "amx"), ("avx512_vnni", "avx512vnni"), ("avx_vnni", "avxvnni"), ("avx512f", "avx512"),
+                       ("avx2", "avx2"), ("asimddp", "neondot"), ("asimd", "neon")):
+        if flag in flags:
+            return tier
+    return ""
+
+
 def machine_slug() -> str:
-    """Folder name for committed results: ``cpu-2core-x86_64``, ``jetson-orin-aarch64``, ``gpu-…``."""
+    """Folder name for committed results: ``cpu-2core-x86_64-avx512vnni``, ``jetson-orin-aarch64``, ``gpu-…``.
+
+    A CPU's slug names its SIMD tier, which changes INT8 results several-fold (AVX2 vs AVX-512 VNNI)."""
     arch = platform.machine() or "unknown"
     found = gpus()
     if JETSON_RELEASE.is_file():
-        kind = "jetson"
-    elif found:
-        kind = "gpu-" + re.sub(r"[^a-z0-9]+", "-", found[0]["name"].lower()).strip("-")
-    else:
-        kind = f"cpu-{os.cpu_count()}core"
-    return f"{kind}-{arch}"
+        return f"jetson-{arch}"
+    if found:
+        return "gpu-" + re.sub(r"[^a-z0-9]+", "-", found[0]["name"].lower()).strip("-") + f"-{arch}"
+    tier = simd_tier(cpu_flags())
+    return f"cpu-{os.cpu_count()}core-{arch}" + (f"-{tier}" if tier else "")
 
 
 def machine_line(machine: dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ import itertools
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -49,53 +49,39 @@ def _file_source(source: str) -> FrameSource:
     return open_source(spec)
 
 
-def decode_alone(source: str, max_frames: int | None) -> dict[str, float]:
-    """Milliseconds per frame to read (decode) ``source`` with the runtime's own source class, nothing else."""
+def decoded_frames(source: str, limit: int | None) -> Iterator[np.ndarray]:
+    """The frames of a file or folder as the runtime's source class decodes them (undecodable ones skipped)."""
     frames = _file_source(source)
     count = 0
-    start = time.perf_counter()
     try:
-        while max_frames is None or count < max_frames:
+        while limit is None or count < limit:
             try:
                 image = frames.read()
             except Undecodable:
                 continue
             if image is None:
-                break
+                return
             count += 1
+            yield image
     finally:
         frames.close()
+
+
+def decode_alone(source: str, max_frames: int | None) -> dict[str, float]:
+    """Milliseconds per frame to read (decode) ``source`` with the runtime's own source class, nothing else."""
+    start = time.perf_counter()
+    count = sum(1 for _ in decoded_frames(source, max_frames))
     seconds = time.perf_counter() - start
     if count == 0:
         fail(f"no frame could be decoded from {source}")
-    shape = image.shape if image is not None else None
-    return {"frames": count, "mean_ms": seconds * 1000.0 / count, "fps": count / seconds,
-            **({"resolution": f"{shape[1]}x{shape[0]}"} if shape is not None else {})}
-
-
-def _engine_frames(source: str, size: tuple[int, int], count: int) -> tuple[list[np.ndarray], str]:
-    """The first ``count`` frames of ``source``, preprocessed as the pipeline does, and their resolution."""
-    frames = _file_source(source)
-    batches: list[np.ndarray] = []
-    resolution = ""
-    try:
-        while len(batches) < count:
-            try:
-                image = frames.read()
-            except Undecodable:
-                continue
-            if image is None:
-                break
-            resolution = f"{image.shape[1]}x{image.shape[0]}"
-            batches.append(preprocess(image, size))
-    finally:
-        frames.close()
-    return batches, resolution
+    return {"frames": count, "mean_ms": seconds * 1000.0 / count, "fps": count / seconds}
 
 
 def engine_alone(model: Model, source: str, iters: int, warmup: int) -> tuple[dict[str, float], str]:
     """The backend alone on the source's preprocessed frames (ms per call), and the frames' resolution."""
-    batches, resolution = _engine_frames(source, model.input_size, ENGINE_FRAMES)
+    images = list(decoded_frames(source, ENGINE_FRAMES))
+    resolution = f"{images[0].shape[1]}x{images[0].shape[0]}"
+    batches = [preprocess(image, model.input_size) for image in images]
     users = None if model.user is None else np.array([model.user], np.int64)
     frames = itertools.cycle(batches)
     raw = time_interleaved({"engine": lambda: model.backend.infer(next(frames), users)}, iters, warmup)

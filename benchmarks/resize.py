@@ -100,13 +100,14 @@ def _outputs(engine: Any, inputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndar
     return scores, heatmaps[:, 0]
 
 
-def run_resize_bench(model: Path, videos: list[Path], frames_per_video: int = 10, iters: int = 100) -> dict[str, Any]:
+def run_resize_bench(model: Path, videos: list[Path], frames_per_video: int = 10, iters: int = 100,
+                     precision: str = "int8") -> dict[str, Any]:
     """Time and judge every candidate at each resolution of RESOLUTIONS on frames of ``videos``."""
     cv2.setNumThreads(1)
     bundle = load_bundle(model)
     size = bundle.input_size
     rows = []
-    with open_backend(bundle, "onnxruntime", "int8", threads=1) as engine:
+    with open_backend(bundle, "onnxruntime", precision, threads=1) as engine:
         for width, height in RESOLUTIONS:
             frames = [f for video in videos for f in sample_frames(video, frames_per_video, (width, height))]
             methods = candidates((height, width), size)

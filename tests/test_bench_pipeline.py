@@ -19,22 +19,34 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_bundle(tmp_path_factory.mktemp("bundle"), size=64, personalized=True, int8=True)
 
 
-def test_pipeline_bench_writes_stages_engine_and_overhead(bundle: Path, tmp_path: Path) -> None:
-    clip = make_clip(tmp_path / "clip.mp4", frames=30, size=96)
+def test_pipeline_bench_writes_stages_decode_engine_paced_and_multi_source(bundle: Path, tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", frames=30, size=96, fps=30.0)
     out = tmp_path / "bench"
-    proc = subprocess.run([BENCH, "pipeline", "--model", str(bundle), "--source", str(clip), "--iters", "20",
-                           "--warmup", "2", "--out", str(out)], capture_output=True, text=True, timeout=180)
+    proc = subprocess.run([BENCH, "pipeline", "--model", str(bundle), "--source", str(clip), "--threads", "1", "--iters", "20",
+                           "--warmup", "2", "--paced-seconds", "1.5", "--window", "0.5", "--multi", "1,2",
+                           "--out", str(out)], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((out / "pipeline.json").read_text())
-    pipeline = result["pipeline"]
+    (run,) = result["runs"]
+    pipeline = run["pipeline"]
     assert pipeline["frames"] == 30 and pipeline["dropped"] == 0  # a file is read at processing speed
     assert set(pipeline["stages"]) == {"capture", "pre", "infer", "post", "sink"}
     assert all(stats["p50_ms"] <= stats["p99_ms"] for stats in pipeline["stages"].values())
-    assert "int8" in result["settings"]["backend"]
-    assert result["overhead"] == pytest.approx(pipeline["per_frame_ms"] / result["engine"]["mean_ms"])
-    assert result["overhead"] > 0 and result["engine"]["fps"] > 0
+    assert "int8" in result["settings"]["backend"] and run["threads"] == 1 and run["resolution"] == "96x96"
+    assert run["decode"]["frames"] == 30 and run["decode"]["mean_ms"] > 0 and run["engine"]["mean_ms"] > 0
+    bottleneck = max(run["decode"]["mean_ms"], run["engine"]["mean_ms"])
+    assert run["overhead_vs_bottleneck"] == pytest.approx(pipeline["per_frame_ms"] / bottleneck)
+    assert result["overhead_vs_bottleneck"] == {"96x96 threads 1": run["overhead_vs_bottleneck"]}
+    assert 0 < run["python_work_p50_ms"] < pipeline["per_frame_ms"]
+    paced = result["paced"]
+    # Replayed at 30 FPS for 1.5 s: about 45 frames, each scored well within a frame interval.
+    assert 35 <= paced["frames"] + paced["dropped"] <= 46 and paced["rate_fps"] == pytest.approx(30.0)
+    assert 0 < paced["latency"]["p50_ms"] < 1000.0 / 30 and len(paced["windows"]) == 3
+    assert [m["sources"] for m in result["multi_source"]] == [1, 2]
+    two = result["multi_source"][1]
+    assert two["frames"] == 60 and two["engine_calls"] == 30  # two sources, one engine call per pair of frames
     report = (out / "report.md").read_text()
-    assert "End-to-end runtime" in report and (out / "pipeline_stages.png").stat().st_size > 0
+    assert "End-to-end runtime" in report and "paced source" in report and (out / "pipeline_stages.png").stat().st_size > 0
 
 
 def test_pipeline_bench_refuses_a_live_source(bundle: Path, tmp_path: Path) -> None:
@@ -43,3 +55,26 @@ def test_pipeline_bench_refuses_a_live_source(bundle: Path, tmp_path: Path) -> N
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "live source" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_resize_bench_and_clip_command(bundle: Path, tmp_path: Path) -> None:
+    source = make_clip(tmp_path / "small.mp4", frames=12, size=96)
+    clip = tmp_path / "wide.mp4"
+    made = subprocess.run([BENCH, "clip", "--source", str(source), "--out", str(clip), "--size", "320x180", "--frames", "10"],
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr[-2000:]
+    import cv2
+
+    video = cv2.VideoCapture(str(clip))
+    assert (video.get(cv2.CAP_PROP_FRAME_WIDTH), video.get(cv2.CAP_PROP_FRAME_HEIGHT), video.get(cv2.CAP_PROP_FRAME_COUNT)) == (320, 180, 10)
+    video.release()
+    out = tmp_path / "bench"
+    proc = subprocess.run([BENCH, "resize", "--model", str(bundle), "--video", str(clip), "--frames", "2", "--iters", "3",
+                           "--precision", "fp32", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads((out / "resize.json").read_text())["rows"]
+    assert {r["resolution"] for r in rows} == {"1280x720", "1920x1080"} and len(rows) == 16
+    for row in rows:
+        reference = row["method"].startswith("INTER_AREA")
+        assert (row["mean_abs_pixel"] == 0) == reference and row["mean_ms"] > 0 and 0.9 <= row["heatmap_cc"] <= 1.0 + 1e-6
+    assert "Resize to the model input" in (out / "report.md").read_text()
