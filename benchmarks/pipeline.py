@@ -273,6 +273,12 @@ def summary_line(result: dict[str, Any]) -> str:
 
 def section(result: dict[str, Any], folder: Path) -> list[Block]:
     """Report blocks for a pipeline result; writes ``pipeline_stages.png`` into ``folder``."""
+    if "runs" not in result:  # a pipeline.json from before decode-alone timing (results/cpu-2core-x86_64)
+        p, e = result["pipeline"], result["engine"]
+        return [Heading("End-to-end runtime"),
+                Para(f"{result['settings']['source']}, {result['settings']['backend']} (earlier schema: no decode-alone timing)."),
+                Table(["pipeline FPS", "ms / frame", "engine FPS", "÷ engine", "dropped"],
+                      [[p["fps"], p["per_frame_ms"], e["fps"], result["overhead"], p["dropped"]]])]
     s = result["settings"]
     first = result["runs"][0]
     stages = {name: stats for name, stats in first["pipeline"]["stages"].items() if stats}
