@@ -59,7 +59,6 @@ def linear_then_area(factor: int) -> Resize:
 
 def in_graph(frame_shape: tuple[int, int], size: tuple[int, int], threads: int = 1) -> Resize:
     """An ONNX Resize (linear, antialias) run by ONNX Runtime: the cost of resizing inside the model graph."""
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
