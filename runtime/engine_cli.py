@@ -18,6 +18,7 @@ from memgaze.runtime.bundle import load_bundle
 from memgaze.runtime.engines import BuildRequest, ensure_plan, recipe_for, register_plan
 from memgaze.trt.probe import tensorrt_module
 from memgaze.trt.recipe import MAX_BATCH, PRECISIONS, bundle_inputs
+from memgaze.version import version_option
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=False)
 
@@ -51,6 +52,7 @@ def engine(
     register: Optional[Path] = typer.Option(
         None, "--register", help="Check and record a plan built by hand (the printed trtexec command) instead of building one."
     ),
+    version: bool = version_option(),
 ) -> None:
     """Build, check and register the TensorRT plan for this machine."""
     request = BuildRequest(

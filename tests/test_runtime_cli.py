@@ -177,7 +177,7 @@ def test_several_sources_as_json_lines_with_source_ids(bundle: Path, tmp_path: P
     assert "[0] file" in proc.stderr and "[1] file" in proc.stderr
 
 
-@pytest.mark.parametrize("program", ["memgaze-run", "memgaze-train", "memgaze-export", "memgaze-bench"])
+@pytest.mark.parametrize("program", ["memgaze-run", "memgaze-train", "memgaze-export", "memgaze-bench", "memgaze-engine"])
 def test_every_cli_has_version(program: str) -> None:
     from memgaze import __version__
 
