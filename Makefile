@@ -7,7 +7,13 @@ STAMP := $(VENV)/.installed
 RUN := runs/demo
 TEACHER_RUN := build/demo-teacher
 
-.PHONY: install demo test typecheck trt-api-check test-teacher clean
+REAL := runs/demo-real
+# the synthetic-trained student the real-photo report compares against (skipped when absent)
+SYNTH_BUNDLE ?= $(RUN)/deploy
+REAL_EPOCHS ?= 12
+REAL_SIZE ?= 192
+
+.PHONY: install demo demo-real test typecheck trt-api-check test-teacher clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt requirements/nodeps.txt setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +30,20 @@ demo: $(STAMP)
 	$(BIN)/memgaze-export --checkpoint $(RUN)/student.safetensors --out $(RUN)/deploy --int8 --calib $(RUN)/demo-data/images
 	$(BIN)/memgaze-run --source $(RUN)/demo-data/images --model $(RUN)/deploy --headless --jsonl $(RUN)/scores.jsonl --save-video $(RUN)/annotated.mp4
 	$(BIN)/memgaze-bench latency --model $(RUN)/deploy --batch 1 --iters 50 --out $(RUN)/bench
+
+# Real photographs (offline, from PyPI/Debian packages): distil the EfficientNet-Lite0 student from ResMem
+# (NON-COMMERCIAL licence) on crops of the training photos, export INT8, score a held-out video, and report
+# the student's agreement with ResMem on held-out photos next to the synthetic-trained student's.
+demo-real: $(STAMP)
+	$(BIN)/python -m memgaze.train.photos --out $(REAL)/photos
+	$(BIN)/memgaze-train --teacher-model resmem --data $(REAL)/photos/train --out $(REAL) \
+		--image-size $(REAL_SIZE) --epochs-student $(REAL_EPOCHS) --video-every 15
+	$(BIN)/memgaze-export --checkpoint $(REAL)/student.safetensors --out $(REAL)/deploy --int8 --calib $(REAL)/photos/train
+	$(BIN)/memgaze-run --source $(REAL)/photos/video/opencv-doc__Megamind.avi --model $(REAL)/deploy --headless \
+		--jsonl $(REAL)/video-scores.jsonl --save-video $(REAL)/annotated.mp4
+	$(BIN)/memgaze-bench agreement --model real-photo=$(REAL)/deploy \
+		$(if $(wildcard $(SYNTH_BUNDLE)/manifest.json),--model synthetic=$(SYNTH_BUNDLE)) \
+		--data $(REAL)/photos/heldout --out $(REAL)/report
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -50,4 +70,4 @@ test-teacher: $(STAMP)
 	cp $(TEACHER_RUN)/deploy/model.int8.ort.onnx tests/data/demo_teacher.int8.onnx
 
 clean:
-	rm -rf $(RUN)
+	rm -rf $(RUN) $(REAL)

@@ -25,7 +25,7 @@ def _version(version: bool = version_option()) -> None:
     """Benchmark memgaze (``--version`` answers before any command)."""
 
 
-RESULT_FILES = ("latency.json", "pipeline.json", "resize.json", "accuracy.json", "train.json")
+RESULT_FILES = ("latency.json", "pipeline.json", "resize.json", "accuracy.json", "agreement.json", "train.json")
 
 
 def _csv(text: str, what: str) -> list[str]:
@@ -44,13 +44,13 @@ def _ints(text: str, what: str) -> list[int]:
 
 def write_report(folder: Path) -> Path:
     """Rebuild ``report.md``/``report.html`` (and plots) in ``folder`` from every result JSON there."""
-    from memgaze.bench import accuracy, latency, pipeline, resize, train_speed
+    from memgaze.bench import accuracy, agreement, latency, pipeline, resize, train_speed
     from memgaze.bench.machine import machine_line
     from memgaze.bench.report import Document, write_documents
 
     sections = {
         "latency.json": latency.section, "pipeline.json": pipeline.section, "resize.json": resize.section,
-        "accuracy.json": accuracy.section, "train.json": train_speed.section,
+        "accuracy.json": accuracy.section, "agreement.json": agreement.section, "train.json": train_speed.section,
     }
     results: dict[str, dict[str, Any]] = {}
     for name in RESULT_FILES:
@@ -184,6 +184,19 @@ def accuracy(
 
 
 @app.command()
+def agreement(
+    model: list[str] = typer.Option(..., "--model", help="LABEL=BUNDLE (repeatable): deploy bundles to compare."),
+    data: Path = typer.Option(..., "--data", help="Folder with images/ of photos none of the models trained on."),
+    reference: str = typer.Option("resmem", "--reference", help="Reference model: 'resmem' or an ONNX file (as --teacher-model)."),
+    out: Path = typer.Option(Path("runs/bench"), help="Output folder."),
+) -> None:
+    """Spearman and pairwise ranking accuracy of each bundle's FP32 and INT8 scores against a reference model."""
+    from memgaze.bench.agreement import parse_models, run_agreement
+
+    _finish(out, "agreement.json", run_agreement(parse_models(model), data, reference))
+
+
+@app.command()
 def train(
     image_size: int = typer.Option(224, help="Square input side."),
     batch: int = typer.Option(16, help="Images per training step."),
@@ -200,7 +213,7 @@ def train(
 
 
 @app.command()
-def report(folder: Path = typer.Argument(..., help="Folder holding latency/pipeline/accuracy/train JSON results.")) -> None:
+def report(folder: Path = typer.Argument(..., help="Folder holding latency/pipeline/accuracy/agreement/train JSON results.")) -> None:
     """Rebuild report.md, the plots and report.html from the JSON results in FOLDER."""
     console.print(f"wrote {write_report(folder)}")
 

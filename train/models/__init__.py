@@ -11,6 +11,7 @@ from torch import nn
 import memgaze
 from memgaze.errors import fail
 from memgaze.train.complexity import count_macs, count_params
+from memgaze.train.models.backbones import BACKBONES, LEGACY_BACKBONE
 from memgaze.train.models.blocks import check_input_size, map_size, spatial_softmax
 from memgaze.train.models.student import STUDENT_NAME, Student
 from memgaze.train.models.teacher import TEACHER_NAME, Teacher
@@ -88,6 +89,9 @@ def _architecture_kwargs(config: dict[str, Any]) -> dict[str, Any]:
     if arch.pop("name", None) != name:
         fail(f"unknown {kind} architecture {config.get('architecture', {}).get('name')!r} (this memgaze builds {name!r})")
     if kind == "student":
+        arch.setdefault("backbone", LEGACY_BACKBONE)
+        if arch["backbone"] not in BACKBONES:
+            fail(f"unknown student backbone {arch['backbone']!r} (expected one of: {', '.join(BACKBONES)})")
         arch["num_users"] = len(config.get("users") or ["generic"])
     try:
         inspect.signature(cls).bind(**arch)

@@ -138,33 +138,34 @@ def check_input(image: torch.Tensor) -> None:
         check_input_size(int(image.shape[-2]), int(image.shape[-1]))
 
 
-def load_pretrained(model: nn.Module, weights: object, spec: str | None, what: str) -> None:
+def load_pretrained(model: nn.Module, weights: object, spec: str | None, what: str) -> bool:
     """Initialise ``model`` (a torchvision network, classifier replaced by Identity) per ``spec``.
 
     ``"imagenet"``: torchvision ``weights`` if already in the torch hub cache (never downloads),
     else random init with one warning; ``"none"``/None: random init with a warning; anything
     else: a local state-dict path (``.pth`` via ``torch.load(weights_only=True)`` or
     ``.safetensors``), one-line error if unreadable or not matching. None: leave as is, silently
-    (the weights come from a memgaze checkpoint).
+    (the weights come from a memgaze checkpoint). Returns whether pretrained weights were loaded.
     """
     if spec is None:
-        return
+        return False
     if spec == "none":
         warn(f"{what}: random initialisation (no pretrained weights requested)")
-        return
+        return False
     if spec == "imagenet":
         file = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)  # type: ignore[attr-defined]
         if not file.is_file():
             warn(f"{what}: ImageNet weights not in the torch hub cache ({file}); random initialisation")
-            return
+            return False
         try:
             state = weights.get_state_dict(progress=False, check_hash=False)  # type: ignore[attr-defined]
         except Exception as exc:  # noqa: BLE001 - a corrupt cache file must not stop training
             warn(f"{what}: cannot read cached ImageNet weights {file} ({type(exc).__name__}); random initialisation")
-            return
+            return False
         _apply_state(model, state, str(file), what)
-        return
+        return True
     _load_state_file(model, Path(spec), what)
+    return True
 
 
 def _load_state_file(model: nn.Module, path: Path, what: str) -> None:

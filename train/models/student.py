@@ -1,4 +1,4 @@
-"""The student: MobileNetV3-Small features and a user-conditioned attention decoder to stride 8."""
+"""The student: a mobile backbone (MobileNetV3-Small or EfficientNet-Lite0) and a user-conditioned attention decoder to stride 8."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ import math
 
 import torch
 from torch import nn
-from torchvision.models import MobileNet_V3_Small_Weights, mobilenet_v3_small
+from memgaze.train.models.backbones import LITE0, build_trunk
+from memgaze.train.models.blocks import AttentionFuse, MapHead, ScoreHead, check_input
 
-from memgaze.train.models.blocks import AttentionFuse, MapHead, ScoreHead, check_input, load_pretrained
-
-STUDENT_NAME = "mobilenetv3s_attention_film"
+STUDENT_NAME = "mobilenetv3s_attention_film"  # historical name: the backbone is the ``backbone`` hyper-parameter
 
 
 class FiLM(nn.Module):
@@ -28,7 +27,8 @@ class FiLM(nn.Module):
 class Student(nn.Module):
     """Lightweight personalised saliency/memorability model.
 
-    MobileNetV3-Small tapped at strides 8/16/32 → CBAM top-down decoder, FiLM-modulated per user
+    A mobile backbone (``backbone``: see :mod:`memgaze.train.models.backbones`) tapped at strides
+    8/16/32 → CBAM top-down decoder, FiLM-modulated per user
     at every stage → map logits ``[N, 1, H/8, W/8]`` plus a user "query" term (the user's
     preference over decoder features, a per-pixel dot product) → score from features pooled by
     the predicted map. ``user`` is int64 ``[N]`` (0 = generic); None means generic.
@@ -41,28 +41,24 @@ class Student(nn.Module):
         embed_dim: int = 16,
         hidden: int = 128,
         backbone_weights: str | None = "imagenet",
+        backbone: str = LITE0,
     ) -> None:
         super().__init__()
-        net = mobilenet_v3_small(weights=None)
-        net.classifier = nn.Identity()
-        load_pretrained(net, MobileNet_V3_Small_Weights.IMAGENET1K_V1, backbone_weights, "student MobileNetV3-Small backbone")
-        # torchvision builds MobileNetV3 with BatchNorm momentum 0.01, tuned for 600-epoch ImageNet runs; in a
-        # short distillation the running statistics lag so far behind that eval-mode scores collapse to a constant.
-        for module in net.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.momentum = 0.1
-        features = net.features
-        self.enc8, self.enc16, self.enc32 = features[:4], features[4:9], features[9:]
-        self.fuse32 = AttentionFuse(576, width)
-        self.fuse16 = AttentionFuse(48, width)
-        self.fuse8 = AttentionFuse(24, width)
+        self.enc8, self.enc16, self.enc32, (c8, c16, c32), self.pretrained_backbone = build_trunk(backbone, backbone_weights)
+        self.fuse32 = AttentionFuse(c32, width)
+        self.fuse16 = AttentionFuse(c16, width)
+        self.fuse8 = AttentionFuse(c8, width)
         self.users = nn.Embedding(num_users, embed_dim)
         self.films = nn.ModuleList(FiLM(embed_dim, width) for _ in range(3))
         self.query = nn.Linear(embed_dim, width)
         self.query_scale = 1.0 / math.sqrt(width)
         self.map_head = MapHead(width)
-        self.score_head = ScoreHead(width, 576, hidden)
+        self.score_head = ScoreHead(width, c32, hidden)
         self._row_mask: torch.utils.hooks.RemovableHandle | None = None
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """Trunk parameters (for a lower learning rate when they start pretrained)."""
+        return [p for m in (self.enc8, self.enc16, self.enc32) for p in m.parameters()]
 
     @property
     def num_users(self) -> int:

@@ -49,7 +49,8 @@ def run(cfg: TrainConfig, user: str | None = None, gaze: Path | None = None) -> 
             external = open_external(cfg.label_free)
             if cfg.stage == "all" and ctx.main:
                 console.print("label-free: the external model is the teacher, so only the student stage runs")
-            distilled = distil_from_external(ctx, external, cfg.label_free, epochs=cfg.epochs_student, loss=cfg.loss)
+            distilled = distil_from_external(ctx, external, cfg.label_free, epochs=cfg.epochs_student, loss=cfg.loss,
+                                             backbone=cfg.student_backbone)
             record.forget("teacher", "macs_ratio")  # an earlier run's ResNet teacher did not teach this student
             record.set("student", save_outcome(distilled.context, distilled.student, distilled.teacher))
             record.set("distillation", distilled.report)
@@ -59,7 +60,8 @@ def run(cfg: TrainConfig, user: str | None = None, gaze: Path | None = None) -> 
                 teacher = train_teacher(ctx, epochs=cfg.epochs_teacher, backbone_weights=cfg.backbone_weights, loss=cfg.loss)
                 record.set("teacher", save_outcome(ctx, teacher))
             if cfg.stage in ("student", "all"):
-                student = train_student(ctx, epochs=cfg.epochs_student, targets=resnet_teacher(out / TEACHER_FILE, ctx.compute), loss=cfg.loss)
+                student = train_student(ctx, epochs=cfg.epochs_student, targets=resnet_teacher(out / TEACHER_FILE, ctx.compute),
+                                        loss=cfg.loss, backbone=cfg.student_backbone)
                 record.set("student", save_outcome(ctx, student))
         if cfg.stage == "personalize":
             assert user is not None and gaze is not None

@@ -41,7 +41,8 @@ def open_external(settings: LabelFreeConfig) -> ExternalTeacher:
 
 
 def distil_from_external(
-    ctx: StageContext, external: ExternalTeacher, settings: LabelFreeConfig, *, epochs: int, loss: losses.LossWeights
+    ctx: StageContext, external: ExternalTeacher, settings: LabelFreeConfig, *, epochs: int, loss: losses.LossWeights,
+    backbone: str,
 ) -> LabelFreeOutcome:
     """Score ``ctx.root``'s images and videos with ``external`` (cached), write them as a dataset and
     distil the student from it."""
@@ -57,7 +58,7 @@ def distil_from_external(
     if ctx.main:
         how = "on every augmented batch (online)" if online else "through its cached scores of whole frames"
         console.print(f"the student imitates {external.name} {how}")
-    student = train_student(data, epochs=epochs, targets=external_targets(external, online), loss=loss)
+    student = train_student(data, epochs=epochs, targets=external_targets(external, online), loss=loss, backbone=backbone)
     test = student.test
     report.update(
         teacher_online=online, spearman_vs_teacher=test["spearman"], pearson_vs_teacher=test["pearson"],

@@ -14,7 +14,7 @@ from torch import nn
 from memgaze.errors import fail
 from memgaze.train import losses
 from memgaze.train.checkpoint import load_checkpoint
-from memgaze.train.config import STUDENT_MONITORS
+from memgaze.train.config import STUDENT_MONITORS, OptimConfig
 from memgaze.train.data import MemorabilityDataset, list_users
 from memgaze.train.evaluate import map_metrics, predict_scores, score_metrics
 from memgaze.train.kd_targets import BatchTargets, ResNetTargets
@@ -29,12 +29,14 @@ USER_MODULES = ("users.", "films.", "query.")
 TargetSource = Callable[[StageContext, MemorabilityDataset, losses.LossWeights], tuple[BatchTargets, losses.LossWeights]]
 
 
-def train_student(ctx: StageContext, *, epochs: int, targets: TargetSource, loss: losses.LossWeights) -> StageOutcome:
-    """Train the user-conditioned student on ``ctx.root`` against ``targets``; test scores and maps."""
+def train_student(
+    ctx: StageContext, *, epochs: int, targets: TargetSource, loss: losses.LossWeights, backbone: str
+) -> StageOutcome:
+    """Train the user-conditioned student (on the ``backbone`` trunk) on ``ctx.root`` against ``targets``; test scores and maps."""
     people = list_users(ctx.root)
     users = ["generic", *people]
     torch.manual_seed(ctx.seed)
-    config = default_config("student", ctx.image_size, users)
+    config = default_config("student", ctx.image_size, users, backbone=backbone)
     model = build_model(config)
     train_set = ctx.dataset("train", "user", people, augment=True)
     val_scores = ctx.dataset("val", "image")
@@ -56,7 +58,7 @@ def train_student(ctx: StageContext, *, epochs: int, targets: TargetSource, loss
     spec = StageSpec(
         name="student",
         model=model,
-        param_groups=student_param_groups(model, ctx.optim.lr_student, ctx.optim.lr_user_mult),
+        param_groups=student_param_groups(model, ctx.optim),
         loss_fn=loss_fn,
         validate=validate,
         monitor=monitor(ctx.optim.monitor_student, STUDENT_MONITORS, "optim.monitor_student"),
@@ -86,12 +88,18 @@ def resnet_teacher(path: Path, compute: Compute) -> TargetSource:
     return source
 
 
-def student_param_groups(model: nn.Module, lr: float, user_mult: float) -> list[dict[str, Any]]:
-    """The student's parameters; the user conditioning (embedding, FiLM, query) at ``user_mult`` × ``lr``."""
+def student_param_groups(model: nn.Module, optim: OptimConfig) -> list[dict[str, Any]]:
+    """The student's parameters at ``optim.lr_student``; the user conditioning (embedding, FiLM, query) at
+    ``lr_user_mult`` ×, a pretrained trunk at ``lr_student_backbone_mult`` × (default 0.1; 1 from scratch)."""
+    lr = optim.lr_student
+    trunk = {id(p) for p in model.backbone_parameters()}
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     user = [p for n, p in named if n.startswith(USER_MODULES)]
-    rest = [p for n, p in named if not n.startswith(USER_MODULES)]
-    return [{"params": rest, "lr": lr}, {"params": user, "lr": lr * user_mult}]
+    rest = [p for n, p in named if not n.startswith(USER_MODULES) and id(p) not in trunk]
+    backbone = [p for _, p in named if id(p) in trunk]
+    mult = optim.lr_student_backbone_mult
+    mult = mult if mult is not None else (0.1 if model.pretrained_backbone else 1.0)
+    return [{"params": rest, "lr": lr}, {"params": user, "lr": lr * optim.lr_user_mult}, {"params": backbone, "lr": lr * mult}]
 
 
 def fixation_lookup(users: list[str], dataset: MemorabilityDataset) -> Callable[[int, int], Any]:

