@@ -11,7 +11,7 @@ REAL := runs/demo-real
 # the synthetic-trained student the real-photo report compares against (skipped when absent)
 SYNTH_BUNDLE ?= $(RUN)/deploy
 REAL_EPOCHS ?= 12
-REAL_SIZE ?= 192
+REAL_SIZE ?= 160
 
 .PHONY: install demo demo-real test typecheck trt-api-check test-teacher clean
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import warnings
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -43,6 +44,28 @@ def load_resmem() -> nn.Module:
         first = str(exc).splitlines()[0] if str(exc) else ""
         fail(f"resmem is installed but its weights could not be loaded offline ({type(exc).__name__}: {first})")
     return model.eval().requires_grad_(False)
+
+
+def resmem_trunk_state() -> dict[str, torch.Tensor]:
+    """ResMem's ResNet-152 trunk (ImageNet-initialised, memorability-tuned; NON-COMMERCIAL licence) as a
+    torchvision ``resnet152`` state dict for ImageNet-normalized input (ResMem feeds it [0, 1] pixels: that
+    affine map is folded into conv1/bn1). Read from the weight file inside the installed wheel."""
+    resmem_version()
+    import resmem
+
+    from memgaze.train.models.blocks import fold_input_affine
+    from memgaze.train.normalization import IMAGENET_MEAN, IMAGENET_STD
+
+    path = Path(resmem.__file__).parent / "model.pt"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a git-lfs pointer instead of the weights, a truncated file
+        fail(f"resmem is installed but its weights {path} could not be read ({type(exc).__name__})")
+    trunk = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+    if "conv1.weight" not in trunk:
+        fail(f"{path} holds no ResNet trunk (no features.conv1.weight): an unexpected resmem version")
+    fold_input_affine(trunk, "conv1", "bn1", IMAGENET_STD, IMAGENET_MEAN)
+    return trunk
 
 
 def resmem_input(frames_bgr: list[np.ndarray]) -> torch.Tensor:

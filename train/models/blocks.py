@@ -162,7 +162,7 @@ def load_pretrained(model: nn.Module, weights: object, spec: str | None, what: s
         except Exception as exc:  # noqa: BLE001 - a corrupt cache file must not stop training
             warn(f"{what}: cannot read cached ImageNet weights {file} ({type(exc).__name__}); random initialisation")
             return False
-        _apply_state(model, state, str(file), what)
+        apply_state(model, state, str(file), what)
         return True
     _load_state_file(model, Path(spec), what)
     return True
@@ -186,10 +186,23 @@ def _load_state_file(model: nn.Module, path: Path, what: str) -> None:
             state = state[key]
     if not isinstance(state, dict):
         fail(f"{what} weights {path} hold no state dict")
-    _apply_state(model, {k.removeprefix("module."): v for k, v in state.items()}, str(path), what)
+    apply_state(model, {k.removeprefix("module."): v for k, v in state.items()}, str(path), what)
 
 
-def _apply_state(model: nn.Module, state: dict[str, torch.Tensor], source: str, what: str) -> None:
+def fold_input_affine(
+    state: dict[str, torch.Tensor], conv: str, norm: str, scale: tuple[float, ...], shift: tuple[float, ...]
+) -> None:
+    """Make a bias-free first conv ``conv`` followed by BatchNorm ``norm`` accept ImageNet-normalized input
+    when its weights expect ``scale · x + shift`` of it (per input channel): the kernel is scaled, the
+    constant goes into BN's running mean. Exact except at the zero-padded border. Edits ``state`` in place."""
+    weight = state[f"{conv}.weight"]
+    a = torch.tensor(scale, dtype=weight.dtype)[None, :, None, None]
+    b = torch.tensor(shift, dtype=weight.dtype)[None, :, None, None]
+    state[f"{norm}.running_mean"] = state[f"{norm}.running_mean"] - (weight * b).sum(dim=(1, 2, 3))
+    state[f"{conv}.weight"] = weight * a
+
+
+def apply_state(model: nn.Module, state: dict[str, torch.Tensor], source: str, what: str) -> None:
     """Load the keys ``model`` has from ``state`` (extra keys, e.g. a classifier, are ignored)."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]

