@@ -90,14 +90,17 @@ def latency(
     checkpoints: Optional[Path] = typer.Option(
         None, help="Folder with student.safetensors/teacher.safetensors (default: beside the bundle's source checkpoint)."
     ),
+    compare: Optional[list[Path]] = typer.Option(
+        None, "--compare", help="Another bundle (same input size; e.g. the other student backbone) whose student rows run in the same round-robin. Repeatable."
+    ),
     out: Path = typer.Option(Path("runs/bench"), help="Output folder."),
 ) -> None:
-    """Latency side by side: teacher vs student (PyTorch), FP32 vs INT8 (ONNX Runtime), TensorRT, ResMem."""
+    """Latency side by side: teacher vs student (PyTorch), FP32 vs INT8 (ONNX Runtime), TensorRT, ResMem, other students."""
     from memgaze.bench.latency import run_latency, summary_line
 
     result = run_latency(model, _csv(backends, "backends"), _csv(precisions, "precisions"), _ints(batch, "batch"),
                          iters=iters, warmup=warmup, rounds=rounds, threads=threads, checkpoints=checkpoints,
-                         models=_csv(models, "models"))
+                         models=_csv(models, "models"), compare=compare)
     console.print(summary_line(result))
     _finish(out, "latency.json", result)
 

@@ -39,14 +39,17 @@ class Spec:
     backend: str  # torch | onnxruntime | tensorrt
     precision: str  # fp32 | fp16 | int8
     batch: int
+    bundle: int = 0  # index of the bundle whose student this row runs (0 = --model, then each --compare)
 
     @property
     def label(self) -> str:
-        return f"{self.model} · {self.backend} {self.precision} · b{self.batch}"
+        return f"{self.model}{f' #{self.bundle}' if self.bundle else ''} · {self.backend} {self.precision} · b{self.batch}"
 
 
-def plan(backends: list[str], precisions: list[str], batches: list[int], models: list[str] = list(MODELS)) -> list[Spec]:
-    """Every row asked for: torch runs the student, teacher and ResMem; the engines run the student."""
+def plan(backends: list[str], precisions: list[str], batches: list[int], models: list[str] = list(MODELS),
+         bundles: int = 1) -> list[Spec]:
+    """Every row asked for: torch runs the student, teacher and ResMem; the engines run the student.
+    With ``bundles`` > 1, the students of the other bundles get the same student rows."""
     specs = []
     for batch in batches:
         for backend in backends:
@@ -54,7 +57,8 @@ def plan(backends: list[str], precisions: list[str], batches: list[int], models:
                 for precision in precisions:
                     if model == "resmem" and precision != "fp32":
                         continue
-                    specs.append(Spec(model, backend, precision, batch))
+                    for index in range(bundles if model == "student" else 1):
+                        specs.append(Spec(model, backend, precision, batch, index))
     return specs
 
 
@@ -230,8 +234,10 @@ def run_latency(
     threads: int | None = None,
     checkpoints: Path | None = None,
     models: list[str] = list(MODELS),
+    compare: list[Path] | None = None,
 ) -> dict[str, Any]:
-    """Measure every planned row round-robin; the ``latency.json`` document (see README)."""
+    """Measure every planned row round-robin; the ``latency.json`` document (see README). ``compare``:
+    more bundles (e.g. another student backbone) whose student rows are measured in the same run."""
     for name in backends:
         if name not in BACKENDS:
             fail(f"unknown backend {name!r} (choose from {', '.join(BACKENDS)})")
@@ -243,14 +249,19 @@ def run_latency(
             fail(f"unknown precision {name!r} (choose from {', '.join(PRECISIONS)})")
     if any(b < 1 for b in batches) or iters < 1 or warmup < 0:
         fail("--batch values and --iters must be >= 1, --warmup >= 0")
-    opener = RowOpener(bundle, threads, checkpoints)
+    openers = [RowOpener(bundle, threads, checkpoints), *(RowOpener(b, threads, None) for b in compare or [])]
+    opener = openers[0]
+    if any(o.input_size != opener.input_size for o in openers):
+        fail("--compare bundles must have the same input size as --model, so that rows compare: "
+             + ", ".join(f"{o.bundle.root}: {o.input_size[0]}x{o.input_size[1]}" for o in openers))
+    students = [student_summary(o) for o in openers]
     runners: dict[Spec, Runner] = {}
     skipped: list[dict[str, Any]] = []
     try:
-        for spec in plan(backends, precisions, batches, models):
+        for spec in plan(backends, precisions, batches, models, len(openers)):
             frames = random_frames(spec.batch, opener.input_size)
             try:
-                runners[spec] = opener.open(spec, frames)
+                runners[spec] = openers[spec.bundle].open(spec, frames)
             except MemgazeError as exc:
                 skipped.append({**asdict(spec), "reason": str(exc)})
                 console.print(f"[dim]skip {spec.label}: {exc}[/dim]")
@@ -259,15 +270,20 @@ def run_latency(
         console.print(f"timing {len(runners)} rows × {iters} iterations ({warmup} warm-up, {rounds} rounds, interleaved)")
         samples = time_interleaved(runners, iters=iters, warmup=warmup, rounds=rounds)
     finally:
-        opener.close()
+        for each in openers:
+            each.close()
     rows = []
     for spec, times in samples.items():
         stats = summarize(times)
         key = (spec.model, spec.backend, spec.precision)
-        rows.append({**asdict(spec), **stats, "fps": fps(spec.batch, stats["mean_ms"]), "threads": threads,
-                     "iters": iters, "runs_on": opener.details.get(key), "file": opener.files.get(key)})
+        row_opener = openers[spec.bundle]
+        backbone = students[spec.bundle]["backbone"] if spec.model == "student" else None
+        rows.append({**asdict(spec), "backbone": backbone, **stats, "fps": fps(spec.batch, stats["mean_ms"]),
+                     "threads": threads, "iters": iters, "runs_on": row_opener.details.get(key),
+                     "file": row_opener.files.get(key)})
     return {
         "machine": describe_machine(),
+        "students": students,
         "rows": rows,
         "skipped": skipped,
         "ratios": ratios(rows),
@@ -283,8 +299,25 @@ def run_latency(
     }
 
 
+def student_summary(opener: RowOpener) -> dict[str, Any]:
+    """Backbone, parameters and MACs of a bundle's student, from its source checkpoint (None where it is gone)."""
+    summary: dict[str, Any] = {"bundle": str(opener.bundle.root), "backbone": None, "params": None, "macs": None}
+    path = source_checkpoint(opener.bundle.manifest, opener.bundle.root)
+    if path is None:
+        return summary
+    from memgaze.train.checkpoint import load_checkpoint
+    from memgaze.train.models import count_macs, count_params
+    from memgaze.train.models.backbones import LEGACY_BACKBONE
+
+    model, config = load_checkpoint(path, expect_kind="student")
+    summary.update(backbone=config["architecture"].get("backbone", LEGACY_BACKBONE), params=count_params(model),
+                   macs=count_macs(model, opener.input_size))
+    return summary
+
+
 def _find(rows: list[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
-    return next((r for r in rows if all(r[k] == v for k, v in match.items())), None)
+    match.setdefault("bundle", 0)
+    return next((r for r in rows if all(r.get(k, 0) == v for k, v in match.items())), None)
 
 
 def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -296,8 +329,8 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             out.append({
                 "comparison": what,
                 "batch": candidate["batch"],
-                "candidate": f"{candidate['model']} {candidate['backend']} {candidate['precision']}",
-                "baseline": f"{baseline['model']} {baseline['backend']} {baseline['precision']}",
+                "candidate": _row_name(candidate),
+                "baseline": _row_name(baseline),
                 "speedup": baseline["mean_ms"] / candidate["mean_ms"],
             })
 
@@ -305,10 +338,18 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for p in PRECISIONS:
             add("student vs teacher", _find(rows, model="student", backend="torch", precision=p, batch=batch),
                 _find(rows, model="teacher", backend="torch", precision=p, batch=batch))
-        for b in ("onnxruntime", "tensorrt"):
-            for low in ("int8", "fp16"):
-                add(f"{low.upper()} vs FP32", _find(rows, model="student", backend=b, precision=low, batch=batch),
-                    _find(rows, model="student", backend=b, precision="fp32", batch=batch))
+        for index in sorted({r.get("bundle", 0) for r in rows}):
+            for b in ("onnxruntime", "tensorrt"):
+                for low in ("int8", "fp16"):
+                    add(f"{low.upper()} vs FP32",
+                        _find(rows, model="student", backend=b, precision=low, batch=batch, bundle=index),
+                        _find(rows, model="student", backend=b, precision="fp32", batch=batch, bundle=index))
+            if index:
+                for b in ("torch", "onnxruntime"):
+                    for p in ("fp32", "int8"):
+                        add("student vs other student",
+                            _find(rows, model="student", backend=b, precision=p, batch=batch),
+                            _find(rows, model="student", backend=b, precision=p, batch=batch, bundle=index))
         for p in PRECISIONS:
             add("TensorRT vs ONNX Runtime", _find(rows, model="student", backend="tensorrt", precision=p, batch=batch),
                 _find(rows, model="student", backend="onnxruntime", precision=p, batch=batch))
@@ -318,6 +359,11 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             add("deployed student vs ResMem", _find(rows, model="student", backend="onnxruntime", precision=p, batch=batch)
                 or _find(rows, model="student", backend="tensorrt", precision=p, batch=batch), resmem)
     return out
+
+
+def _row_name(row: dict[str, Any]) -> str:
+    backbone = f" ({row['backbone']})" if row.get("backbone") else ""
+    return f"{row['model']}{backbone} {row['backend']} {row['precision']}"
 
 
 def load_result(path: Path) -> dict[str, Any] | None:
@@ -339,10 +385,17 @@ def section(result: dict[str, Any], folder: Path) -> list[Block]:
         ),
         Table(
             ["model", "backend", "precision", "file", "batch", "p50 ms", "p90 ms", "p99 ms", "mean ms", "std ms", "FPS"],
-            [[r["model"], r["backend"], r["precision"], r.get("file"), r["batch"], r["p50_ms"], r["p90_ms"], r["p99_ms"],
-              r["mean_ms"], r["std_ms"], r["fps"]] for r in rows],
+            [[_row_name(r).rsplit(" ", 2)[0], r["backend"], r["precision"], r.get("file"), r["batch"], r["p50_ms"],
+              r["p90_ms"], r["p99_ms"], r["mean_ms"], r["std_ms"], r["fps"]] for r in rows],
         ),
     ]
+    if result.get("students"):
+        blocks += [
+            Heading("Students", 3),
+            Table(["backbone", "bundle", "parameters", "MACs (G)"],
+                  [[t["backbone"], t["bundle"], t["params"], None if t["macs"] is None else t["macs"] / 1e9]
+                   for t in result["students"]]),
+        ]
     if result["ratios"]:
         blocks += [
             Heading("Ratios (same run)", 3),
@@ -351,7 +404,7 @@ def section(result: dict[str, Any], folder: Path) -> list[Block]:
             Para("speed-up = mean latency of the baseline / mean latency of the candidate (> 1: the candidate is faster)."),
         ]
     if rows:
-        plot_latency_bars([f"{r['model']} {r['backend']} {r['precision']} b{r['batch']}" for r in rows],
+        plot_latency_bars([f"{_row_name(r)} b{r['batch']}" for r in rows],
                           [r["p50_ms"] for r in rows], [r["p99_ms"] for r in rows], folder / "latency.png",
                           "Latency per call: bar = p50, whisker = p99")
         blocks.append(Figure("latency.png", "Latency per call (bar p50, whisker to p99)"))

@@ -103,3 +103,44 @@ def test_accuracy_per_precision(bundle: Path, tmp_path: Path) -> None:
     assert agree["candidate"] == "int8" and agree["images"] == data["settings"]["images"]
     assert (tmp_path / "accuracy_latency.png").is_file()
     assert "Accuracy vs latency" in (tmp_path / "report.md").read_text()
+
+
+def test_latency_compares_two_student_backbones(bundle: Path, tmp_path: Path) -> None:
+    """--compare: the MobileNetV3 student's rows beside the Lite0 student's, MACs of each, in one run."""
+    from memgaze.export.cli import app as export_app
+
+    config = models_mod.default_config("student", image_size=SIZE, users=["generic", "user_a"], backbone_weights=None,
+                                       backbone="mobilenet_v3_small")
+    other = checkpoint_mod.save_checkpoint(tmp_path / "mnv3.safetensors", models_mod.build_model(config), config)
+    result = CliRunner().invoke(export_app, ["--checkpoint", str(other), "--out", str(tmp_path / "mnv3"), "--int8", "--calib",
+                                             str(bundle.parent / "demo-data" / "images"), "--calib-count", "16", "--allow-degraded"])
+    assert result.exit_code == 0, result.output
+    _bench(["latency", "--model", str(bundle), "--compare", str(tmp_path / "mnv3"), "--backends", "onnxruntime",
+            "--precisions", "fp32,int8", "--models", "student", "--batch", "1", "--iters", "3", "--warmup", "1",
+            "--rounds", "1", "--out", str(tmp_path / "bench")])
+    data = json.loads((tmp_path / "bench" / "latency.json").read_text())
+    assert [s["backbone"] for s in data["students"]] == ["efficientnet_lite0", "mobilenet_v3_small"]
+    lite, mnv3 = (s["macs"] for s in data["students"])
+    assert lite > 2 * mnv3 > 0
+    assert {(r["bundle"], r["precision"]) for r in data["rows"]} == {(0, "fp32"), (0, "int8"), (1, "fp32"), (1, "int8")}
+    assert {q["comparison"] for q in data["ratios"]} >= {"INT8 vs FP32", "student vs other student"}
+    assert "mobilenet_v3_small" in (tmp_path / "bench" / "report.md").read_text()
+
+
+def test_agreement_with_a_reference_model(bundle: Path, tmp_path: Path) -> None:
+    """memgaze-bench agreement: Spearman and pairwise accuracy of FP32 and INT8 against an ONNX reference,
+    whose scores are cached beside the photos (a rerun reuses them)."""
+    reference = Path(__file__).parent / "data" / "demo_teacher.int8.onnx"
+    data = tmp_path / "photos"
+    shutil.copytree(bundle.parent / "demo-data" / "images", data / "images")
+    args = ["agreement", "--model", f"lite={bundle}", "--data", str(data), "--reference", str(reference), "--out", str(tmp_path / "a")]
+    _bench(args)
+    first = json.loads((tmp_path / "a" / "agreement.json").read_text())
+    assert [r["precision"] for r in first["rows"]][0] == "fp32"
+    assert {r["file"] for r in first["rows"]} == {"model.onnx", "model.int8.ort.onnx", "model.int8.onnx"}
+    for row in first["rows"]:
+        assert -1 <= row["spearman"] <= 1 and 0 <= row["pairwise"] <= 1 and row["model"] == "lite"
+    assert first["settings"]["images"] == 32 and not first["settings"]["reference_cached"]
+    _bench(args)
+    assert json.loads((tmp_path / "a" / "agreement.json").read_text())["settings"]["reference_cached"]
+    assert "pairwise" in (tmp_path / "a" / "report.md").read_text()

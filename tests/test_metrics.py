@@ -15,6 +15,7 @@ from memgaze.train.metrics import (
     map_metrics,
     mse,
     nss,
+    pairwise_accuracy,
     pearson,
     rankdata,
     score_metrics,
@@ -112,3 +113,13 @@ def test_auc_judd_matches_reference_loop_and_batch_helper() -> None:
     assert out["kld"] == pytest.approx(np.mean([kld(pred[i], gt[i]) for i in range(3)]))
     assert out["sim"] == pytest.approx(np.mean([sim(pred[i], gt[i]) for i in range(3)]))
     assert set(map_metrics(pred, gt)) == {"cc", "kld", "sim"}
+
+
+def test_pairwise_accuracy_by_hand() -> None:
+    reference = np.array([0.1, 0.2, 0.3, 0.3])  # 5 ordered pairs (the 0.3/0.3 tie is left out)
+    assert pairwise_accuracy(reference * 2, reference) == 1.0
+    assert pairwise_accuracy(-reference, reference) == 0.0
+    # pairs 0-1 and 0-2 swapped, pair 1-2 tied in the prediction: (2 + 0.5) / 5
+    assert pairwise_accuracy(np.array([0.2, 0.1, 0.1, 0.5]), reference) == pytest.approx(0.5)
+    assert pairwise_accuracy(np.array([0.2, 0.1, 0.3, 0.4]), reference) == pytest.approx(4 / 5)
+    assert math.isnan(pairwise_accuracy(np.array([1.0, 2.0]), np.array([0.5, 0.5])))
