@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import importlib.util
 import subprocess
 import tempfile
 import zipfile
@@ -93,10 +94,10 @@ def fetch_package(source: Source, cache: Path) -> Path:
             for deb in Path(tmp).glob("*.deb"):
                 _run(["dpkg-deb", "-x", str(deb), str(root)], source)
         else:  # "installed": read from the importable package
-            import importlib
-
-            module = importlib.import_module(name)
-            base = Path(module.__file__ or "").parent
+            spec = importlib.util.find_spec(name)
+            if spec is None or spec.origin is None:
+                fail(f"{source.package} is not installed: pip install {source.package}")
+            base = Path(spec.origin).parent
             for member in source.members:
                 for found in base.glob(member):
                     target = root / found.relative_to(base)
@@ -149,7 +150,8 @@ def _encode(path: Path, image: np.ndarray) -> None:
     write_bytes(path, data.tobytes())
 
 
-def build(out: Path, crops: int = 8, seed: int = 0, cache: Path | None = None) -> dict[str, int]:
+def build(out: Path, crops: int = 8, seed: int = 0, cache: Path | None = None,
+          sources: tuple[Source, ...] = SOURCES) -> dict[str, int]:
     """Fetch every source and write the train / held-out / video folders and ``sources.json``."""
     if crops < 1:
         fail("--crops must be >= 1")
@@ -157,7 +159,7 @@ def build(out: Path, crops: int = 8, seed: int = 0, cache: Path | None = None) -
     cache.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     records, counts = [], {"train_photos": 0, "train_crops": 0, "train_videos": 0, "heldout_photos": 0, "heldout_videos": 0}
-    for source in SOURCES:
+    for source in sources:
         root = fetch_package(source, cache)
         files = sorted(p for p in root.rglob("*") if p.is_file() and _wanted(p.relative_to(root).as_posix(), source))
         if not files:
