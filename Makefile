@@ -10,7 +10,7 @@ TEACHER_RUN := build/demo-teacher
 REAL := runs/demo-real
 # the synthetic-trained student the real-photo report compares against (skipped when absent)
 SYNTH_BUNDLE ?= $(RUN)/deploy
-REAL_EPOCHS ?= 12
+REAL_EPOCHS ?= 8
 REAL_SIZE ?= 160
 
 .PHONY: install demo demo-real test typecheck trt-api-check test-teacher clean
@@ -36,7 +36,8 @@ demo: $(STAMP)
 # the student's agreement with ResMem on held-out photos next to the synthetic-trained student's.
 demo-real: $(STAMP)
 	$(BIN)/python -m memgaze.train.photos --out $(REAL)/photos
-	$(BIN)/memgaze-train --teacher-model resmem --data $(REAL)/photos/train --out $(REAL) \
+	printf '{"optim": {"lr_student_backbone_mult": 0.0, "patience": 3}}\n' > $(REAL)/train.json
+	$(BIN)/memgaze-train --teacher-model resmem --data $(REAL)/photos/train --out $(REAL) --config $(REAL)/train.json \
 		--image-size $(REAL_SIZE) --epochs-student $(REAL_EPOCHS) --video-every 15
 	$(BIN)/memgaze-export --checkpoint $(REAL)/student.safetensors --out $(REAL)/deploy --int8 --calib $(REAL)/photos/train
 	$(BIN)/memgaze-run --source $(REAL)/photos/video/opencv-doc__Megamind.avi --model $(REAL)/deploy --headless \
