@@ -109,9 +109,9 @@ def test_latency_compares_two_student_backbones(bundle: Path, tmp_path: Path) ->
     """--compare: the MobileNetV3 student's rows beside the Lite0 student's, MACs of each, in one run."""
     from memgaze.export.cli import app as export_app
 
-    config = models_mod.default_config("student", image_size=SIZE, users=["generic", "user_a"], backbone_weights=None,
-                                       backbone="mobilenet_v3_small")
-    other = checkpoint_mod.save_checkpoint(tmp_path / "mnv3.safetensors", models_mod.build_model(config), config)
+    config = default_config("student", image_size=SIZE, users=["generic", "user_a"], backbone_weights=None,
+                            backbone="mobilenet_v3_small")
+    other = save_checkpoint(tmp_path / "mnv3.safetensors", build_model(config), config)
     result = CliRunner().invoke(export_app, ["--checkpoint", str(other), "--out", str(tmp_path / "mnv3"), "--int8", "--calib",
                                              str(bundle.parent / "demo-data" / "images"), "--calib-count", "16", "--allow-degraded"])
     assert result.exit_code == 0, result.output
