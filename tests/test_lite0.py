@@ -99,7 +99,7 @@ def test_export_and_int8_at_64px(tmp_path: Path) -> None:
     ops = {node.op_type for node in int8.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
     assert not ops & {"HardSwish", "HardSigmoid", "Pad"}  # ReLU6 (Clip) only; TF-SAME pads folded into Conv
-    assert np.isfinite(manifest["accuracy"]["spearman"])
+    assert manifest.accuracy is not None and np.isfinite(manifest.accuracy["spearman"])
 
 
 def test_checkpoint_without_a_backbone_key_is_mobilenet() -> None:
