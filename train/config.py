@@ -218,18 +218,22 @@ def _unflatten(values: dict[str, Any], file: Path) -> dict[str, Any]:
     return nested
 
 
+_EXPECTED = {bool: "true or false", float: "a number", int: "an integer", str: "a string"}
+
+
 def _coerce(owner: type[Any], name: str, value: Any, where: str) -> Any:
     """Check ``value`` against the annotated type of ``owner.name`` (ints become floats where needed)."""
-    annotation = str(typing.get_type_hints(owner)[name])
-    kind = annotation.split("|")[0].strip().removeprefix("<class '").removesuffix("'>")
+    hint = typing.get_type_hints(owner)[name]
+    options = typing.get_args(hint) or (hint,)
+    kind = next(option for option in options if option is not type(None))
     if value is None:
-        if "None" in annotation:
+        if type(None) in options:
             return None
         fail(f"config key {where!r} cannot be null")
-    expected = {"bool": (bool,), "float": (int, float), "int": (int,), "str": (str,)}[kind]
-    if not isinstance(value, expected) or (kind != "bool" and isinstance(value, bool)):
-        fail(f"config key {where!r} must be {'true or false' if kind == 'bool' else 'a number' if kind == 'float' else 'an integer' if kind == 'int' else 'a string'}, got {value!r}")
-    return float(value) if kind == "float" else value
+    accepted = (int, float) if kind is float else (kind,)
+    if not isinstance(value, accepted) or (kind is not bool and isinstance(value, bool)):
+        fail(f"config key {where!r} must be {_EXPECTED[kind]}, got {value!r}")
+    return float(value) if kind is float else value
 
 
 def _known(owner: type[Any]) -> dict[str, dataclasses.Field[Any]]:
