@@ -27,15 +27,17 @@ def heatmap_cc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(same, 1.0, cc)
 
 
-def average_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n of ``values``, ties sharing their average rank (as ``scipy.stats.rankdata``)."""
-    order = np.argsort(values, kind="mergesort")
-    ordered = values[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    ends = np.r_[starts[1:], len(values)]
-    ranks = np.empty(len(values), np.float64)
-    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
-    return ranks
+def rankdata(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n with ties given their average rank (as ``scipy.stats.rankdata``)."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    order = np.argsort(x, kind="mergesort")
+    inverse = np.empty(len(x), dtype=np.intp)
+    inverse[order] = np.arange(len(x))
+    sorted_x = x[order]
+    first = np.r_[True, sorted_x[1:] != sorted_x[:-1]]
+    dense = np.cumsum(first)[inverse]
+    bounds = np.r_[np.flatnonzero(first), len(x)]
+    return 0.5 * (bounds[dense] + bounds[dense - 1] + 1)
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -45,7 +47,7 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
         return 1.0
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return 0.0
-    return float(np.corrcoef(average_ranks(a), average_ranks(b))[0, 1])
+    return float(np.corrcoef(rankdata(a), rankdata(b))[0, 1])
 
 
 @dataclass

@@ -20,20 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from memgaze.gate import rankdata  # in the core: the torch-free accuracy gate ranks scores too
+
 EPS = 2.2204e-16
-
-
-def rankdata(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n with ties given their average rank (as ``scipy.stats.rankdata``)."""
-    x = np.asarray(values, dtype=np.float64).ravel()
-    order = np.argsort(x, kind="mergesort")
-    inverse = np.empty(len(x), dtype=np.intp)
-    inverse[order] = np.arange(len(x))
-    sorted_x = x[order]
-    first = np.r_[True, sorted_x[1:] != sorted_x[:-1]]
-    dense = np.cumsum(first)[inverse]
-    bounds = np.r_[np.flatnonzero(first), len(x)]
-    return 0.5 * (bounds[dense] + bounds[dense - 1] + 1)
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
