@@ -120,6 +120,7 @@ def pipeline(
     precision: str = typer.Option("int8", help="int8, fp16 or fp32."),
     threads: str = typer.Option("1,default", help="Comma list of ONNX Runtime intra-op threads settings ('default': library default)."),
     max_frames: Optional[int] = typer.Option(None, help="Stop each throughput run after N frames."),
+    repeat: int = typer.Option(3, min=1, help="Rounds per file (pipeline, decode, engine); the median round is reported."),
     iters: int = typer.Option(200, help="Timed calls of the engine alone."),
     warmup: int = typer.Option(10, help="Untimed engine calls first."),
     paced_seconds: float = typer.Option(0.0, "--paced-seconds", help="Also replay the first source at its frame rate for this long (0: skip)."),
@@ -132,7 +133,7 @@ def pipeline(
 
     result = run_pipeline_bench(model, source, backend, precision, threads=_threads(threads), max_frames=max_frames,
                                 iters=iters, warmup=warmup, paced_seconds=paced_seconds, window=window,
-                                multi=_ints(multi, "multi") if multi.strip() else None)
+                                multi=_ints(multi, "multi") if multi.strip() else None, repeat=repeat)
     console.print(summary_line(result))
     _finish(out, "pipeline.json", result)
 

@@ -22,7 +22,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_pipeline_bench_writes_stages_decode_engine_paced_and_multi_source(bundle: Path, tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "clip.mp4", frames=30, size=96, fps=30.0)
     out = tmp_path / "bench"
-    proc = subprocess.run([BENCH, "pipeline", "--model", str(bundle), "--source", str(clip), "--threads", "1", "--iters", "20",
+    proc = subprocess.run([BENCH, "pipeline", "--model", str(bundle), "--source", str(clip), "--threads", "1", "--repeat", "2", "--iters", "20",
                            "--warmup", "2", "--paced-seconds", "1.5", "--window", "0.5", "--multi", "1,2",
                            "--out", str(out)], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -37,6 +37,12 @@ def test_pipeline_bench_writes_stages_decode_engine_paced_and_multi_source(bundl
     bottleneck = max(run["decode"]["mean_ms"], run["engine"]["mean_ms"])
     assert run["overhead_vs_bottleneck"] == pytest.approx(pipeline["per_frame_ms"] / bottleneck)
     assert result["overhead_vs_bottleneck"] == {"96x96 threads 1": run["overhead_vs_bottleneck"]}
+    low, high = run["overhead_vs_bottleneck_range"]
+    assert run["rounds"] == 2 and low <= run["overhead_vs_bottleneck"] <= high
+    # The CPU floor: the stages' own costs spread over the usable cores, never below the bottleneck itself.
+    assert run["cores"] >= 1 and run["stage_cpu_ms"] > run["decode"]["mean_ms"] + run["engine"]["mean_ms"]
+    assert run["cpu_floor_vs_bottleneck"] == pytest.approx(max(run["stage_cpu_ms"] / run["cores"], bottleneck) / bottleneck)
+    assert pipeline["cpu_ms_per_frame"] > 0 and 0 < pipeline["cpu_utilisation"] <= run["cores"] + 0.5
     assert 0 < run["python_work_p50_ms"] < pipeline["per_frame_ms"]
     paced = result["paced"]
     # Replayed at 30 FPS for 1.5 s: about 45 frames, each scored well within a frame interval.

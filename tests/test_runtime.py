@@ -15,7 +15,7 @@ import pytest
 from memgaze.errors import MemgazeError
 from memgaze.manifest import file_entries
 from memgaze.runtime.backends import open_backend
-from memgaze.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend, choose_providers
+from memgaze.runtime.backends.onnxruntime_backend import SPIN_KEY, OnnxRuntimeBackend, choose_providers
 from memgaze.runtime.backends.tensorrt_backend import select_engine
 from memgaze.runtime.bundle import load_bundle
 from memgaze.runtime.capture import Capture, ReconnectPolicy
@@ -110,6 +110,8 @@ def test_cpu_session_loads_the_onnxruntime_cpu_int8_model(bundle_dir: Path, tmp_
 
 def test_onnxruntime_io_binding_batches_and_users(bundle) -> None:
     with OnnxRuntimeBackend(bundle, "fp32", threads=1) as backend:
+        # idle intra-op threads must not spin: the capture threads share the cores
+        assert backend._session.get_session_options().get_session_config_entry(SPIN_KEY) == "0"
         assert backend.input_size == (SIZE, SIZE)
         batch = frames(2)
         scores, maps = backend.infer(batch, np.array([0, 0]))

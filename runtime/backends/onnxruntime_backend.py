@@ -37,6 +37,9 @@ def _provider_options(name: str) -> dict[str, Any]:
     return {}
 
 
+SPIN_KEY = "session.intra_op.allow_spinning"
+
+
 class OnnxRuntimeBackend(Backend):
     """One ORT session over the bundle's FP32 or INT8 ONNX (on the CPU provider alone, the bundle's
     CPU-oriented INT8 file where it has one); outputs bound once per batch size."""
@@ -53,6 +56,9 @@ class OnnxRuntimeBackend(Backend):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.intra_op_num_threads = threads or 0
+        # Idle intra-op threads sleep instead of spinning: the capture threads (decode, resize) need the same
+        # cores. On 2 cores, spinning made memgaze-run 1.6-2x slower at default threads (memgaze-bench pipeline).
+        options.add_session_config_entry(SPIN_KEY, "0")
         options.log_severity_level = 3
         try:
             self._session = ort.InferenceSession(
