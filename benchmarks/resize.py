@@ -1,5 +1,7 @@
 """Which resize feeds the model: speed at 1280×720 and 1920×1080 and the change in the model's output
-against INTER_AREA (the runtime's resize before this benchmark), on real video frames.
+against INTER_AREA (the runtime's resize before this benchmark), on real video frames. Two candidates
+start from the frame stored as a JPEG and include its decoding: decoded in full, or decoded smaller
+by libjpeg's DCT scaling (what a folder of photos or an MJPEG camera allows; a video file does not).
 
 Every candidate is timed round-robin on the same frames in one run, single-threaded (OpenCV with one
 thread, ONNX Runtime with one intra-op thread), as the capture thread runs it. Accuracy: the demo
@@ -80,7 +82,28 @@ def in_graph(frame_shape: tuple[int, int], size: tuple[int, int], threads: int =
     return lambda frame, _size: session.run(None, {"image": frame[np.newaxis]})[0][0]
 
 
-def candidates(frame_shape: tuple[int, int], size: tuple[int, int]) -> dict[str, Resize]:
+JPEG_QUALITY = 95  # the frames as a camera or a photo folder stores them, for the reduced-decoding candidates
+
+
+def jpeg_decode(frames: list[np.ndarray], reduced: bool) -> Resize:
+    """Decode each frame's JPEG (encoded once, beforehand) with OpenCV, then the chosen resize: in full, or at the
+    largest 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, ``IMREAD_REDUCED_COLOR_*``) that keeps both sides at
+    least 2× the model size. Timed with the decoding, which is the point: a smaller decode replaces the resize."""
+    encoded = {id(f): cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1] for f in frames}
+
+    def decode(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        flag = cv2.IMREAD_COLOR
+        if reduced:
+            for factor, reduced_flag in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2)):
+                if frame.shape[0] // factor >= 2 * size[0] and frame.shape[1] // factor >= 2 * size[1]:
+                    flag = reduced_flag
+                    break
+        return resize_frame(cv2.imdecode(encoded[id(frame)], flag), size)
+
+    return decode
+
+
+def candidates(frame_shape: tuple[int, int], size: tuple[int, int], frames: list[np.ndarray]) -> dict[str, Resize]:
     """Every candidate by name; ``area`` is the reference."""
     return {
         "INTER_AREA (reference)": area,
@@ -91,6 +114,8 @@ def candidates(frame_shape: tuple[int, int], size: tuple[int, int]) -> dict[str,
         "INTER_LINEAR to 3× + INTER_AREA": linear_then_area(3),
         "INTER_LINEAR to 4× + INTER_AREA": linear_then_area(4),
         "in-graph Resize (ORT, antialias)": in_graph(frame_shape, size),
+        "JPEG decode + 2× + INTER_AREA (timed with decode)": jpeg_decode(frames, reduced=False),
+        "JPEG decode reduced + 2× + INTER_AREA (timed with decode)": jpeg_decode(frames, reduced=True),
     }
 
 
@@ -109,7 +134,7 @@ def run_resize_bench(model: Path, videos: list[Path], frames_per_video: int = 10
     with open_backend(bundle, "onnxruntime", precision, threads=1) as engine:
         for width, height in RESOLUTIONS:
             frames = [f for video in videos for f in sample_frames(video, frames_per_video, (width, height))]
-            methods = candidates((height, width), size)
+            methods = candidates((height, width), size, frames)
             cycle = {name: itertools.cycle(frames) for name in methods}
             timed = time_interleaved({name: (lambda n=name, fn=fn: fn(next(cycle[n]), size)) for name, fn in methods.items()},
                                      iters, warmup=5, rounds=5)

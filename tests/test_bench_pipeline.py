@@ -79,8 +79,11 @@ def test_resize_bench_and_clip_command(bundle: Path, tmp_path: Path) -> None:
                            "--precision", "fp32", "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = json.loads((out / "resize.json").read_text())["rows"]
-    assert {r["resolution"] for r in rows} == {"1280x720", "1920x1080"} and len(rows) == 16
+    assert {r["resolution"] for r in rows} == {"1280x720", "1920x1080"} and len(rows) == 20
     for row in rows:
         reference = row["method"].startswith("INTER_AREA")
         assert (row["mean_abs_pixel"] == 0) == reference and row["mean_ms"] > 0 and 0.9 <= row["heatmap_cc"] <= 1.0 + 1e-6
+    jpeg = {(r["resolution"], "reduced" in r["method"]): r for r in rows if r["method"].startswith("JPEG")}
+    for resolution in ("1280x720", "1920x1080"):  # a smaller decode changes the input: not the same as the full one
+        assert jpeg[resolution, True]["mean_abs_pixel"] != jpeg[resolution, False]["mean_abs_pixel"]
     assert "Resize to the model input" in (out / "report.md").read_text()
