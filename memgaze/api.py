@@ -126,7 +126,7 @@ class Model:
         opened: list[FrameSource] = []
         try:
             for spec in specs:
-                opened.append(open_source(spec, size, options.rate))
+                opened.append(open_source(spec, size, options.rate, model_size=self.input_size))
         except BaseException:
             for source in opened:
                 source.close()

@@ -34,7 +34,8 @@ from memgaze.runtime.sources import FrameSource, SourceLost, Undecodable
 @dataclass(frozen=True)
 class Frame:
     """One captured frame: its number in its source (from 0), the BGR image, when it was read
-    (``time.perf_counter``), the model input made from it, the resize time (s) and the source's id."""
+    (``time.perf_counter``), the model input made from it, the resize time (s), the source's id, and the
+    frame's full (H, W) when it was decoded smaller (peaks are given in full-size pixels)."""
 
     index: int
     image: np.ndarray
@@ -42,6 +43,12 @@ class Frame:
     model_input: np.ndarray | None = None
     pre_seconds: float = 0.0
     source: int = 0
+    full_shape: tuple[int, int] | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The frame's (H, W, ...) at full size."""
+        return self.full_shape or self.image.shape
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,7 @@ class Capture:
         self._cond.notify_all()
 
     def _publish(self, image: np.ndarray) -> None:
-        frame = Frame(self.read, image, time.perf_counter(), source=self.source_id)
+        frame = Frame(self.read, image, time.perf_counter(), source=self.source_id, full_shape=self.source.full_shape)
         self.read += 1
         with self._cond:
             self._hand_over(frame, "_raw")

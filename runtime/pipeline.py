@@ -136,7 +136,7 @@ class Stream:
         for frame, score, heatmap in zip(frames, scores.tolist(), heatmaps[:, 0]):
             times.add("pre", frame.pre_seconds)
             predictions.append(Prediction(
-                score=score, heatmap=heatmap, peak=heatmap_peak(heatmap, frame.image.shape),
+                score=score, heatmap=heatmap, peak=heatmap_peak(heatmap, frame.shape),
                 timings={**shared, "pre": frame.pre_seconds * 1000.0}, index=frame.index, source=frame.source,
                 captured=frame.captured, t=frame.captured - self.started, image=frame.image,
             ))
@@ -177,7 +177,8 @@ class Pipeline:
         if prediction.source == 0 and self.overlay:
             fps = self.rate.tick()
             assert prediction.image is not None
-            annotated = annotate(prediction.image, prediction.heatmap, prediction.score, prediction.peak, fps)
+            marker = heatmap_peak(prediction.heatmap, prediction.image.shape)  # the peak in this image's pixels
+            annotated = annotate(prediction.image, prediction.heatmap, prediction.score, marker, fps)
         for sink in self.sinks:
             if annotated is not None or not sink.wants_overlay:
                 sink.write(prediction, annotated)

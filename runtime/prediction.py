@@ -12,7 +12,8 @@ class Prediction:
     """The model's answer for one image or frame.
 
     ``score``: memorability in [0, 1]; ``heatmap``: float32 ``[h, w]`` (the model's map, summing to 1);
-    ``peak``: the heatmap's maximum as (x, y) pixels of ``image``; ``timings``: milliseconds per stage
+    ``peak``: the heatmap's maximum as (x, y) pixels of the full-size image (a folder's JPEGs are decoded
+    smaller where the model allows, so ``image`` may be smaller than the photo); ``timings``: milliseconds per stage
     (capture = time the inference thread waited for the frame, pre = resize, infer, post; a batch's
     infer and post are shared by its frames). Streamed frames also carry ``index`` (the frame's number
     in its source), ``source`` (the source's position in the list given, from 0), ``captured``

@@ -21,6 +21,7 @@ import numpy as np
 from memgaze.cv2_build import has_gstreamer
 from memgaze.errors import fail
 from memgaze.media import IMAGE_SUFFIXES as MEDIA_IMAGE_SUFFIXES
+from memgaze.media import read_image_for
 
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 CSI_SCHEME = "csi://"
@@ -137,7 +138,11 @@ def csi_pipeline(sensor: int, size: tuple[int, int], rate: float) -> str:
 
 
 class FrameSource:
-    """Reads BGR frames; ``read()`` returns a frame, None at the end, or raises SourceLost / Undecodable."""
+    """Reads BGR frames; ``read()`` returns a frame, None at the end, or raises SourceLost / Undecodable.
+
+    ``full_shape`` is the (H, W) of the frame last read when it was decoded smaller than it is, else None."""
+
+    full_shape: tuple[int, int] | None = None
 
     def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec
@@ -232,10 +237,12 @@ class VideoCaptureSource(FrameSource):
 
 
 class FolderSource(FrameSource):
-    """The images of a folder, sorted by name, read as a stream."""
+    """The images of a folder, sorted by name, read as a stream; JPEGs decoded smaller for a model of ``model_size``
+    (H, W) where that is given (:func:`memgaze.media.read_image_for`)."""
 
-    def __init__(self, spec: SourceSpec) -> None:
+    def __init__(self, spec: SourceSpec, model_size: tuple[int, int] | None = None) -> None:
         super().__init__(spec)
+        self.model_size = model_size
         folder = Path(str(spec.target))
         self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not self.files:
@@ -247,18 +254,23 @@ class FolderSource(FrameSource):
             return None
         path = self.files[self._next]
         self._next += 1
-        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if self.model_size is None:
+            frame, self.full_shape = cv2.imread(str(path), cv2.IMREAD_COLOR), None
+        else:
+            frame, self.full_shape = read_image_for(path, self.model_size)
         if frame is None:
             raise Undecodable(f"cannot decode {path}")
         return frame
 
 
-def open_source(spec: SourceSpec, size: tuple[int, int] | None = None, rate: float | None = None) -> FrameSource:
-    """Open ``spec`` (a camera asked for ``size`` (W, H) at ``rate``); one-line error when it cannot be opened."""
+def open_source(spec: SourceSpec, size: tuple[int, int] | None = None, rate: float | None = None,
+                model_size: tuple[int, int] | None = None) -> FrameSource:
+    """Open ``spec`` (a camera asked for ``size`` (W, H) at ``rate``; a folder's JPEGs decoded no larger than a model of
+    ``model_size`` (H, W) needs); one-line error when it cannot be opened."""
     if spec.kind in ("csi", "pipeline") and not has_gstreamer():
         fail(f"{spec} needs OpenCV built with GStreamer, and this cv2 {cv2.__version__} has none "
              f"(pip's opencv-python-headless?); {SYSTEM_OPENCV_FIX}")
-    source: FrameSource = FolderSource(spec) if spec.kind == "folder" else VideoCaptureSource(spec, size, rate)
+    source: FrameSource = FolderSource(spec, model_size) if spec.kind == "folder" else VideoCaptureSource(spec, size, rate)
     try:
         source.open()
     except SourceLost:

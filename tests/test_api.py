@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -100,6 +101,23 @@ def test_stream_over_a_video(model, tmp_path: Path) -> None:
     # The stream scores what predict() scores (same resize, same model).
     first = model.predict(got[0].image)
     assert got[0].score == pytest.approx(first.score, abs=1e-6) and got[0].peak == first.peak
+
+
+def test_stream_over_a_folder_decodes_jpegs_smaller_and_gives_peaks_in_full_size_pixels(model, tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photos = [cv2.resize(synthetic_frame(i, 96), (800, 600), interpolation=cv2.INTER_CUBIC) for i in range(3)]
+    for i, photo in enumerate(photos):
+        cv2.imwrite(str(folder / f"{i}.jpg"), photo, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    got = list(model.stream(str(folder)))
+    assert [p.index for p in got] == [0, 1, 2]
+    cell = 800 / (SIZE // 8)
+    for prediction, photo in zip(got, photos):
+        assert prediction.image.shape == (150, 200, 3)  # 1/4 keeps both sides ≥ 2 × 64
+        row, col = np.unravel_index(int(np.argmax(prediction.heatmap)), prediction.heatmap.shape)
+        assert prediction.peak == (int((col + 0.5) * cell), int((row + 0.5) * 600 / (SIZE // 8)))
+        # the score is that of the full-size photo, within the resize tolerance
+        assert prediction.score == pytest.approx(model.predict(photo).score, abs=0.01)
 
 
 def test_stream_batches_several_sources_in_order_with_ids(model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from memgaze.media import resize_frame
+from memgaze.media import jpeg_size, read_image_for, resize_frame
 from memgaze.runtime.backends import open_backend
 from memgaze.runtime.bundle import load_bundle
 from memgaze.train.metrics import cc
@@ -66,3 +66,24 @@ def test_model_output_is_within_tolerance_of_inter_area(tmp_path: Path) -> None:
         ref = engine.infer(np.stack([reference(f, (64, 64)) for f in frames]))
     assert np.abs(ours[0] - ref[0]).max() <= SCORE_TOLERANCE
     assert min(cc(a[0], b[0]) for a, b in zip(ours[1], ref[1])) >= CC_TOLERANCE
+
+
+def test_jpeg_is_decoded_smaller_within_the_same_tolerance(tmp_path: Path) -> None:
+    frame = camera_frame(1280, 720)
+    photo, png = tmp_path / "photo.jpg", tmp_path / "photo.png"
+    cv2.imwrite(str(photo), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    cv2.imwrite(str(png), frame)
+    assert jpeg_size(photo) == (1280, 720) and jpeg_size(png) is None
+    # 1/2 keeps 640×360 ≥ 2 × 128 on both sides; 1/4 (320×180) would not.
+    image, full = read_image_for(photo, (128, 128))
+    assert image is not None and image.shape == (360, 640, 3) and full == (720, 1280)
+    assert read_image_for(photo, (64, 64))[0].shape == (180, 320, 3)  # 1/4 for a smaller model
+    assert read_image_for(photo, (400, 400))[1] is None  # too small to shrink: decoded in full
+    whole, none = read_image_for(png, (128, 128))
+    assert none is None and np.array_equal(whole, frame)  # not a JPEG: read in full
+    full_decode = cv2.imread(str(photo))
+    ours, ref = resize_frame(image, (128, 128)), reference(frame, (128, 128))
+    assert np.abs(ours.astype(np.int16) - ref).mean() <= PIXEL_TOLERANCE
+    assert np.abs(resize_frame(full_decode, (128, 128)).astype(np.int16) - ref).mean() <= PIXEL_TOLERANCE
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00")
+    assert jpeg_size(tmp_path / "broken.jpg") is None
