@@ -15,7 +15,7 @@ import numpy as np
 
 from memgaze.console import WarningCounter
 from memgaze.errors import MemgazeError, fail
-from memgaze.media import resize_frame
+from memgaze.media import read_image_for, resize_frame
 from memgaze.runtime.backends import open_backend
 from memgaze.runtime.backends.base import Backend
 from memgaze.runtime.bundle import Bundle, load_bundle
@@ -31,16 +31,15 @@ SourceArg = Union[str, int, Path]
 MAX_BATCH = 32  # images per engine call in predict(); longer lists are split
 
 
-def check_image(image: object, position: int | None = None) -> np.ndarray:
-    """``image`` as a uint8 BGR ``[H, W, 3]`` array (a path is read with OpenCV); one-line error otherwise."""
+def check_image(image: object, size: tuple[int, int], position: int | None = None) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """``image`` as a uint8 BGR ``[H, W, 3]`` array, and its full (H, W) when a path's JPEG was decoded smaller
+    for a model of input ``size`` (:func:`memgaze.media.read_image_for`), else None; one-line error otherwise."""
     where = "" if position is None else f" (image {position})"
     if isinstance(image, (str, Path)):
-        import cv2
-
-        read = cv2.imread(str(image), cv2.IMREAD_COLOR)
+        read, full_shape = read_image_for(Path(image), size)
         if read is None:
             fail(f"cannot read an image from {image}{where}")
-        return read
+        return read, full_shape
     if not isinstance(image, np.ndarray):
         fail(f"expected a numpy uint8 BGR image [H, W, 3] or a path, got {type(image).__name__}{where}")
     if image.dtype != np.uint8:
@@ -56,7 +55,7 @@ def check_image(image: object, position: int | None = None) -> np.ndarray:
         fail(f"expected an image of shape [H, W, 3], got {image.shape}{where}")
     if image.shape[0] == 0 or image.shape[1] == 0:
         fail(f"the image is empty (shape {image.shape}){where}")
-    return image
+    return image, None
 
 
 class Model:
@@ -90,16 +89,17 @@ class Model:
     def predict(self, images: Image | Sequence[Image]) -> Prediction | list[Prediction]:
         """Score one image (uint8 BGR ``[H, W, 3]`` array of any size, or a path) or a list of them (batched)."""
         if isinstance(images, (np.ndarray, str, Path)):
-            return self._predict_batch([check_image(images)])[0]
+            return self._predict_batch([check_image(images, self.input_size)])[0]
         if not isinstance(images, Sequence):
             fail(f"expected an image or a list of images, got {type(images).__name__}")
         if len(images) == 0:
             fail("predict() got an empty list of images")
-        checked = [check_image(image, position) for position, image in enumerate(images)]
+        checked = [check_image(image, self.input_size, position) for position, image in enumerate(images)]
         return [p for start in range(0, len(checked), MAX_BATCH) for p in self._predict_batch(checked[start:start + MAX_BATCH])]
 
-    def _predict_batch(self, images: list[np.ndarray]) -> list[Prediction]:
+    def _predict_batch(self, checked: list[tuple[np.ndarray, tuple[int, int] | None]]) -> list[Prediction]:
         start = time.perf_counter()
+        images = [image for image, _ in checked]
         batch = batch_of([resize_frame(image, self.input_size) for image in images])
         resized = time.perf_counter()
         users = None if self.user is None else np.full(len(images), self.user, np.int64)
@@ -107,9 +107,9 @@ class Model:
         inferred = time.perf_counter()
         timings = {"pre": (resized - start) * 1000.0, "infer": (inferred - resized) * 1000.0}
         predictions = [
-            Prediction(score=score, heatmap=heatmap, peak=heatmap_peak(heatmap, image.shape), timings=dict(timings),
-                       index=index, image=image)
-            for index, (image, score, heatmap) in enumerate(zip(images, scores.tolist(), heatmaps[:, 0]))
+            Prediction(score=score, heatmap=heatmap, peak=heatmap_peak(heatmap, full_shape or image.shape),
+                       timings=dict(timings), index=index, image=image)
+            for index, ((image, full_shape), score, heatmap) in enumerate(zip(checked, scores.tolist(), heatmaps[:, 0]))
         ]
         post = (time.perf_counter() - inferred) * 1000.0
         for prediction in predictions:

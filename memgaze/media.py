@@ -85,7 +85,7 @@ def read_image_for(path: Path, size: tuple[int, int], prescale: int = PRESCALE) 
     A JPEG is decoded at the smallest 1/8, 1/4 or 1/2 scale that keeps it at least ``prescale`` × the model
     size (:func:`resize_frame` then shrinks it as it would the full image): 2.5× cheaper than a full decode
     of a 1280×720 JPEG, as close to INTER_AREA (``memgaze-bench resize``). Other files: read in full."""
-    dims = jpeg_size(path) if path.suffix.lower() in JPEG_SUFFIXES else None
+    dims = jpeg_size(path) if path.suffix.lower() in JPEG_SUFFIXES and path.is_file() else None
     flag, factor = cv2.IMREAD_COLOR, 1
     if dims is not None:
         short, long = sorted(dims)

@@ -118,6 +118,9 @@ def test_stream_over_a_folder_decodes_jpegs_smaller_and_gives_peaks_in_full_size
         assert prediction.peak == (int((col + 0.5) * cell), int((row + 0.5) * 600 / (SIZE // 8)))
         # the score is that of the full-size photo, within the resize tolerance
         assert prediction.score == pytest.approx(model.predict(photo).score, abs=0.01)
+    from_path = model.predict(folder / "0.jpg")  # predict(path) reads the same way
+    assert from_path.image.shape == (150, 200, 3) and from_path.peak == got[0].peak
+    assert from_path.score == pytest.approx(got[0].score, abs=1e-6)
 
 
 def test_stream_batches_several_sources_in_order_with_ids(model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
