@@ -141,6 +141,53 @@ def test_int8_graph_is_symmetric_per_channel_qdq(bundle: Path) -> None:
     # The outputs come from float ops, not from a DequantizeLinear.
     producers = {o: n.op_type for n in model.graph.node for o in n.output}
     assert producers["heatmap"] != "DequantizeLinear" and producers["score"] != "DequantizeLinear"
+    # Q/DQ quantize the inputs of compute layers, never a conv's raw output on its way to an activation
+    # (a pre-ReLU range would leave the clipped values a handful of levels).
+    compute = ("Conv", "Gemm", "MatMul")
+    consumers: dict[str, list[str]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node.op_type)
+    dq_of = {n.input[0]: n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    raw = [n for n in model.graph.node if n.op_type == "QuantizeLinear" and producers.get(n.input[0]) in compute]
+    activations = {"Relu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid"}
+    assert not any(activations & set(consumers[dq_of[q.output[0]]]) for q in raw)
+
+
+def test_entropy_calibration_clips_rare_outliers(tmp_path: Path) -> None:
+    """``--calib-method entropy`` searches its threshold (ORT's own 128-bin entropy calibrator would
+    return the min/max range): activations N(0, 1) with rare outliers at 50 get a range well inside ±50."""
+    from onnx import TensorProto, helper
+    from onnxruntime.quantization import CalibrationDataReader
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    from memgaze.export.quantize import entropy_ranges
+
+    weight = numpy_helper.from_array(np.eye(4, dtype=np.float32)[:, :, None, None], "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"]), helper.make_node("Relu", ["y"], ["z"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 16, 16])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4, 16, 16])], [weight],
+    )
+    model = tmp_path / "conv.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    rng = np.random.default_rng(0)
+    batches = [rng.standard_normal((1, 4, 16, 16)).astype(np.float32) for _ in range(8)]
+    batches[0][0, 0, 0, 0] = 50.0
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.rewind()
+
+        def rewind(self) -> None:
+            self.items = iter(batches)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(({"x": b} for b in self.items), None)
+
+    entropy_ranges(model, Reader(), tmp_path / "ranges.json")
+    low, high = load_tensors_data(tmp_path / "ranges.json")["x"].range_value
+    assert float(np.max(high)) < 25.0 and float(np.min(low)) > -25.0
 
 
 def test_bad_inputs_one_line(student: Path, frames: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

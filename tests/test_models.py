@@ -134,6 +134,27 @@ def test_add_user_and_embedding_only_training() -> None:
     assert not torch.equal(after["users.weight"][3], before["users.weight"][3])
 
 
+def test_frozen_backbone_keeps_its_statistics_while_training() -> None:
+    from memgaze.train.config import OptimConfig
+    from memgaze.train.stages.student import student_param_groups
+
+    torch.manual_seed(0)
+    model: Student = build_model(default_config("student", 32, USERS, backbone_weights="none"))  # type: ignore[assignment]
+    model.freeze_backbone()
+    model.train()
+    assert not model.enc8.training and model.fuse8.training
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    groups = student_param_groups(model, OptimConfig(lr_student_backbone_mult=0.0))
+    optimizer = torch.optim.AdamW(groups, lr=0.01)
+    score, _ = model(images(4, size=32))
+    score.sum().backward()
+    optimizer.step()
+    changed = {k.split(".")[0] for k, v in model.state_dict().items() if not torch.equal(before[k], v)}
+    assert changed and not changed & {"enc8", "enc16", "enc32"}  # neither weights nor batch-norm statistics
+    assert "fuse8" in changed and all(p.grad is None for p in model.backbone_parameters())
+
+
+
 @pytest.mark.parametrize(("backbone", "max_params", "min_ratio"), [("mobilenet_v3_small", 3_000_000, 15), ("efficientnet_lite0", 5_000_000, 10)])
 def test_complexity_at_224(backbone: str, max_params: int, min_ratio: int) -> None:
     student = build_model(default_config("student", 224, USERS, backbone_weights="none", backbone=backbone))

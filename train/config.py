@@ -23,7 +23,8 @@ amp                         ``auto`` (bf16 if supported, else fp16 + GradScaler;
   lr_teacher                peak AdamW learning rate of the teacher head (1e-3)
   lr_backbone_mult          teacher trunk lr = lr_teacher * this (null = 0.1 from pretrained weights, else 1)
   lr_student                peak AdamW learning rate of the student (3e-3)
-  lr_student_backbone_mult  student trunk lr = lr_student * this (null = 0.1 from pretrained weights, else 1)
+  lr_student_backbone_mult  student trunk lr = lr_student * this (null = 0.1 from pretrained weights, else 1;
+                            0 = frozen trunk, batch-norm statistics included)
   lr_user_mult              student user conditioning (embedding, FiLM, query) lr = lr_student * this (10.0)
   weight_decay              AdamW weight decay (1e-4)
   warmup_frac               fraction of steps spent warming up (OneCycle ``pct_start``) (0.2)

@@ -55,6 +55,22 @@ class Student(nn.Module):
         self.map_head = MapHead(width)
         self.score_head = ScoreHead(width, c32, hidden)
         self._row_mask: torch.utils.hooks.RemovableHandle | None = None
+        self.frozen_backbone = False
+
+    def freeze_backbone(self) -> None:
+        """Freeze the trunk entirely: no gradients, and its batch norms keep their (pretrained) statistics
+        in training mode too, so the features the decoder learns from are the trunk's own."""
+        self.frozen_backbone = True
+        for module in (self.enc8, self.enc16, self.enc32):
+            module.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> Student:
+        super().train(mode)
+        if self.frozen_backbone:
+            for module in (self.enc8, self.enc16, self.enc32):
+                module.eval()
+        return self
 
     def backbone_parameters(self) -> list[nn.Parameter]:
         """Trunk parameters (for a lower learning rate when they start pretrained)."""

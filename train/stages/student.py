@@ -38,6 +38,8 @@ def train_student(
     torch.manual_seed(ctx.seed)
     config = default_config("student", ctx.image_size, users, backbone=backbone)
     model = build_model(config)
+    if ctx.optim.lr_student_backbone_mult == 0:
+        model.freeze_backbone()
     train_set = ctx.dataset("train", "user", people, augment=True)
     val_scores = ctx.dataset("val", "image")
     val_maps = ctx.dataset("val", "user", people)
@@ -90,7 +92,8 @@ def resnet_teacher(path: Path, compute: Compute) -> TargetSource:
 
 def student_param_groups(model: nn.Module, optim: OptimConfig) -> list[dict[str, Any]]:
     """The student's parameters at ``optim.lr_student``; the user conditioning (embedding, FiLM, query) at
-    ``lr_user_mult`` ×, a pretrained trunk at ``lr_student_backbone_mult`` × (default 0.1; 1 from scratch)."""
+    ``lr_user_mult`` ×, a pretrained trunk at ``lr_student_backbone_mult`` × (default 0.1; 1 from scratch;
+    0 freezes it, batch-norm statistics included: :meth:`Student.freeze_backbone`)."""
     lr = optim.lr_student
     trunk = {id(p) for p in model.backbone_parameters()}
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
