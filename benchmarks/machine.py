@@ -120,6 +120,11 @@ def jetson() -> dict[str, Any] | None:
     }
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def describe_machine() -> dict[str, Any]:
     """Everything a reader needs to judge a benchmark number from this machine."""
     return {
@@ -128,7 +133,7 @@ def describe_machine() -> dict[str, Any]:
         "arch": platform.machine(),
         "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
-        "cpu_cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_cores_usable": usable_cores(),
         "cpu_flags": cpu_flags(),
         "memory_gib": memory_gib(),
         "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,

@@ -29,7 +29,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from memgaze.api import Model, load
-from memgaze.bench.machine import describe_machine
+from memgaze.bench.machine import describe_machine, usable_cores
 from memgaze.bench.report import Block, Heading, Para, Table, plot_bars
 from memgaze.bench.timing import summarize, time_interleaved
 from memgaze.errors import fail
@@ -132,11 +132,6 @@ def python_work_ms(summary: RunSummary, statistic: str = "p50") -> float:
         return float("nan")
     work = post[:n] + sink[:n]
     return float((np.percentile(work, 50) if statistic == "p50" else work.mean()) * 1000.0)
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def throughput_round(model: Model, source: str, max_frames: int | None, iters: int, warmup: int) -> dict[str, Any]:

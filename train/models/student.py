@@ -61,20 +61,24 @@ class Student(nn.Module):
         """Freeze the trunk entirely: no gradients, and its batch norms keep their (pretrained) statistics
         in training mode too, so the features the decoder learns from are the trunk's own."""
         self.frozen_backbone = True
-        for module in (self.enc8, self.enc16, self.enc32):
+        for module in self.trunk_modules():
             module.requires_grad_(False)
         self.train(self.training)
 
     def train(self, mode: bool = True) -> Student:
         super().train(mode)
         if self.frozen_backbone:
-            for module in (self.enc8, self.enc16, self.enc32):
+            for module in self.trunk_modules():
                 module.eval()
         return self
 
+    def trunk_modules(self) -> tuple[nn.Module, nn.Module, nn.Module]:
+        """The backbone's three stages (strides 8, 16, 32)."""
+        return self.enc8, self.enc16, self.enc32
+
     def backbone_parameters(self) -> list[nn.Parameter]:
         """Trunk parameters (for a lower learning rate when they start pretrained)."""
-        return [p for m in (self.enc8, self.enc16, self.enc32) for p in m.parameters()]
+        return [p for m in self.trunk_modules() for p in m.parameters()]
 
     @property
     def num_users(self) -> int:
