@@ -36,7 +36,7 @@ demo: $(STAMP)
 # the student's agreement with ResMem on held-out photos next to the synthetic-trained student's.
 demo-real: $(STAMP)
 	$(BIN)/python -m memgaze.train.photos --out $(REAL)/photos
-	printf '{"optim": {"lr_student_backbone_mult": 0.0, "patience": 3}}\n' > $(REAL)/train.json
+	printf '{"optim": {"lr_student_backbone_mult": 0.1, "freeze_student_bn": true, "patience": 3}}\n' > $(REAL)/train.json
 	$(BIN)/memgaze-train --teacher-model resmem --data $(REAL)/photos/train --out $(REAL) --config $(REAL)/train.json \
 		--student-backbone efficientnet_lite0 --image-size $(REAL_SIZE) --epochs-student $(REAL_EPOCHS) --video-every 15
 	# calibrate on the training photos' crops alone: sampled evenly over all frames, the two training videos

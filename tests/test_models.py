@@ -154,6 +154,24 @@ def test_frozen_backbone_keeps_its_statistics_while_training() -> None:
     assert "fuse8" in changed and all(p.grad is None for p in model.backbone_parameters())
 
 
+def test_frozen_statistics_let_the_trunk_weights_learn() -> None:
+    from memgaze.train.config import OptimConfig
+    from memgaze.train.stages.student import student_param_groups
+
+    torch.manual_seed(0)
+    model: Student = build_model(default_config("student", 32, USERS, backbone_weights="none"))  # type: ignore[assignment]
+    model.freeze_backbone(weights=False)
+    model.train()
+    stats = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("enc") and ("running_" in k or "num_batches" in k)}
+    weights = {n: p.detach().clone() for n, p in model.named_parameters() if n.startswith("enc")}
+    optimizer = torch.optim.AdamW(student_param_groups(model, OptimConfig(lr_student_backbone_mult=0.1, freeze_student_bn=True)), lr=0.01)
+    score, _ = model(images(4, size=32))
+    score.sum().backward()
+    optimizer.step()
+    assert stats and all(torch.equal(v, model.state_dict()[k]) for k, v in stats.items())
+    assert any(not torch.equal(v, dict(model.named_parameters())[n]) for n, v in weights.items())
+
+
 
 @pytest.mark.parametrize(("backbone", "max_params", "min_ratio"), [("mobilenet_v3_small", 3_000_000, 15), ("efficientnet_lite0", 5_000_000, 10)])
 def test_complexity_at_224(backbone: str, max_params: int, min_ratio: int) -> None:

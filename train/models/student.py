@@ -57,12 +57,14 @@ class Student(nn.Module):
         self._row_mask: torch.utils.hooks.RemovableHandle | None = None
         self.frozen_backbone = False
 
-    def freeze_backbone(self) -> None:
-        """Freeze the trunk entirely: no gradients, and its batch norms keep their (pretrained) statistics
-        in training mode too, so the features the decoder learns from are the trunk's own."""
+    def freeze_backbone(self, weights: bool = True) -> None:
+        """Keep the trunk's batch-norm statistics (pretrained) in training mode too, and with ``weights``
+        stop its gradients (a fully frozen trunk); without, its weights still learn. Either way the
+        features the decoder learns from keep the trunk's own statistics (and their INT8 ranges)."""
         self.frozen_backbone = True
-        for module in self.trunk_modules():
-            module.requires_grad_(False)
+        if weights:
+            for module in self.trunk_modules():
+                module.requires_grad_(False)
         self.train(self.training)
 
     def train(self, mode: bool = True) -> Student:

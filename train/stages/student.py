@@ -38,8 +38,8 @@ def train_student(
     torch.manual_seed(ctx.seed)
     config = default_config("student", ctx.image_size, users, backbone=backbone)
     model = build_model(config)
-    if ctx.optim.lr_student_backbone_mult == 0:
-        model.freeze_backbone()
+    if ctx.optim.lr_student_backbone_mult == 0 or ctx.optim.freeze_student_bn:
+        model.freeze_backbone(weights=ctx.optim.lr_student_backbone_mult == 0)
     train_set = ctx.dataset("train", "user", people, augment=True)
     val_scores = ctx.dataset("val", "image")
     val_maps = ctx.dataset("val", "user", people)
