@@ -22,7 +22,7 @@ from memgaze.bench.clips import sample_frames
 from memgaze.bench.machine import describe_machine
 from memgaze.bench.report import Block, Heading, Para, Table
 from memgaze.bench.timing import summarize, time_interleaved
-from memgaze.media import resize_frame
+from memgaze.media import reduced_read, resize_frame
 from memgaze.runtime.backends import open_backend
 from memgaze.runtime.bundle import load_bundle
 from memgaze.train.metrics import cc
@@ -87,17 +87,13 @@ JPEG_QUALITY = 95  # the frames as a camera or a photo folder stores them, for t
 
 def jpeg_decode(frames: list[np.ndarray], reduced: bool) -> Resize:
     """Decode each frame's JPEG (encoded once, beforehand) with OpenCV, then the chosen resize: in full, or at the
-    largest 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, ``IMREAD_REDUCED_COLOR_*``) that keeps both sides at
-    least 2× the model size. Timed with the decoding, which is the point: a smaller decode replaces the resize."""
+    smallest 1/8, 1/4 or 1/2 scale (libjpeg's DCT scaling) that keeps it at least 2× the model size, chosen as the
+    runtime chooses (:func:`memgaze.media.reduced_read`). Timed with the decoding, which is the point: a smaller
+    decode replaces the resize."""
     encoded = {id(f): cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1] for f in frames}
 
     def decode(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        flag = cv2.IMREAD_COLOR
-        if reduced:
-            for factor, reduced_flag in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2)):
-                if frame.shape[0] // factor >= 2 * size[0] and frame.shape[1] // factor >= 2 * size[1]:
-                    flag = reduced_flag
-                    break
+        flag = reduced_read(frame.shape[:2], size)[0] if reduced else cv2.IMREAD_COLOR
         return resize_frame(cv2.imdecode(encoded[id(frame)], flag), size)
 
     return decode

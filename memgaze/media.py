@@ -79,6 +79,15 @@ def jpeg_size(path: Path) -> tuple[int, int] | None:
             file.seek(int.from_bytes(length, "big") - 2, 1)
 
 
+def reduced_read(dims: tuple[int, int], size: tuple[int, int], prescale: int = PRESCALE) -> tuple[int, int]:
+    """(OpenCV read flag, scale divisor) for a JPEG of ``dims`` (either orientation): the smallest 1/8, 1/4 or
+    1/2 decode that keeps it at least ``prescale`` × a model of input ``size``, else a full decode (1)."""
+    short, long = sorted(dims)
+    need_short, need_long = sorted(prescale * side for side in size)
+    return next(((flag, k) for k, flag in REDUCED_READS if short // k >= need_short and long // k >= need_long),
+                (cv2.IMREAD_COLOR, 1))
+
+
 def read_image_for(path: Path, size: tuple[int, int], prescale: int = PRESCALE) -> tuple[np.ndarray | None, tuple[int, int] | None]:
     """A BGR image for a model of input ``size`` (H, W), and its full (H, W) when it was decoded smaller, else None.
 
@@ -86,12 +95,7 @@ def read_image_for(path: Path, size: tuple[int, int], prescale: int = PRESCALE) 
     size (:func:`resize_frame` then shrinks it as it would the full image): 2.5× cheaper than a full decode
     of a 1280×720 JPEG, as close to INTER_AREA (``memgaze-bench resize``). Other files: read in full."""
     dims = jpeg_size(path) if path.suffix.lower() in JPEG_SUFFIXES and path.is_file() else None
-    flag, factor = cv2.IMREAD_COLOR, 1
-    if dims is not None:
-        short, long = sorted(dims)
-        need_short, need_long = sorted(prescale * side for side in size)
-        flag, factor = next(((f, k) for k, f in REDUCED_READS if short // k >= need_short and long // k >= need_long),
-                            (flag, factor))
+    flag, factor = reduced_read(dims, size, prescale) if dims is not None else (cv2.IMREAD_COLOR, 1)
     image = cv2.imread(str(path), flag)
     if image is None or factor == 1 or dims is None:
         return image, None
