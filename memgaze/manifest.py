@@ -111,6 +111,7 @@ class Manifest:
     calibration: dict[str, Any] | None = None
     accuracy: dict[str, Any] | None = None
     gate_samples: GateSamples | None = None
+    card: dict[str, str] = field(default_factory=dict)  # the model card: "name", "licence", "file" (e.g. MODEL.md)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -146,6 +147,16 @@ class Manifest:
     def input_size(self) -> tuple[int, int]:
         """Model input ``(H, W)``."""
         return int(self.input["height"]), int(self.input["width"])
+
+    @property
+    def model_name(self) -> str:
+        """The model card's name, or "" when the bundle has no card."""
+        return self.card.get("name", "")
+
+    @property
+    def licence(self) -> str:
+        """The model card's licence, or "" when the bundle has no card."""
+        return self.card.get("licence", "")
 
 
 def read_manifest(bundle: str | Path) -> Manifest:
