@@ -1,10 +1,13 @@
-"""``memgaze-bench agreement``: how well students rank unlabelled photos the way a reference model does.
+"""``memgaze-bench agreement``: how well students rank unlabelled photos, and map them, the way a reference
+model does.
 
 For each bundle and each of its ONNX models (FP32; INT8 as ONNX Runtime runs it on this CPU; the
 TensorRT Q/DQ INT8 in exact emulation), the Spearman ρ, Pearson r and pairwise ranking accuracy of
-its scores against the reference model's (ResMem by default) on the photos of ``DATA/images/``.
-The reference's scores are cached beside the photos (keyed by model and file contents), so a rerun
-only runs the students. Agreement with a model, not accuracy on human memorability.
+its scores against the reference model's (ResMem by default) on the photos of ``DATA/images/``, and,
+where the reference has a map (ResMem: Grad-CAM of its score), the mean CC of the student's generic
+heatmap with it, next to the best centred Gaussian's (the centre-bias baseline). The reference's
+outputs are cached (keyed by model and file contents), so a rerun only runs the students. Agreement
+with a model, not accuracy on human memorability; a map of what drives a model's score, not gaze.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from memgaze.console import WarningCounter, console
 from memgaze.errors import fail
 
 BATCH = 8
+SIGMAS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)  # centred-Gaussian baseline: sigma / shorter side
 
 
 def parse_models(specs: list[str]) -> list[tuple[str, Path]]:
@@ -48,18 +52,43 @@ def _frames(root: Path) -> tuple[list[str], list[np.ndarray]]:
     return names, frames
 
 
-def _scores(run: Any, frames: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+def _outputs(run: Any, frames: list[np.ndarray], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Scores ``[n]`` (float64) and heatmaps ``[n, 1, h, w]`` of a model on ``frames`` resized to its input."""
     from memgaze.media import resize_frame
 
-    out = []
+    scores, maps = [], []
     for start in range(0, len(frames), BATCH):
         batch = np.stack([resize_frame(f, size) for f in frames[start : start + BATCH]])
-        out.append(run(batch))
-    return np.concatenate(out).astype(np.float64)
+        score, heat = run(batch)
+        scores.append(score)
+        maps.append(heat)
+    return np.concatenate(scores).astype(np.float64), np.concatenate(maps)
+
+
+def reference_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The reference's maps ``[n, h', w']`` resized bilinearly (cell centres aligned) to ``size``: ``[n, 1, h, w]``."""
+    return np.stack([cv2.resize(m.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_LINEAR) for m in maps])[:, None]
+
+
+def centred_gaussian(size: tuple[int, int], sigma: float) -> np.ndarray:
+    """An isotropic Gaussian at the centre of an ``[h, w]`` map, ``sigma`` as a fraction of the shorter side."""
+    h, w = size
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    s = sigma * min(h, w)
+    return np.exp(-(((x - (w - 1) / 2) ** 2) + ((y - (h - 1) / 2) ** 2)) / (2 * s * s))
+
+
+def centre_baseline(targets: np.ndarray) -> tuple[float, float]:
+    """The best centred Gaussian against ``targets`` ``[n, 1, h, w]``: (mean CC, its sigma) over a grid of sigmas."""
+    from memgaze.gate import heatmap_cc
+
+    best = max((float(heatmap_cc(np.broadcast_to(centred_gaussian(targets.shape[2:], s), targets.shape), targets).mean()), s)
+               for s in SIGMAS)
+    return best
 
 
 def _model_runs(bundle: Any) -> list[tuple[str, str, Any]]:
-    """(precision label, file, scoring function on a uint8 NHWC batch) for every ONNX model of the bundle."""
+    """(precision label, file, (scores, heatmaps) function on a uint8 NHWC batch) for every ONNX model of the bundle."""
     from memgaze.export.verify import run_onnx, session
     from memgaze.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
@@ -68,44 +97,54 @@ def _model_runs(bundle: Any) -> list[tuple[str, str, Any]]:
     for precision in sorted(bundle.onnx_precisions, key=lambda p: p != "fp32"):  # FP32 first
         backend = OnnxRuntimeBackend(bundle, precision)
         runs.append((f"{precision} (ONNX Runtime CPU)" if precision == "int8" else precision, backend.model_file,
-                     lambda x, b=backend: b.infer(x, users(len(x)))[0]))
+                     lambda x, b=backend: b.infer(x, users(len(x)))))
         if precision == "int8":
             path, _ = bundle.onnx_model("int8")
             if path.name != backend.model_file:
                 sess = session(path, exact_qdq=True)
                 runs.append(("int8 (TensorRT Q/DQ, exact emulation)", path.name,
-                             lambda x, s=sess: run_onnx(s, x, users(len(x)))[0]))
+                             lambda x, s=sess: run_onnx(s, x, users(len(x)))))
     return runs
 
 
 def run_agreement(models: list[tuple[str, Path]], data: Path, reference: str = "resmem") -> dict[str, Any]:
     """The ``agreement.json`` document: one row per (bundle, ONNX model)."""
+    from memgaze.gate import heatmap_cc
     from memgaze.runtime.bundle import load_bundle
     from memgaze.train import metrics
     from memgaze.train.external_teacher import open_teacher
-    from memgaze.train.label_free import teacher_scores
+    from memgaze.train.label_free import teacher_outputs
 
     names, frames = _frames(data)
     teacher = open_teacher(reference)
     warnings = WarningCounter("agreement photos")
-    ref, cached = teacher_scores(teacher, data, names, warnings)
+    ref, cached = teacher_outputs(teacher, data, names, warnings)
     warnings.summary()
-    rows = []
+    rows, baselines = [], {}
     for label, path in models:
         bundle = load_bundle(path)
+        targets = reference_maps(ref.maps, bundle.map_size) if ref.maps is not None else None
+        if targets is not None and bundle.map_size not in baselines:
+            baselines[bundle.map_size] = centre_baseline(targets)
         for precision, file, run in _model_runs(bundle):
-            pred = _scores(run, frames, bundle.input_size)
-            rows.append({"model": label, "bundle": str(path), "precision": precision, "file": file,
-                         "input": list(bundle.input_size), "spearman": metrics.spearman(pred, ref),
-                         "pearson": metrics.pearson(pred, ref), "pairwise": metrics.pairwise_accuracy(pred, ref),
-                         "score_std": float(pred.std())})
-            console.print(f"{label} {precision}: Spearman {rows[-1]['spearman']:.3f}, pairwise {rows[-1]['pairwise']:.3f} "
+            pred, heat = _outputs(run, frames, bundle.input_size)
+            row = {"model": label, "bundle": str(path), "precision": precision, "file": file,
+                   "input": list(bundle.input_size), "spearman": metrics.spearman(pred, ref.scores),
+                   "pearson": metrics.pearson(pred, ref.scores), "pairwise": metrics.pairwise_accuracy(pred, ref.scores),
+                   "score_std": float(pred.std()), "map_cc": None, "centre_cc": None}
+            if targets is not None:
+                row["map_cc"] = float(heatmap_cc(heat, targets).mean())
+                row["centre_cc"], row["centre_sigma"] = baselines[bundle.map_size]
+            rows.append(row)
+            maps_text = f", map CC {row['map_cc']:.3f} (centre {row['centre_cc']:.3f})" if targets is not None else ""
+            console.print(f"{label} {precision}: Spearman {row['spearman']:.3f}, pairwise {row['pairwise']:.3f}{maps_text} "
                           f"vs {teacher.name}")
     return {
         "machine": describe_machine(),
         "rows": rows,
         "settings": {"data": str(data), "images": len(names), "reference": teacher.describe(),
-                     "reference_cached": cached, "reference_score_std": float(np.std(ref))},
+                     "reference_map": "Grad-CAM of its score at layer4 (whole photo at 227x227)" if ref.maps is not None else None,
+                     "reference_cached": cached, "reference_score_std": float(np.std(ref.scores))},
     }
 
 
@@ -117,9 +156,13 @@ def section(result: dict[str, Any], folder: Path) -> list[Block]:
         Para(f"Scores of each model on {s['images']} photos of {s['data']} against {s['reference']} "
              f"(reference score std {s['reference_score_std']:.3f}). Pairwise = share of photo pairs ordered like "
              "the reference (0.5 is chance)."),
-        Table(["model", "precision", "file", "input", "Spearman ρ", "Pearson r", "pairwise", "score std"],
+        Table(["model", "precision", "file", "input", "Spearman ρ", "Pearson r", "pairwise", "score std", "map CC",
+               "centred Gaussian CC"],
               [[r["model"], r["precision"], r["file"], "x".join(map(str, r["input"])), r["spearman"], r["pearson"],
-                r["pairwise"], r["score_std"]] for r in result["rows"]]),
+                r["pairwise"], r["score_std"], r.get("map_cc"), r.get("centre_cc")] for r in result["rows"]]),
         Bullets(["Agreement with a model is not accuracy on human memorability: on LaMem, published models reach "
-                 "ρ 0.64–0.72 with human scores, and humans agree with each other at ρ 0.68."]),
+                 "ρ 0.64–0.72 with human scores, and humans agree with each other at ρ 0.68.",
+                 f"Map CC: the student's generic heatmap against the reference's map ({s.get('reference_map') or 'none'}), "
+                 "averaged over the photos; the centred Gaussian is the best of several widths against the same maps. "
+                 "The reference's map shows what drives its predicted memorability; it is not where people look."]),
     ]

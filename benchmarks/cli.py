@@ -9,6 +9,7 @@ from typing import Any, Optional
 import typer
 
 from memgaze.atomic import write_json
+from memgaze.builtin import resolve
 from memgaze.console import console
 from memgaze.errors import fail, run_cli
 from memgaze.version import version_option
@@ -25,6 +26,7 @@ def _version(version: bool = version_option()) -> None:
     """Benchmark memgaze (``--version`` answers before any command)."""
 
 
+MODEL_HELP = "Deploy bundle folder (memgaze-export) [the built-in model]."
 RESULT_FILES = ("latency.json", "pipeline.json", "resize.json", "accuracy.json", "agreement.json", "train.json")
 
 
@@ -78,7 +80,7 @@ def _finish(folder: Path, name: str, result: dict[str, Any]) -> None:
 
 @app.command()
 def latency(
-    model: Path = typer.Option(Path("deploy"), "--model", help="Deploy bundle folder (memgaze-export)."),
+    model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     backends: str = typer.Option("torch,onnxruntime,tensorrt", help="Comma list: torch, onnxruntime, tensorrt."),
     precisions: str = typer.Option("fp32,fp16,int8", help="Comma list: fp32, fp16, int8."),
     models: str = typer.Option("student,teacher,resmem", help="Comma list: student, teacher, resmem (the last two run in PyTorch only)."),
@@ -98,7 +100,7 @@ def latency(
     """Latency side by side: teacher vs student (PyTorch), FP32 vs INT8 (ONNX Runtime), TensorRT, ResMem, other students."""
     from memgaze.bench.latency import run_latency, summary_line
 
-    result = run_latency(model, _csv(backends, "backends"), _csv(precisions, "precisions"), _ints(batch, "batch"),
+    result = run_latency(resolve(model), _csv(backends, "backends"), _csv(precisions, "precisions"), _ints(batch, "batch"),
                          iters=iters, warmup=warmup, rounds=rounds, threads=threads, checkpoints=checkpoints,
                          models=_csv(models, "models"), compare=compare)
     console.print(summary_line(result))
@@ -114,7 +116,7 @@ def _threads(text: str) -> list[int | None]:
 
 @app.command()
 def pipeline(
-    model: Path = typer.Option(Path("deploy"), "--model", help="Deploy bundle folder (memgaze-export)."),
+    model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     source: list[str] = typer.Option(..., "--source", help="Video file or image folder to replay (repeatable)."),
     backend: str = typer.Option("onnxruntime", help="auto, onnxruntime or tensorrt."),
     precision: str = typer.Option("int8", help="int8, fp16 or fp32."),
@@ -131,7 +133,7 @@ def pipeline(
     """memgaze-run throughput vs its slowest stage (decode or engine), paced-source latency, multi-source FPS."""
     from memgaze.bench.pipeline import run_pipeline_bench, summary_line
 
-    result = run_pipeline_bench(model, source, backend, precision, threads=_threads(threads), max_frames=max_frames,
+    result = run_pipeline_bench(resolve(model), source, backend, precision, threads=_threads(threads), max_frames=max_frames,
                                 iters=iters, warmup=warmup, paced_seconds=paced_seconds, window=window,
                                 multi=_ints(multi, "multi") if multi.strip() else None, repeat=repeat)
     console.print(summary_line(result))
@@ -140,7 +142,7 @@ def pipeline(
 
 @app.command()
 def resize(
-    model: Path = typer.Option(Path("deploy"), "--model", help="Deploy bundle folder (memgaze-export)."),
+    model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     video: list[Path] = typer.Option(..., "--video", help="Real video(s) to take frames from (repeatable)."),
     frames: int = typer.Option(10, help="Frames per video."),
     iters: int = typer.Option(100, help="Timed calls per candidate and resolution."),
@@ -150,7 +152,7 @@ def resize(
     """Resize candidates at 1280×720 and 1920×1080: speed, and the model's output change vs INTER_AREA."""
     from memgaze.bench.resize import run_resize_bench
 
-    _finish(out, "resize.json", run_resize_bench(model, video, frames_per_video=frames, iters=iters, precision=precision))
+    _finish(out, "resize.json", run_resize_bench(resolve(model), video, frames_per_video=frames, iters=iters, precision=precision))
 
 
 @app.command()
@@ -173,7 +175,7 @@ def clip(
 
 @app.command()
 def accuracy(
-    model: Path = typer.Option(Path("deploy"), "--model", help="Deploy bundle folder (memgaze-export)."),
+    model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     data: str = typer.Option(..., help="Dataset root (LaMem layout) or 'demo' (the synthetic demo dataset)."),
     split: str = typer.Option("test", help="train, val or test."),
     fold: int = typer.Option(1, help="Split number k of splits/<split>_<k>.txt."),
@@ -183,21 +185,25 @@ def accuracy(
     """Accuracy of each precision in the bundle (ONNX Runtime) vs ground truth, and INT8-vs-FP32 agreement."""
     from memgaze.bench.accuracy import run_accuracy
 
-    result = run_accuracy(model, data, split=split, fold=fold, limit=limit, out=out)
+    result = run_accuracy(resolve(model), data, split=split, fold=fold, limit=limit, out=out)
     _finish(out, "accuracy.json", result)
 
 
 @app.command()
 def agreement(
-    model: list[str] = typer.Option(..., "--model", help="LABEL=BUNDLE (repeatable): deploy bundles to compare."),
+    model: Optional[list[str]] = typer.Option(
+        None, "--model", help="LABEL=BUNDLE (repeatable): deploy bundles to compare [the built-in model]."
+    ),
     data: Path = typer.Option(..., "--data", help="Folder with images/ of photos none of the models trained on."),
     reference: str = typer.Option("resmem", "--reference", help="Reference model: 'resmem' or an ONNX file (as --teacher-model)."),
     out: Path = typer.Option(Path("runs/bench"), help="Output folder."),
 ) -> None:
-    """Spearman and pairwise ranking accuracy of each bundle's FP32 and INT8 scores against a reference model."""
+    """Spearman ρ and pairwise ranking accuracy of each bundle's FP32 and INT8 scores against a reference model,
+    and the CC of their maps with its map where it has one (ResMem: Grad-CAM)."""
     from memgaze.bench.agreement import parse_models, run_agreement
 
-    _finish(out, "agreement.json", run_agreement(parse_models(model), data, reference))
+    models = parse_models(model) if model else [("built-in", resolve(None))]
+    _finish(out, "agreement.json", run_agreement(models, data, reference))
 
 
 @app.command()

@@ -13,6 +13,7 @@ from typing import Sequence, Union, overload
 
 import numpy as np
 
+from memgaze import builtin
 from memgaze.console import WarningCounter
 from memgaze.errors import MemgazeError, fail
 from memgaze.media import read_image_for, resize_frame
@@ -79,6 +80,14 @@ class Model:
     def describe(self) -> str:
         """One line: backend, precision and model file."""
         return self.backend.describe()
+
+    @property
+    def map_label(self) -> str:
+        """What the heatmap shows, as the overlay says it: the chosen user's predicted gaze, or what the bundle's
+        model card says of its generic map (e.g. what drives the predicted memorability, not gaze); "" if unknown."""
+        if self.user:
+            return f"{self.users[self.user]}'s predicted gaze"
+        return self.bundle.manifest.card.get("map", "")
 
     @overload
     def predict(self, images: Image) -> Prediction: ...
@@ -166,7 +175,7 @@ class Model:
 
 
 def load(
-    bundle: str | Path,
+    bundle: str | Path | None = None,
     backend: str = "auto",
     precision: str | None = None,
     user: str | None = None,
@@ -175,10 +184,11 @@ def load(
     providers: list[str] | None = None,
     build: bool = False,
 ) -> Model:
-    """Open a deploy bundle (checksums verified) on ``backend`` (auto | tensorrt | onnxruntime) at ``precision``
-    (int8 | fp16 | fp32, default the best available), predicting ``user``'s gaze (default: the generic viewer).
-    ``build``: build a TensorRT plan here when none fits this GPU (as ``memgaze-run`` does on first use)."""
-    opened = load_bundle(bundle)
+    """Open a deploy bundle (checksums verified; None: the built-in model, :mod:`memgaze.builtin`) on ``backend``
+    (auto | tensorrt | onnxruntime) at ``precision`` (int8 | fp16 | fp32, default the best available), predicting
+    ``user``'s gaze (default: the generic viewer). ``build``: build a TensorRT plan here when none fits this GPU
+    (as ``memgaze-run`` does on first use)."""
+    opened = load_bundle(builtin.resolve(bundle))
     user_index = opened.user_index(user)
     engine = open_backend(opened, backend, precision, threads=threads, providers=providers, build=build)
     return Model(opened, engine, user_index)

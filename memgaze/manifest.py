@@ -111,7 +111,7 @@ class Manifest:
     calibration: dict[str, Any] | None = None
     accuracy: dict[str, Any] | None = None
     gate_samples: GateSamples | None = None
-    card: dict[str, str] = field(default_factory=dict)  # the model card: "name", "licence", "file" (e.g. MODEL.md)
+    card: dict[str, str] = field(default_factory=dict)  # the model card: "name", "licence", "file" (MODEL.md), "map" (what the generic heatmap is)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -195,12 +195,12 @@ def verify_files(bundle: str | Path, manifest: Manifest, names: list[str] | None
 
 
 @contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """An exclusive lock on the bundle's manifest (two builders on one bundle take turns)."""
+def locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on a folder's plan registry (two builders on one bundle take turns)."""
     try:
         handle = open(folder / LOCK_NAME, "a+")
     except OSError as exc:
-        fail(f"cannot update {folder / MANIFEST_NAME}: {exc.strerror or exc}")
+        fail(f"cannot update the plan registry in {folder}: {exc.strerror or exc}")
     with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
@@ -212,7 +212,7 @@ def update_manifest(
     """Re-read the manifest under a lock, apply ``change``, checksum ``added`` files, drop ``removed`` ones,
     and replace ``manifest.json`` atomically. The files named must already be in place."""
     folder = Path(bundle)
-    with _locked(folder):
+    with locked(folder):
         manifest = read_manifest(folder)
         change(manifest)
         for name in removed:

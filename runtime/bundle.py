@@ -7,6 +7,7 @@ from pathlib import Path
 
 from memgaze.errors import fail
 from memgaze.manifest import EngineEntry, Manifest, read_manifest, verify_files
+from memgaze.runtime.plan_store import plans_folder, read_engines
 
 # Preference when no precision is asked for: fastest first.
 PRECISION_ORDER = ("int8", "fp16", "fp32")
@@ -14,10 +15,14 @@ PRECISION_ORDER = ("int8", "fp16", "fp32")
 
 @dataclass(frozen=True)
 class Bundle:
-    """A verified deploy bundle (``manifest.json`` + the files it lists)."""
+    """A verified deploy bundle (``manifest.json`` + the files it lists). ``plans``: where TensorRT plans built
+    for it are kept, ``root`` itself unless it is read-only (:mod:`memgaze.runtime.plan_store`); ``cached_engines``:
+    the plans registered there when that is not ``root``."""
 
     root: Path
     manifest: Manifest
+    plans: Path
+    cached_engines: tuple[EngineEntry, ...] = ()
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -45,7 +50,12 @@ class Bundle:
 
     @property
     def engines(self) -> list[EngineEntry]:
-        return list(self.manifest.engines)
+        """Every registered plan: the manifest's, then those of the user cache for a read-only bundle."""
+        return [*self.manifest.engines, *self.cached_engines]
+
+    def plan_path(self, entry: EngineEntry) -> Path:
+        """The file of a registered plan."""
+        return self.root / entry.file if entry in self.manifest.engines else self.plans / entry.file
 
     def onnx_model(self, precision: str | None, cpu: bool = False) -> tuple[Path, str]:
         """The ONNX file for ``precision`` (None: INT8, else the best available) and its precision.
@@ -80,8 +90,10 @@ def _precision_rank(precision: str) -> int:
 
 
 def load_bundle(path: str | Path) -> Bundle:
-    """Read ``path/manifest.json`` and verify every listed file's sha256 (refuses on mismatch)."""
+    """Read ``path/manifest.json`` and verify every listed file's sha256 (refuses on mismatch), and the plans
+    kept for it in the user cache when it is read-only."""
     root = Path(path)
     manifest = read_manifest(root)
     verify_files(root, manifest)
-    return Bundle(root=root, manifest=manifest)
+    plans = plans_folder(root)
+    return Bundle(root=root, manifest=manifest, plans=plans, cached_engines=tuple(read_engines(plans)) if plans != root else ())

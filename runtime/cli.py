@@ -66,7 +66,9 @@ def run(
         [], "--source", help="Video file, folder of images, rtsp:// or http:// URL, csi://N, v4l2:///dev/videoN, or GStreamer "
         "pipeline (contains '!'). Repeat for several sources: their newest frames are scored in one batch.",
     ),
-    model: str = typer.Option("deploy", "--model", help="Deploy bundle folder written by memgaze-export."),
+    model: Optional[str] = typer.Option(
+        None, "--model", help="Deploy bundle folder written by memgaze-export [the built-in model, memgaze-lite0-resmem]."
+    ),
     backend: str = typer.Option("auto", "--backend", help=f"{' | '.join(BACKENDS)}."),
     no_build: bool = typer.Option(
         False, "--no-build", help="Never build a TensorRT plan here (by default auto/tensorrt build one on first use, as memgaze-engine does)."
@@ -106,7 +108,7 @@ def run(
         console.print(f"model {scorer.bundle.root} on {scorer.describe()}; source {names}", soft_wrap=True)
         if headless and not (jsonl or save_video or serve or save_calib):
             console.print("headless with no --jsonl/--save-video/--serve: only the summary will be printed")
-        summary = Pipeline(stream, sinks).run()
+        summary = Pipeline(stream, sinks, scorer.map_label).run()
         warnings.summary()
     if summary.frames == 0:
         fail(f"no frame could be scored from {names} ({summary.end_reason or 'no frames'})")

@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 
+from memgaze.builtin import resolve
 from memgaze.console import console
 from memgaze.errors import fail, run_cli
 from memgaze.runtime.bundle import load_bundle
@@ -32,15 +33,17 @@ def print_trtexec(bundle_path: Path, request: BuildRequest, trt_version: str | N
     bundle = load_bundle(bundle_path)
     recipe = recipe_for(bundle, request, version)
     height, width = bundle.input_size
-    plan = f"model.trt{recipe.version}.{recipe.plan_precision}.plan"
-    command = recipe.trtexec_command(bundle_inputs(height, width, bundle.personalized), plan, f"timing.trt{recipe.version}.cache")
-    console.print(f"# TensorRT {recipe.version}: run inside {bundle.root}", soft_wrap=True)
+    out = Path() if bundle.plans == bundle.root else bundle.plans  # a read-only bundle's plans go to the user cache
+    plan, cache = out / f"model.trt{recipe.version}.{recipe.plan_precision}.plan", out / f"timing.trt{recipe.version}.cache"
+    command = recipe.trtexec_command(bundle_inputs(height, width, bundle.personalized), str(plan), str(cache))
+    console.print(f"# TensorRT {recipe.version}: run inside {bundle.root}, then: memgaze-engine {bundle.root} --register {plan}",
+                  soft_wrap=True)
     print(command)
 
 
 @app.command()
 def engine(
-    bundle: Path = typer.Argument(..., help="Deploy bundle folder written by memgaze-export."),
+    bundle: Optional[Path] = typer.Argument(None, help="Deploy bundle folder written by memgaze-export [the built-in model]."),
     precision: Optional[str] = typer.Option(None, "--precision", help=f"{' | '.join(PRECISIONS)}; default: int8 where the bundle has the INT8 model."),
     dla_core: Optional[int] = typer.Option(None, "--dla-core", min=0, help="Build for this DLA core (Jetson): static batch 1, GPU fallback."),
     workspace: float = typer.Option(2.0, "--workspace", help="TensorRT builder workspace, GB."),
@@ -54,7 +57,8 @@ def engine(
     ),
     version: bool = version_option(),
 ) -> None:
-    """Build, check and register the TensorRT plan for this machine."""
+    """Build, check and register the TensorRT plan for this machine (in the user cache for a read-only bundle)."""
+    bundle = resolve(bundle)
     request = BuildRequest(
         precision=precision, dla_core=dla_core, workspace_gb=workspace, force=force, allow_degraded=allow_degraded,
         max_batch=max_batch,

@@ -2,8 +2,9 @@
 
 The plan is built from the bundle's ONNX with TensorRT's parser (:mod:`memgaze.trt.build`), loaded
 back and checked against the FP32 outputs stored in the bundle (:mod:`memgaze.gate_samples`), then
-recorded in ``manifest.json`` with its checksum. The plan file is written before the manifest names
-it and removed again if anything fails, so a failed or interrupted build leaves the bundle as it was.
+recorded with its checksum: in ``manifest.json``, or, for a bundle this user cannot write, in the user
+cache (:mod:`memgaze.runtime.plan_store`). The plan file is written before its registry names it and
+removed again if anything fails, so a failed or interrupted build leaves everything as it was.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from memgaze.console import console
 from memgaze.errors import fail
 from memgaze.gate import AccuracyReport
 from memgaze.gate_samples import check_against_fp32, read_samples
-from memgaze.manifest import EngineEntry, Manifest, update_manifest
+from memgaze.manifest import MANIFEST_NAME, EngineEntry, Manifest, update_manifest
 from memgaze.runtime.backends.tensorrt_backend import TensorRTBackend, select_engine
 from memgaze.runtime.bundle import Bundle, load_bundle
+from memgaze.runtime.plan_store import ENGINES_NAME, update_engines
 from memgaze.trt.build import BuiltPlan, build_plan, dla_summary
 from memgaze.trt.fit import Machine, plan_name, timing_cache_name
 from memgaze.trt.probe import probe_machine
@@ -77,18 +79,23 @@ def _check(bundle: Bundle, entry: EngineEntry) -> AccuracyReport | None:
         return check_against_fp32(backend.infer, samples, f"gate samples ({bundle.manifest.gate_samples.source})")
 
 
-def _register(root: Path, entry: EngineEntry, replaced: list[EngineEntry]) -> Manifest:
-    """Record ``entry`` (replacing ``replaced``) in the manifest atomically, then delete the replaced files."""
+def _register(bundle: Bundle, entry: EngineEntry, replaced: list[EngineEntry]) -> None:
+    """Record ``entry`` (replacing ``replaced``) atomically where the bundle keeps its plans, then delete the replaced files."""
     gone = [old.file for old in replaced if old.file != entry.file]
 
+    def keep(engines: list[EngineEntry]) -> list[EngineEntry]:
+        return [e for e in engines if e.file not in gone and e.file != entry.file] + [entry]
+
     def change(manifest: Manifest) -> None:
-        manifest.engines = [e for e in manifest.engines if e.file not in gone and e.file != entry.file] + [entry]
+        manifest.engines = keep(manifest.engines)
         manifest.precisions = list(dict.fromkeys([*manifest.precisions, *entry.precisions()]))
 
-    manifest = update_manifest(root, change, added=[entry.file], removed=gone)
+    if bundle.plans == bundle.root:
+        update_manifest(bundle.root, change, added=[entry.file], removed=gone)
+    else:
+        update_engines(bundle.plans, keep, added=[entry.file], removed=gone)
     for name in gone:
-        (root / name).unlink(missing_ok=True)
-    return manifest
+        (bundle.plans / name).unlink(missing_ok=True)
 
 
 def ensure_plan(root: Path, request: BuildRequest = BuildRequest()) -> EngineEntry:
@@ -105,12 +112,18 @@ def ensure_plan(root: Path, request: BuildRequest = BuildRequest()) -> EngineEnt
         f"building a TensorRT {machine.tensorrt} {recipe.plan_precision} plan from {recipe.onnx} for {machine.gpu or 'this GPU'} "
         f"(compute capability {machine.compute_capability}) on {where}; this takes a few minutes",
     )
-    cache_path = root / timing_cache_name(machine)
+    bundle.plans.mkdir(parents=True, exist_ok=True)
+    cache_path = bundle.plans / timing_cache_name(machine)
     built = _build(root, recipe, cache_path)
-    entry = _install(root, bundle, built.data, _entry(recipe, machine, built.seconds, built.layers), existing, request.allow_degraded)
+    entry = _install(bundle, built.data, _entry(recipe, machine, built.seconds, built.layers), existing, request.allow_degraded)
     write_bytes(cache_path, built.timing_cache)
-    console.print(f"[green]✓[/green] {entry.file} built in {built.seconds:.0f} s and recorded in {root / 'manifest.json'}")
+    console.print(f"[green]✓[/green] {entry.file} built in {built.seconds:.0f} s and recorded in {_registry(bundle)}")
     return entry
+
+
+def _registry(bundle: Bundle) -> Path:
+    """The file that records the bundle's plans."""
+    return bundle.root / MANIFEST_NAME if bundle.plans == bundle.root else bundle.plans / ENGINES_NAME
 
 
 def register_plan(root: Path, plan: Path, request: BuildRequest = BuildRequest()) -> EngineEntry:
@@ -121,8 +134,9 @@ def register_plan(root: Path, plan: Path, request: BuildRequest = BuildRequest()
     bundle = load_bundle(root)
     machine = machine_or_fail()
     recipe = recipe_for(bundle, request, machine.tensorrt)
-    entry = _install(root, bundle, plan.read_bytes(), _entry(recipe, machine, 0.0, None), _matching(bundle, recipe, machine), request.allow_degraded)
-    console.print(f"[green]✓[/green] {plan} registered as {entry.file} in {root / 'manifest.json'}")
+    bundle.plans.mkdir(parents=True, exist_ok=True)
+    entry = _install(bundle, plan.read_bytes(), _entry(recipe, machine, 0.0, None), _matching(bundle, recipe, machine), request.allow_degraded)
+    console.print(f"[green]✓[/green] {plan} registered as {entry.file} in {_registry(bundle)}")
     return entry
 
 
@@ -135,19 +149,19 @@ def _entry(recipe: Recipe, machine: Machine, seconds: float, layers: dict[str, i
     )
 
 
-def _install(root: Path, bundle: Bundle, data: bytes, entry: EngineEntry, existing: EngineEntry | None, allow_degraded: bool) -> EngineEntry:
+def _install(bundle: Bundle, data: bytes, entry: EngineEntry, existing: EngineEntry | None, allow_degraded: bool) -> EngineEntry:
     """Write the plan, check it against FP32, record it (replacing ``existing``); on any failure remove it again."""
     machine = Machine(entry.compute_capability, entry.tensorrt, entry.gpu)
     entry.file = plan_name(machine, entry.precision, hashlib.sha256(data).hexdigest(), entry.dla_core)
-    write_bytes(root / entry.file, data)
+    write_bytes(bundle.plans / entry.file, data)
     try:
         report = _check(bundle, entry)
         if report is not None:
             entry.accuracy = report.as_dict()
             _judge(report, entry, allow_degraded)
-        _register(root, entry, [existing] if existing is not None else [])
+        _register(bundle, entry, [existing] if existing is not None else [])
     except BaseException:
-        (root / entry.file).unlink(missing_ok=True)
+        (bundle.plans / entry.file).unlink(missing_ok=True)
         raise
     return entry
 

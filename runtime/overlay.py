@@ -16,9 +16,11 @@ def colorize(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def annotate(
-    frame: np.ndarray, heatmap: np.ndarray, score: float, peak: tuple[int, int], fps: float, alpha: float = 0.45
+    frame: np.ndarray, heatmap: np.ndarray, score: float, peak: tuple[int, int], fps: float, label: str = "",
+    alpha: float = 0.45,
 ) -> np.ndarray:
-    """A new BGR image: ``frame`` with the heatmap blended in, a score bar on top, the score, FPS and the peak marked."""
+    """A new BGR image: ``frame`` with the heatmap blended in, a score bar on top, the score, FPS, the peak marked,
+    and ``label`` (what the heatmap is) under the score."""
     height, width = frame.shape[:2]
     out = cv2.addWeighted(frame, 1.0 - alpha, colorize(heatmap, (width, height)), alpha, 0.0)
     bar = max(4, int(round(height * BAR_HEIGHT_FRACTION)))
@@ -28,6 +30,10 @@ def annotate(
     thickness = max(1, int(round(scale * 2)))
     text_y = bar + int(22 * scale) + 2
     cv2.putText(out, f"memorability {score:.2f}", (4, text_y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    if label:
+        small = scale * 0.6
+        cv2.putText(out, f"map: {label}", (4, text_y + int(20 * scale) + 2), cv2.FONT_HERSHEY_SIMPLEX, small, (255, 255, 255),
+                    max(1, thickness // 2), cv2.LINE_AA)
     cv2.putText(out, f"{fps:.1f} FPS", (4, height - 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
     cv2.drawMarker(out, peak, (255, 255, 255), cv2.MARKER_CROSS, max(8, width // 20), thickness)
     return out

@@ -164,11 +164,13 @@ class Stream:
 
 
 class Pipeline:
-    """``memgaze-run``'s loop: every prediction of ``stream`` to every sink; overlay sinks show source 0."""
+    """``memgaze-run``'s loop: every prediction of ``stream`` to every sink; overlay sinks show source 0, with
+    ``map_label`` saying what the heatmap is."""
 
-    def __init__(self, stream: Stream, sinks: list[Sink]) -> None:
+    def __init__(self, stream: Stream, sinks: list[Sink], map_label: str = "") -> None:
         self.stream = stream
         self.sinks = sinks
+        self.map_label = map_label
         self.overlay = any(sink.wants_overlay for sink in sinks)
         self.rate = RateMeter()
 
@@ -178,7 +180,7 @@ class Pipeline:
             fps = self.rate.tick()
             assert prediction.image is not None
             marker = heatmap_peak(prediction.heatmap, prediction.image.shape)  # the peak in this image's pixels
-            annotated = annotate(prediction.image, prediction.heatmap, prediction.score, marker, fps)
+            annotated = annotate(prediction.image, prediction.heatmap, prediction.score, marker, fps, self.map_label)
         for sink in self.sinks:
             if annotated is not None or not sink.wants_overlay:
                 sink.write(prediction, annotated)

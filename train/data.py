@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
@@ -40,6 +41,13 @@ def list_users(root: str | os.PathLike[str]) -> list[str]:
     return sorted(users)
 
 
+def resize_map(heat: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A non-negative map of any size resized bilinearly (cell centres aligned) to ``size`` and scaled to sum to 1."""
+    resized = F.interpolate(torch.from_numpy(np.ascontiguousarray(heat, np.float32))[None, None], size=size,
+                            mode="bilinear", align_corners=False)[0, 0].clamp_min(0)
+    return (resized / resized.sum().clamp_min(1e-12)).numpy()
+
+
 def normalize_image(image: torch.Tensor) -> torch.Tensor:
     """uint8 RGB ``[3, H, W]`` → float32 normalized with ImageNet mean/std."""
     return TF.normalize(TF.to_dtype(image, torch.float32, scale=True), list(IMAGENET_MEAN), list(IMAGENET_STD))
@@ -48,8 +56,9 @@ def normalize_image(image: torch.Tensor) -> torch.Tensor:
 class MemorabilityDataset(Dataset[dict[str, torch.Tensor]]):
     """Images of a split with scores and gaze maps (see docs/internals.md, "Data").
 
-    ``mode="image"``: one item per image, ``user`` 0, heatmap = mean of the maps of the users
-    in ``users`` that have gaze for it. ``mode="user"``: additionally one item per (image, user
+    ``mode="image"``: one item per image, ``user`` 0, heatmap = its map in ``generic_maps`` (by split-line
+    name: a reference model's map, e.g. ResMem's Grad-CAM, resized bilinearly) when given, else the mean of
+    the maps of the users in ``users`` that have gaze for it. ``mode="user"``: additionally one item per (image, user
     in ``users`` with gaze), ``user`` = 1 + that user's position in ``users``. ``index`` is the
     image's position in ``self.images``. All gaze maps are read when the dataset is built
     (unreadable ones are warned about then) and kept in memory; ``cache`` is a folder for the
@@ -71,6 +80,7 @@ class MemorabilityDataset(Dataset[dict[str, torch.Tensor]]):
         cache: str | os.PathLike[str] | None = None,
         sigma: float | None = None,
         warnings: WarningCounter | None = None,
+        generic_maps: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         if mode not in MODES:
             fail(f"unknown dataset mode {mode!r}; expected one of {', '.join(MODES)}")
@@ -96,12 +106,12 @@ class MemorabilityDataset(Dataset[dict[str, torch.Tensor]]):
         self.images = images
         self.scores = np.array([im.score for im in images], dtype=np.float32)
         self.gaze = GazeStore(self.root, self.map_size, sigma, self.warnings)
-        self.maps, self.items = self._index_gaze()
+        self.maps, self.items = self._index_gaze(generic_maps or {})
         self.augment = JointAugment(self.image_size) if augment else None
         if own:
             self.warnings.summary()
 
-    def _index_gaze(self) -> tuple[np.ndarray, np.ndarray]:
+    def _index_gaze(self, generic_maps: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Read every usable map once: ``maps`` float32 [m, h, w] and ``items`` int64 [n, 3] of
         (image index, user index, map row or -1)."""
         maps: list[np.ndarray] = []
@@ -113,7 +123,11 @@ class MemorabilityDataset(Dataset[dict[str, torch.Tensor]]):
                 if user in position and (heat := self.gaze.heatmap(user, image.name)) is not None:
                     own_maps.append((position[user], heat))
             generic_row = -1
-            if own_maps:
+            generic = generic_maps.get(image.name)
+            if generic is not None and generic.sum() > 0:
+                maps.append(resize_map(generic, self.map_size))
+                generic_row = len(maps) - 1
+            elif own_maps:
                 maps.append(np.stack([heat for _, heat in own_maps]).mean(axis=0, dtype=np.float32))
                 generic_row = len(maps) - 1
             items.append((idx, 0, generic_row))

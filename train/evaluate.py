@@ -69,19 +69,27 @@ def map_metrics(
     users: list[str],
     fixations: Any | None = None,
 ) -> dict[str, Any]:
-    """Map CC of a user-conditioned student on each user's heatmaps of a ``mode="user"`` dataset.
+    """Map CC of a user-conditioned student on the heatmaps of a ``mode="user"`` dataset.
 
     ``cc_own_user``: conditioned on the heatmap's own user; ``cc_other_user``: on each other
     known user (averaged); ``cc_generic``: on index 0; ``cc_by_user``: own-user CC per user;
     ``nss_own_user``: NSS against the binary fixation maps of ``fixations(user, index)`` (a
-    callable returning a bool ``[h, w]`` array or None) when given.
+    callable returning a bool ``[h, w]`` array or None) when given; ``cc_generic_target``: the
+    generic viewer's map against the generic items' own targets (a reference model's map, or the
+    mean of the users' maps), NaN when they have none.
     """
     was_training = model.training
     model.eval()
     real = list(range(1, len(users)))
     rows: dict[tuple[int, int], tuple[int, float, float, float, float]] = {}
+    generic_rows: dict[int, float] = {}
     for batch in _batches(dataset, compute, batch_size):
-        keep = batch["has_heatmap"].bool() & (batch["user"] > 0)
+        has_map = batch["has_heatmap"].bool()
+        generic_items = has_map & (batch["user"] == 0)
+        if generic_items.any():
+            predicted = _forward(model, compute, batch["image"][generic_items], batch["user"][generic_items])[1]
+            generic_rows.update(zip(batch["index"][generic_items].tolist(), cc_rows(predicted, batch["heatmap"][generic_items])))
+        keep = has_map & (batch["user"] > 0)
         if not keep.any():
             continue
         image, user, target = batch["image"][keep], batch["user"][keep], batch["heatmap"][keep]
@@ -110,6 +118,7 @@ def map_metrics(
         "cc_other_user": _mean(table[:, 2]) if len(real) > 1 else float("nan"),
         "cc_generic": _mean(table[:, 3]),
         "nss_own_user": _mean(table[:, 4]),
+        "cc_generic_target": _mean(np.asarray(_gather_rows(compute, generic_rows), dtype=np.float64)),
         "cc_by_user": by_user,
     }
 

@@ -29,10 +29,12 @@ MAP_EPS = 1e-8
 
 @dataclass
 class TeacherOutput:
-    """Scores ``[N]`` (float64, NaN where the model gave none) and maps ``[N, h, w]`` summing to 1, or None."""
+    """Scores ``[N]`` (float64, NaN where the model gave none), maps ``[N, h, w]`` summing to 1 or None, and
+    features ``[N, d]`` (the model's own image embedding, for feature distillation) or None."""
 
     scores: np.ndarray
     maps: np.ndarray | None
+    features: np.ndarray | None = None
 
 
 class ExternalTeacher:
@@ -149,24 +151,29 @@ class OnnxTeacher(ExternalTeacher):
 
 
 class ResMemTeacher(ExternalTeacher):
-    """ResMem (PyPI ``resmem``, non-commercial licence): a score per image, no map."""
+    """ResMem (PyPI ``resmem``, non-commercial licence): its score (its own preprocessing), as its map Grad-CAM of
+    that score on the whole frame (:func:`memgaze.train.resmem.resmem_gradcam`, 8×8), and as features its
+    ResNet-152 trunk's pooled last stage (2048) for the score's input."""
+
+    has_map = True
 
     def __init__(self) -> None:
         from memgaze.train.resmem import resmem_version
 
         version = resmem_version()
-        self.name, self.version, self.identity = "ResMem", f"resmem {version}", f"resmem=={version}"
+        self.name, self.version = "ResMem", f"resmem {version}"
+        self.identity = f"resmem=={version}:gradcam-layer4-whole227:pool2048"
         self.online_by_default = False  # a ResNet-152-sized model: about 0.6 s per frame on a 2-core CPU
         self._model: torch.nn.Module | None = None
 
     def predict(self, frames_bgr: Sequence[np.ndarray]) -> TeacherOutput:
-        from memgaze.train.resmem import load_resmem, resmem_input
+        from memgaze.train.resmem import load_resmem, resmem_gradcam, resmem_score_and_features
 
         if self._model is None:
             self._model = load_resmem()
-        with torch.inference_mode():
-            scores = self._model(resmem_input(list(frames_bgr))).reshape(-1).double().numpy()
-        return TeacherOutput(scores, None)
+        frames = list(frames_bgr)
+        scores, features = resmem_score_and_features(self._model, frames)
+        return TeacherOutput(scores, _unit_maps(resmem_gradcam(self._model, frames)), features)
 
 
 ADAPTERS: dict[str, type[ExternalTeacher]] = {"resmem": ResMemTeacher}

@@ -6,10 +6,12 @@ generic items (``user == 0``) only; the others stay zero and the map-KD loss mas
 * :class:`ResNetTargets`: memgaze's own teacher. Scores of the un-augmented training images are
   computed once; maps are of the augmented crops.
 * :class:`ExternalTargets`: a label-free run's external model. *Cached*: its scores of the whole
-  frames (the split files) and, if it has one, its map of each generic crop. *Online* (consistent
-  distillation): the model scores every augmented crop the student sees, so a random crop or a
-  colour change never leaves the student chasing the score of a different picture (on the demo,
-  agreement with the teacher on unseen scenes rose from ρ 0.83 cached to 0.88 online).
+  frames (the split files); its maps of the whole frames, if it has any, are the dataset's generic
+  map targets, cropped and flipped with each image (:class:`memgaze.train.data.MemorabilityDataset`).
+  *Online* (consistent distillation): the model scores, and maps, every augmented crop the student
+  sees, so a random crop or a colour change never leaves the student chasing the score of a
+  different picture (on the demo, agreement with the teacher on unseen scenes rose from ρ 0.83
+  cached to 0.88 online).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from memgaze.train.loop import Batch
 
 
 class BatchTargets:
-    """Per-batch distillation targets; ``map_from_teacher`` says whether map targets exist at all."""
+    """Per-batch distillation targets; ``map_from_teacher`` says whether map targets exist at all, ``features``
+    (``[n, d]`` by training-image index, or None) the teacher's embedding of each image, for feature distillation."""
 
     map_from_teacher: bool
+    features: torch.Tensor | None = None
 
     def __call__(self, batch: Batch, map_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -56,9 +60,9 @@ class ResNetTargets(BatchTargets):
 class ExternalTargets(BatchTargets):
     """An external model: cached ``scores`` of whole frames, or (``online``) its outputs on each crop."""
 
-    def __init__(self, teacher: ExternalTeacher, scores: torch.Tensor, online: bool) -> None:
-        self.teacher, self.scores, self.online = teacher, scores, online
-        self.map_from_teacher = teacher.has_map
+    def __init__(self, teacher: ExternalTeacher, scores: torch.Tensor, online: bool, features: torch.Tensor | None = None) -> None:
+        self.teacher, self.scores, self.online, self.features = teacher, scores, online, features
+        self.map_from_teacher = online and teacher.has_map  # cached maps come with the data
 
     def __call__(self, batch: Batch, map_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         maps, generic = self._empty_maps(batch, map_hw)
@@ -71,8 +75,4 @@ class ExternalTargets(BatchTargets):
                 chosen = generic.cpu().numpy()
                 maps[generic] = map_log_targets(np.ascontiguousarray(output.maps[chosen]), map_hw, maps.device)
             return scores, maps
-        if self.map_from_teacher and generic.any():
-            output = self.teacher.predict_images(batch["image"][generic])
-            assert output.maps is not None
-            maps[generic] = map_log_targets(output.maps, map_hw, maps.device)
         return cached, maps

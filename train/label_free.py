@@ -7,8 +7,11 @@ frames as ``<video stem>_f<index>.jpg``), ``splits/{train,val,test}_<fold>.txt``
 teacher's scores (a deterministic 80/10/10 split: images by name hash, video frames by stretches of
 consecutive frames, so that near-identical neighbours never sit on both sides), ``gaze`` (a link to
 ``FOLDER/gaze`` when there is one, so gaze imitation and user conditioning still apply) and
-``teacher-<key>.npz``: the teacher's scores, keyed by the teacher and the frames' content hashes,
-so a second run does not recompute them.
+``targets.npz``: the teacher's map
+of each kept frame, which the student learns as the generic viewer's map, and its features, where it
+gives them (feature distillation). The teacher's outputs are
+cached in the user cache (:mod:`memgaze.user_cache`, ``teacher-outputs/``), keyed by the teacher and
+the frames' names and contents, so a second run (any ``--out``, any seed) does not recompute them.
 """
 
 from __future__ import annotations
@@ -24,16 +27,19 @@ from typing import Any
 
 import cv2
 import numpy as np
+from rich.progress import Progress
 
 from memgaze.atomic import write_bytes, write_text
 from memgaze.console import WarningCounter, console
 from memgaze.errors import fail
 from memgaze.manifest import sha256_file
+from memgaze.user_cache import user_cache_dir
 from memgaze.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, VideoSampler, list_media
-from memgaze.train.external_teacher import ExternalTeacher
+from memgaze.train.external_teacher import ExternalTeacher, TeacherOutput
 from memgaze.layout import IMAGE_EXTENSIONS, SPLITS, gaze_dir, split_path
 
 FOLDER = "label-free"
+TARGETS_FILE = "targets.npz"
 MIN_FRAMES = 10
 HELD_OUT = 0.1  # fraction of frames for val and for test, each
 STRETCH_MAX = 10  # sampled frames of a video that stay together in one split (fewer in a short video)
@@ -56,7 +62,8 @@ def prepare(
     root = out / FOLDER
     frames = collect_frames(source, root / "images", every, min_change, warnings)
     names = frames.names
-    scores, reused = teacher_scores(teacher, root, names, warnings)
+    output, reused = teacher_outputs(teacher, root, names, warnings)
+    scores = output.scores
     usable = np.isfinite(scores)
     if usable.sum() < MIN_FRAMES:
         fail(f"--data {source}: {int(usable.sum())} frame(s) could be read and scored; need at least {MIN_FRAMES}")
@@ -70,6 +77,7 @@ def prepare(
     if rescaled:  # the LaMem layout holds scores in [0, 1]; ranks (what Spearman measures) are unchanged
         values = (values - low) / (high - low)
     sizes = write_splits(root, kept, values, fold, groups)
+    write_targets(root, kept, *(None if v is None else v[usable] for v in (output.maps, output.features)))
     _link_gaze(source, root)
     summary = {
         "teacher_model": teacher.name,
@@ -142,32 +150,75 @@ def collect_frames(source: Path, folder: Path, every: int, min_change: float, wa
     return Frames(names, groups, counts)
 
 
-def teacher_scores(teacher: ExternalTeacher, root: Path, names: list[str], warnings: WarningCounter) -> tuple[np.ndarray, bool]:
-    """The teacher's score of every frame (NaN where unreadable) and whether they came from the cache."""
+def teacher_outputs(
+    teacher: ExternalTeacher, root: Path, names: list[str], warnings: WarningCounter
+) -> tuple[TeacherOutput, bool]:
+    """The teacher's score of every frame of ``root/images`` (NaN where unreadable) and, when it gives them,
+    its map (``[n, h, w]``) and features (``[n, d]``; zero where unreadable), and whether they came from the cache."""
     key = cache_key(teacher, root / "images", names)
-    cache = root / f"teacher-{key[:16]}.npz"
+    cache = user_cache_dir("teacher-outputs") / f"{key[:32]}.npz"
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as saved:
             if saved["names"].tolist() == names:
                 console.print(f"teacher outputs of {len(names)} frames reused from {cache}")
-                return saved["scores"], True
+                maps, features = (saved[k].astype(np.float32) if k in saved.files else None for k in ("maps", "features"))
+                return TeacherOutput(saved["scores"], maps, features), True
     console.print(f"scoring {len(names)} frames with {teacher.describe()}")
     scores = np.full(len(names), np.nan)
-    for start in range(0, len(names), BATCH):
-        frames, rows = [], []
-        for row in range(start, min(start + BATCH, len(names))):
-            frame = cv2.imread(str(root / "images" / names[row]), cv2.IMREAD_COLOR)
-            if frame is None:
-                warnings.warn("unreadable image", f"cannot decode {root / 'images' / names[row]}; skipped")
-                continue
-            frames.append(frame)
-            rows.append(row)
-        if frames:
-            scores[rows] = teacher.predict(frames).scores
+    extra: dict[str, np.ndarray] = {}  # maps, features: as the teacher gives them
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"{teacher.name}", total=len(names))
+        for start in range(0, len(names), BATCH):
+            frames, rows = [], []
+            for row in range(start, min(start + BATCH, len(names))):
+                frame = cv2.imread(str(root / "images" / names[row]), cv2.IMREAD_COLOR)
+                if frame is None:
+                    warnings.warn("unreadable image", f"cannot decode {root / 'images' / names[row]}; skipped")
+                    continue
+                frames.append(frame)
+                rows.append(row)
+            if frames:
+                output = teacher.predict(frames)
+                scores[rows] = output.scores
+                for key, values in (("maps", output.maps), ("features", output.features)):
+                    if values is not None:
+                        extra.setdefault(key, np.zeros((len(names), *values.shape[1:]), np.float32))[rows] = values
+            progress.advance(task, min(BATCH, len(names) - start))
     buffer = io.BytesIO()
-    np.savez(buffer, names=np.array(names, dtype=str), scores=scores)
+    np.savez(buffer, names=np.array(names, dtype=str), scores=scores, **{k: v.astype(np.float16) for k, v in extra.items()})
     write_bytes(cache, buffer.getvalue())
-    return scores, False
+    return TeacherOutput(scores, extra.get("maps"), extra.get("features")), False
+
+
+@dataclass
+class TeacherTargets:
+    """What a teacher gave beyond scores, by frame name: maps and features (None: it gave none)."""
+
+    maps: dict[str, np.ndarray] | None
+    features: dict[str, np.ndarray] | None
+
+
+def write_targets(root: Path, names: list[str], maps: np.ndarray | None, features: np.ndarray | None) -> None:
+    """``root/targets.npz``: the teacher's map and features of each named frame (neither: no file)."""
+    path = root / TARGETS_FILE
+    given = {k: v.astype(np.float16) for k, v in (("maps", maps), ("features", features)) if v is not None}
+    if not given:
+        path.unlink(missing_ok=True)
+        return
+    buffer = io.BytesIO()
+    np.savez(buffer, names=np.array(names, dtype=str), **given)
+    write_bytes(path, buffer.getvalue())
+
+
+def read_targets(root: Path) -> TeacherTargets:
+    """What :func:`write_targets` wrote under ``root``, as float32 arrays by frame name."""
+    path = root / TARGETS_FILE
+    if not path.is_file():
+        return TeacherTargets(None, None)
+    with np.load(path, allow_pickle=False) as saved:
+        names = saved["names"].tolist()
+        found = {k: dict(zip(names, saved[k].astype(np.float32))) if k in saved.files else None for k in ("maps", "features")}
+    return TeacherTargets(found["maps"], found["features"])
 
 
 def cache_key(teacher: ExternalTeacher, folder: Path, names: list[str]) -> str:

@@ -199,7 +199,7 @@ def train_stage(
             break
         reseed_loader(loader, compute, epoch)
         wrapped.train(spec.train_mode)
-        train_loss = _train_epoch(spec, compute, wrapped, loader, optimizer, scheduler, scaler, optim.grad_clip, epoch, path)
+        train_loss, parts = _train_epoch(spec, compute, wrapped, loader, optimizer, scheduler, scaler, optim.grad_clip, epoch, path)
         model.eval()
         metrics = {"loss": train_loss, "lr": float(scheduler.get_last_lr()[0]), **spec.validate(model)}
         value = spec.monitor(metrics)
@@ -213,7 +213,7 @@ def train_stage(
         progress.stopped = optim.patience > 0 and progress.bad_epochs >= optim.patience
         # The log row goes first: a kill between the two re-runs this epoch, whose row then replaces it.
         if compute.ctx.is_main and log is not None:
-            log.log(spec.name, epoch, metrics)
+            log.log(spec.name, epoch, {**metrics, **{f"loss_{name}": value for name, value in parts.items()}})
         _save_state(path, spec, compute, model, optimizer, scheduler, scaler, steps, progress)
         if compute.ctx.is_main:
             _print_epoch(spec.name, epoch, spec.epochs, metrics, progress.best_epoch == epoch)
@@ -239,16 +239,18 @@ def _train_epoch(
     grad_clip: float,
     epoch: int,
     path: Path,
-) -> float:
-    """One pass over ``loader``; returns the mean loss. A non-finite loss is a one-line error."""
+) -> tuple[float, dict[str, float]]:
+    """One pass over ``loader``; returns the mean loss and the mean of each of its terms (this process's batches).
+    A non-finite loss is a one-line error."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
     total = torch.zeros((), device=compute.device)
     count = 0
+    part_sums: dict[str, float] = {}
     with _progress_bar(compute, f"{spec.name} {epoch}/{spec.epochs}", len(loader)) as advance:
         for step, batch in enumerate(loader, 1):
             batch = compute.to_device(batch)
             with compute.autocast():
-                loss, _parts = spec.loss_fn(model, batch)
+                loss, parts = spec.loss_fn(model, batch)
             mean_loss = all_reduce_mean(compute.ctx, loss.detach().float())
             if not torch.isfinite(mean_loss).item():
                 kept = f"last good checkpoint kept: {path}" if path.is_file() else "no checkpoint written"
@@ -272,8 +274,10 @@ def _train_epoch(
             scheduler.step()
             total += mean_loss
             count += 1
+            for name, value in parts.items():
+                part_sums[name] = part_sums.get(name, 0.0) + value
             advance()
-    return float(total.item()) / max(1, count)
+    return float(total.item()) / max(1, count), {name: value / max(1, count) for name, value in part_sums.items()}
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ class LossWeights:
     student_gaze: float = 2.0
     kd_temperature: float = 2.0
     cc: float = 1.0  # weight of the (1 - CC) term inside the map loss, next to KL
+    student_feature_kd: float = 0.0  # student imitation of an external model's embedding (label-free runs that give one)
 
 
 def score_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -77,6 +78,11 @@ def map_distill(
     log_student = spatial_log_softmax(student_logits / temperature)
     teacher = spatial_log_softmax(teacher_logits.detach().to(log_student.dtype) / temperature).exp()
     return _masked_mean(_kl_per_sample(log_student, teacher), mask) * temperature**2
+
+
+def feature_distill(embedding: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Feature KD: mean cosine distance ``1 - cos`` between the student's projected embedding and the reference's ``[N, d]``."""
+    return (1.0 - F.cosine_similarity(embedding, target.detach().to(embedding.dtype), dim=1)).mean()
 
 
 def _floats(parts: dict[str, torch.Tensor]) -> dict[str, float]:

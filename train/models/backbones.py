@@ -26,6 +26,7 @@ from memgaze.train.models.efficientnet_lite import (
 
 MOBILENET, LITE0 = "mobilenet_v3_small", "efficientnet_lite0"
 BACKBONES = (MOBILENET, LITE0)
+DEFAULT_BACKBONE = LITE0  # ImageNet weights offline, INT8 faster than FP32 on CPUs, quantizes cleanly
 LEGACY_BACKBONE = MOBILENET  # checkpoints written before the choice existed
 
 

@@ -6,7 +6,7 @@ import math
 
 import torch
 from torch import nn
-from memgaze.train.models.backbones import MOBILENET, build_trunk
+from memgaze.train.models.backbones import DEFAULT_BACKBONE, build_trunk
 from memgaze.train.models.blocks import AttentionFuse, MapHead, ScoreHead, check_input
 
 STUDENT_NAME = "mobilenetv3s_attention_film"  # historical name: the backbone is the ``backbone`` hyper-parameter
@@ -41,7 +41,8 @@ class Student(nn.Module):
         embed_dim: int = 16,
         hidden: int = 128,
         backbone_weights: str | None = "imagenet",
-        backbone: str = MOBILENET,
+        backbone: str = DEFAULT_BACKBONE,
+        feature_dim: int = 0,
     ) -> None:
         super().__init__()
         self.enc8, self.enc16, self.enc32, (c8, c16, c32), self.pretrained_backbone = build_trunk(backbone, backbone_weights)
@@ -54,6 +55,9 @@ class Student(nn.Module):
         self.query_scale = 1.0 / math.sqrt(width)
         self.map_head = MapHead(width)
         self.score_head = ScoreHead(width, c32, hidden)
+        # Training only (feature distillation): the pooled stride-32 features projected to a reference model's
+        # embedding (``feature_dim`` > 0). ``forward`` never uses it, so it is not in the exported graph.
+        self.feature_head = nn.Linear(c32, feature_dim) if feature_dim > 0 else None
         self._row_mask: torch.utils.hooks.RemovableHandle | None = None
         self.frozen_backbone = False
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
+
+import numpy as np
 
 from torch import nn
 
@@ -38,6 +40,7 @@ class StageContext:
     optim: OptimConfig
     warnings: WarningCounter
     log: MetricLog | None
+    generic_maps: Mapping[str, np.ndarray] | None = None  # the generic viewer's map target per image (a reference model's)
 
     @property
     def main(self) -> bool:
@@ -48,9 +51,12 @@ class StageContext:
     def map_size(self) -> tuple[int, int]:
         return map_size(self.image_size)
 
-    def with_root(self, root: Path, synthetic: bool | None = None) -> StageContext:
-        """The same run on another dataset root."""
-        return dataclasses.replace(self, root=root, synthetic=self.synthetic if synthetic is None else synthetic)
+    def with_root(
+        self, root: Path, synthetic: bool | None = None, generic_maps: Mapping[str, np.ndarray] | None = None
+    ) -> StageContext:
+        """The same run on another dataset root (with that root's generic-viewer map targets, if any)."""
+        return dataclasses.replace(self, root=root, synthetic=self.synthetic if synthetic is None else synthetic,
+                                   generic_maps=generic_maps)
 
     def dataset(self, split: str, mode: str, users: list[str] | None = None, augment: bool = False) -> MemorabilityDataset:
         """A split of the data; ``users`` are the real users (model index 1 + position).
@@ -62,7 +68,7 @@ class StageContext:
             barrier(self.compute.ctx)
         data = MemorabilityDataset(
             self.root, split, fold=self.fold, image_size=self.image_size, map_size=self.map_size, users=users,
-            mode=mode, augment=augment, cache=cache, warnings=self.warnings,
+            mode=mode, augment=augment, cache=cache, warnings=self.warnings, generic_maps=self.generic_maps,
         )
         if cache is not None and self.main:
             barrier(self.compute.ctx)

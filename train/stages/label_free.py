@@ -5,7 +5,7 @@ the frames of ``--data`` become a LaMem-layout dataset under ``OUT/label-free``
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ from memgaze.train.data import MemorabilityDataset, list_users
 from memgaze.train.distributed import barrier
 from memgaze.train.external_teacher import ExternalTeacher, open_teacher, parse_channels
 from memgaze.train.kd_targets import BatchTargets, ExternalTargets
-from memgaze.train.label_free import FOLDER, prepare
+from memgaze.train.label_free import FOLDER, prepare, read_targets
 from memgaze.train.stages.context import StageContext, StageOutcome
 from memgaze.train.stages.student import TargetSource, train_student
 
@@ -53,12 +53,15 @@ def distil_from_external(
             fold=ctx.fold, warnings=ctx.warnings,
         ).summary
     barrier(ctx.compute.ctx)
-    data = ctx.with_root(ctx.out / FOLDER)
     online = external.online_by_default if settings.teacher_online is None else settings.teacher_online
+    given = read_targets(ctx.out / FOLDER)
+    # cached: the model's maps of whole frames are the generic viewer's map targets; online, it maps each crop
+    data = ctx.with_root(ctx.out / FOLDER, generic_maps=None if online else given.maps)
     if ctx.main:
-        how = "on every augmented batch (online)" if online else "through its cached scores of whole frames"
+        how = "on every augmented batch (online)" if online else "through its cached outputs on whole frames"
         console.print(f"the student imitates {external.name} {how}")
-    student = train_student(data, epochs=epochs, targets=external_targets(external, online), loss=loss, backbone=backbone)
+    targets = external_targets(external, online, given.features)
+    student = train_student(data, epochs=epochs, targets=targets, loss=loss, backbone=backbone)
     test = student.test
     report.update(
         teacher_online=online, spearman_vs_teacher=test["spearman"], pearson_vs_teacher=test["pearson"],
@@ -75,13 +78,18 @@ def distil_from_external(
     return LabelFreeOutcome(student, data, report, teacher)
 
 
-def external_targets(external: ExternalTeacher, online: bool) -> TargetSource:
+def external_targets(external: ExternalTeacher, online: bool, features: Mapping[str, np.ndarray] | None = None) -> TargetSource:
     """Targets from ``external``: the dataset's scores are its cached ones (or, ``online``, its outputs
-    on each augmented crop), with the loss weights of :func:`label_free_weights`."""
+    on each augmented crop), its features of each training image where it gave them, with the loss
+    weights of :func:`label_free_weights`."""
 
     def source(ctx: StageContext, train_set: MemorabilityDataset, loss: losses.LossWeights) -> tuple[BatchTargets, losses.LossWeights]:
         scores = torch.from_numpy(train_set.scores).to(ctx.compute.device)
-        return ExternalTargets(external, scores, online), label_free_weights(loss, train_set.scores)
+        embedding = None
+        if features is not None and loss.student_feature_kd > 0:
+            rows = np.stack([features[image.name] for image in train_set.images])
+            embedding = torch.from_numpy(rows).to(ctx.compute.device)
+        return ExternalTargets(external, scores, online, embedding), label_free_weights(loss, train_set.scores)
 
     return source
 

