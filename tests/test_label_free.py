@@ -306,6 +306,31 @@ def test_teacher_outputs_are_cached_by_image_list(tmp_path: Path, demo: Path) ->
     assert teacher.calls > calls
 
 
+class _InterruptedTeacher(_CountingTeacher):
+    """Ctrl-C during its third batch."""
+
+    def predict(self, frames_bgr: Sequence[np.ndarray]) -> TeacherOutput:
+        if self.calls == 2:
+            self.calls += 1
+            raise KeyboardInterrupt
+        return super().predict(frames_bgr)
+
+
+def test_an_interrupted_scoring_resumes_where_it_stopped(tmp_path: Path, demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from memgaze.train import label_free
+
+    monkeypatch.setattr(label_free, "SAVE_EVERY", label_free.BATCH)  # save after every batch
+    names = sorted(p.name for p in (demo / "images").iterdir())[:80]
+    with pytest.raises(KeyboardInterrupt):
+        label_free.teacher_outputs(_InterruptedTeacher(), demo, names, WarningCounter("t"))
+    teacher = _CountingTeacher()
+    output, cached = label_free.teacher_outputs(teacher, demo, names, WarningCounter("t"))
+    assert not cached and teacher.calls == 80 // label_free.BATCH - 2  # the two batches done before Ctrl-C were kept
+    whole = _CountingTeacher().predict([cv2.imread(str(demo / "images" / n)) for n in names]).scores
+    np.testing.assert_allclose(output.scores, whole)
+    assert label_free.teacher_outputs(teacher, demo, names, WarningCounter("t"))[1]  # complete: reused
+
+
 def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     """``memgaze-train ARGS`` in this process: (exit code, stderr)."""
     from memgaze.train.cli import main

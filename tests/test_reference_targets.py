@@ -99,9 +99,25 @@ def test_resmem_gives_its_score_its_grad_cam_and_its_trunk_features() -> None:
     teacher = external_teacher.open_teacher("resmem")
     out = teacher.predict([photo, photo[:, ::-1].copy()])
     assert teacher.has_map and out.maps is not None and out.features is not None
-    assert out.maps.shape == (2, 8, 8) and np.allclose(out.maps.sum(axis=(1, 2)), 1) and out.features.shape == (2, 2048)
+    assert out.maps.shape == (2, 32, 32) and np.allclose(out.maps.sum(axis=(1, 2)), 1) and out.features.shape == (2, 2048)
     assert teacher.version.startswith("resmem ") and ((out.scores > 0) & (out.scores < 1)).all()
     assert abs(out.scores[0] - out.scores[1]) < 0.05  # a mirror image is about as memorable
     mirrored = out.maps[1][:, ::-1]
     cc = np.corrcoef(out.maps[0].ravel(), mirrored.ravel())[0, 1]
-    assert cc > 0.8 and out.maps[0].max() > 2 / 64  # the map follows the content, and it is not flat
+    assert cc > 0.8 and out.maps[0].max() > 2 / 32**2  # the map follows the content, and it is not flat
+
+
+def test_grad_cam_of_the_centre_crop_is_placed_where_the_crop_lies_in_the_frame() -> None:
+    import torch
+
+    from memgaze.train.resmem import CROP_START, FRAME_MAP, RESMEM_RESIZE, RESMEM_SIZE, crop_map_in_frame
+
+    flat = crop_map_in_frame(torch.ones(1, 8, 8))
+    assert flat.shape == (1, FRAME_MAP, FRAME_MAP) and torch.allclose(flat, torch.ones_like(flat))  # edges carried out
+    hot = torch.zeros(1, 8, 8)
+    hot[0, 2, 6] = 1.0  # row 2, column 6 of the crop
+    placed = crop_map_in_frame(hot)[0]
+    y, x = np.unravel_index(int(placed.argmax()), placed.shape)
+    cell = RESMEM_SIZE / 8 / RESMEM_RESIZE  # one crop cell, as a fraction of the frame
+    want_x, want_y = (CROP_START / RESMEM_RESIZE + (k + 0.5) * cell for k in (6, 2))
+    assert abs((x + 0.5) / FRAME_MAP - want_x) <= 1 / FRAME_MAP and abs((y + 0.5) / FRAME_MAP - want_y) <= 1 / FRAME_MAP

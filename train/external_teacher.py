@@ -151,9 +151,9 @@ class OnnxTeacher(ExternalTeacher):
 
 
 class ResMemTeacher(ExternalTeacher):
-    """ResMem (PyPI ``resmem``, non-commercial licence): its score (its own preprocessing), as its map Grad-CAM of
-    that score on the whole frame (:func:`memgaze.train.resmem.resmem_gradcam`, 8×8), and as features its
-    ResNet-152 trunk's pooled last stage (2048) for the score's input."""
+    """ResMem (PyPI ``resmem``, non-commercial licence), in one pass on its own input: its score, as its map the
+    Grad-CAM of that score placed in the whole frame, and as features its ResNet-152 trunk's pooled last stage
+    (:func:`memgaze.train.resmem.resmem_outputs`)."""
 
     has_map = True
 
@@ -162,18 +162,17 @@ class ResMemTeacher(ExternalTeacher):
 
         version = resmem_version()
         self.name, self.version = "ResMem", f"resmem {version}"
-        self.identity = f"resmem=={version}:gradcam-layer4-whole227:pool2048"
+        self.identity = f"resmem=={version}:gradcam-layer4-in-frame:pool2048"
         self.online_by_default = False  # a ResNet-152-sized model: about 0.6 s per frame on a 2-core CPU
         self._model: torch.nn.Module | None = None
 
     def predict(self, frames_bgr: Sequence[np.ndarray]) -> TeacherOutput:
-        from memgaze.train.resmem import load_resmem, resmem_gradcam, resmem_score_and_features
+        from memgaze.train.resmem import load_resmem, resmem_outputs
 
         if self._model is None:
             self._model = load_resmem()
-        frames = list(frames_bgr)
-        scores, features = resmem_score_and_features(self._model, frames)
-        return TeacherOutput(scores, _unit_maps(resmem_gradcam(self._model, frames)), features)
+        scores, maps, features = resmem_outputs(self._model, list(frames_bgr))
+        return TeacherOutput(scores, _unit_maps(maps), features)
 
 
 ADAPTERS: dict[str, type[ExternalTeacher]] = {"resmem": ResMemTeacher}

@@ -44,6 +44,7 @@ MIN_FRAMES = 10
 HELD_OUT = 0.1  # fraction of frames for val and for test, each
 STRETCH_MAX = 10  # sampled frames of a video that stay together in one split (fewer in a short video)
 BATCH = 16
+SAVE_EVERY = 32 * BATCH  # frames between saves of a teacher's outputs being computed
 JPEG_QUALITY = 95
 
 
@@ -154,21 +155,20 @@ def teacher_outputs(
     teacher: ExternalTeacher, root: Path, names: list[str], warnings: WarningCounter
 ) -> tuple[TeacherOutput, bool]:
     """The teacher's score of every frame of ``root/images`` (NaN where unreadable) and, when it gives them,
-    its map (``[n, h, w]``) and features (``[n, d]``; zero where unreadable), and whether they came from the cache."""
+    its map (``[n, h, w]``) and features (``[n, d]``; zero where unreadable), and whether they came from the cache.
+
+    The cache file is written every :data:`SAVE_EVERY` frames too, so an interrupted run resumes where it stopped."""
     key = cache_key(teacher, root / "images", names)
     cache = user_cache_dir("teacher-outputs") / f"{key[:32]}.npz"
-    if cache.is_file():
-        with np.load(cache, allow_pickle=False) as saved:
-            if saved["names"].tolist() == names:
-                console.print(f"teacher outputs of {len(names)} frames reused from {cache}")
-                maps, features = (saved[k].astype(np.float32) if k in saved.files else None for k in ("maps", "features"))
-                return TeacherOutput(saved["scores"], maps, features), True
-    console.print(f"scoring {len(names)} frames with {teacher.describe()}")
-    scores = np.full(len(names), np.nan)
-    extra: dict[str, np.ndarray] = {}  # maps, features: as the teacher gives them
+    scores, extra, done = _read_outputs(cache, names)
+    if done == len(names):
+        console.print(f"teacher outputs of {len(names)} frames reused from {cache}")
+        return TeacherOutput(scores, extra.get("maps"), extra.get("features")), True
+    resumed = f", resuming after {done} cached" if done else ""
+    console.print(f"scoring {len(names)} frames with {teacher.describe()}{resumed}")
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"{teacher.name}", total=len(names))
-        for start in range(0, len(names), BATCH):
+        task = progress.add_task(f"{teacher.name}", total=len(names), completed=done)
+        for start in range(done, len(names), BATCH):
             frames, rows = [], []
             for row in range(start, min(start + BATCH, len(names))):
                 frame = cv2.imread(str(root / "images" / names[row]), cv2.IMREAD_COLOR)
@@ -180,14 +180,31 @@ def teacher_outputs(
             if frames:
                 output = teacher.predict(frames)
                 scores[rows] = output.scores
-                for key, values in (("maps", output.maps), ("features", output.features)):
+                for key_name, values in (("maps", output.maps), ("features", output.features)):
                     if values is not None:
-                        extra.setdefault(key, np.zeros((len(names), *values.shape[1:]), np.float32))[rows] = values
-            progress.advance(task, min(BATCH, len(names) - start))
-    buffer = io.BytesIO()
-    np.savez(buffer, names=np.array(names, dtype=str), scores=scores, **{k: v.astype(np.float16) for k, v in extra.items()})
-    write_bytes(cache, buffer.getvalue())
+                        extra.setdefault(key_name, np.zeros((len(names), *values.shape[1:]), np.float32))[rows] = values
+            done = min(start + BATCH, len(names))
+            progress.advance(task, done - start)
+            if done % SAVE_EVERY == 0 or done == len(names):
+                _write_outputs(cache, names, scores, extra, done)
     return TeacherOutput(scores, extra.get("maps"), extra.get("features")), False
+
+
+def _read_outputs(cache: Path, names: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+    """Scores, maps/features and how many frames are done, from a (possibly partial) cache of these ``names``."""
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as saved:
+            if saved["names"].tolist() == names:
+                extra = {k: saved[k].astype(np.float32) for k in ("maps", "features") if k in saved.files}
+                return saved["scores"].copy(), extra, int(saved["done"]) if "done" in saved.files else len(names)
+    return np.full(len(names), np.nan), {}, 0
+
+
+def _write_outputs(cache: Path, names: list[str], scores: np.ndarray, extra: dict[str, np.ndarray], done: int) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, names=np.array(names, dtype=str), scores=scores, done=done,
+             **{k: v.astype(np.float16) for k, v in extra.items()})
+    write_bytes(cache, buffer.getvalue())
 
 
 @dataclass

@@ -4,9 +4,9 @@ The package ships its weights inside the wheel, so loading needs no network. Its
 NON-COMMERCIAL (University of Chicago); ``pip install 'memgaze[resmem]'`` installs it.
 Preprocessing as the package's ``transformer``: RGB, resize to 256×256, centre crop 227, [0, 1].
 
-Its map (:func:`resmem_gradcam`) is Grad-CAM of its score at the last stage of its ResNet-152
-(``features.layer4``, 8×8 cells) on the whole frame resized to 227×227: the image regions whose
-features raise ResMem's predicted memorability. It is not human gaze.
+Its map (:func:`resmem_outputs`) is Grad-CAM of its score at the last stage of its ResNet-152
+(``features.layer4``, 8×8 cells over its centre crop), placed in the whole frame: the image regions
+whose features raise ResMem's predicted memorability. It is not human gaze.
 """
 
 from __future__ import annotations
@@ -20,12 +20,15 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from memgaze.errors import fail
 
 RESMEM_RESIZE = 256
 RESMEM_SIZE = 227
+CROP_START = (RESMEM_RESIZE - RESMEM_SIZE) // 2
+FRAME_MAP = 32  # cells per side of ResMem's Grad-CAM once placed in the whole frame
 INSTALL_HINT = "pip install 'memgaze[resmem]' (ResMem's licence is non-commercial)"
 
 
@@ -73,45 +76,45 @@ def resmem_trunk_state() -> dict[str, torch.Tensor]:
     return trunk
 
 
-def resmem_score_and_features(model: nn.Module, frames_bgr: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """ResMem's score of each frame (its own preprocessing; float64 ``[N]``) and its ResNet-152 trunk's pooled
-    last-stage features for the same input (float32 ``[N, 2048]``)."""
-    kept: dict[str, torch.Tensor] = {}
-    handle = model.features.avgpool.register_forward_hook(lambda module, inputs, output: kept.update(pooled=output))
-    try:
-        with torch.inference_mode():
-            scores = model(resmem_input(frames_bgr)).reshape(-1).double().numpy()
-    finally:
-        handle.remove()
-    return scores, kept["pooled"].flatten(1).float().numpy()
-
-
-def resmem_gradcam(model: nn.Module, frames_bgr: list[np.ndarray]) -> np.ndarray:
-    """Grad-CAM of ``model``'s score at ``features.layer4`` for whole frames at 227×227: float32 ``[N, 8, 8]``,
-    ReLU of the activations weighted by the spatially averaged gradient of the score (zero where nothing
-    raises it). Only the layers after ``layer4`` are differentiated."""
-    whole = [cv2.resize(frame, (RESMEM_SIZE, RESMEM_SIZE), interpolation=cv2.INTER_AREA) for frame in frames_bgr]
-    image = torch.from_numpy(np.stack(whole)[..., ::-1].copy()).permute(0, 3, 1, 2).float().div(255.0).contiguous()
+def resmem_outputs(model: nn.Module, frames_bgr: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One pass of ResMem on its own input: its scores (float64 ``[N]``), the Grad-CAM of each score at
+    ``features.layer4`` placed in the whole frame (float32 ``[N, FRAME_MAP, FRAME_MAP]``: :func:`crop_map_in_frame`),
+    and its ResNet-152 trunk's pooled last stage (float32 ``[N, 2048]``). Only the layers after ``layer4`` are
+    differentiated, so the map costs little beyond the score."""
     kept: dict[str, torch.Tensor] = {}
 
-    def keep(module: nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor:
-        kept["layer4"] = output.detach().requires_grad_(True)  # the graph starts here
+    def start_graph(module: nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor:
+        kept["layer4"] = output.detach().requires_grad_(True)
         return kept["layer4"]
 
-    handle = model.features.layer4.register_forward_hook(keep)
+    hooks = [model.features.layer4.register_forward_hook(start_graph),
+             model.features.avgpool.register_forward_hook(lambda module, inputs, output: kept.update(pooled=output))]
     try:
         with torch.enable_grad():
-            score = model(image).sum()
-            (grad,) = torch.autograd.grad(score, kept["layer4"])
+            scores = model(resmem_input(frames_bgr)).reshape(-1)
+            (grad,) = torch.autograd.grad(scores.sum(), kept["layer4"])
     finally:
-        handle.remove()
-    weights = grad.mean(dim=(2, 3), keepdim=True)
-    return torch.relu((weights * kept["layer4"].detach()).sum(dim=1)).numpy().astype(np.float32)
+        for hook in hooks:
+            hook.remove()
+    cam = torch.relu((grad.mean(dim=(2, 3), keepdim=True) * kept["layer4"].detach()).sum(dim=1))
+    pooled = kept["pooled"].detach().flatten(1)
+    return scores.detach().double().numpy(), crop_map_in_frame(cam).numpy(), pooled.float().numpy()
+
+
+def crop_map_in_frame(cam: torch.Tensor) -> torch.Tensor:
+    """Maps ``[N, h, w]`` over ResMem's centre crop (pixels 14–241 of the frame squashed to 256×256) placed in
+    the whole frame at ``FRAME_MAP``² cells: bilinear inside the crop, its edge values carried to the frame's
+    border (5.5% on each side, which ResMem never sees)."""
+    lo, hi = CROP_START / RESMEM_RESIZE, (CROP_START + RESMEM_SIZE) / RESMEM_RESIZE
+    centres = (torch.arange(FRAME_MAP, dtype=torch.float32) + 0.5) / FRAME_MAP
+    axis = 2 * (centres - lo) / (hi - lo) - 1  # grid_sample's [-1, 1] spans the crop map's outer edges
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), dim=-1).expand(len(cam), -1, -1, -1)
+    return F.grid_sample(cam[:, None].float(), grid, mode="bilinear", padding_mode="border", align_corners=False)[:, 0]
 
 
 def resmem_input(frames_bgr: list[np.ndarray]) -> torch.Tensor:
     """BGR uint8 frames of any size → ResMem's input: float RGB ``[N, 3, 227, 227]`` in [0, 1]."""
-    start = (RESMEM_RESIZE - RESMEM_SIZE) // 2
+    start = CROP_START
     crops = []
     for frame in frames_bgr:
         rgb = cv2.cvtColor(cv2.resize(frame, (RESMEM_RESIZE, RESMEM_RESIZE), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
