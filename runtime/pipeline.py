@@ -212,8 +212,8 @@ def whole_row() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        for signum in received:
-            signal.raise_signal(signum)
+        for number in received:
+            signal.raise_signal(number)
 
 
 class Pipeline:

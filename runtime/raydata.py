@@ -104,7 +104,8 @@ class BundleScorer:
         from memgaze.api import check_image
 
         paths = [str(path) for path in batch["path"]]
-        checked, errors = [], []
+        checked: list[tuple[np.ndarray, tuple[int, int] | None]] = []
+        errors: list[str | None] = []
         for data in batch["bytes"]:
             try:
                 checked.append(check_image(bytes(data), self.model.input_size))
