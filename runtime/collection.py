@@ -16,6 +16,7 @@ from memgaze.errors import fail
 from memgaze.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_media
 
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
+GALLERY_MARKER = ".memgaze-gallery"  # in a folder memgaze-run --report wrote: its thumbnails are never photos to score
 GLOB_CHARACTERS = frozenset("*?[")
 KINDS = ", ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
 
@@ -50,9 +51,12 @@ def _item(path: Path, root: Path) -> MediaItem:
 
 
 def folder_items(folder: Path, recursive: bool = True) -> list[MediaItem]:
-    """The images and videos of ``folder`` in name order; one-line error when there are none."""
+    """The images and videos of ``folder`` in name order, galleries memgaze wrote left out; one-line error when there
+    are none."""
     images, videos = list_media(folder, "folder", recursive=recursive)
-    items = sorted((_item(path, folder) for path in images + videos), key=lambda item: item.name)
+    galleries = {marker.parent for marker in (folder.rglob(GALLERY_MARKER) if recursive else folder.glob(GALLERY_MARKER))}
+    items = sorted((_item(path, folder) for path in images + videos if galleries.isdisjoint(path.parents)),
+                   key=lambda item: item.name)
     if not items:
         hint = " (and none in its sub-folders)" if recursive else "; its sub-folders are left out with --no-recursive"
         fail(f"folder {folder} has no images or videos ({KINDS}){hint}")

@@ -25,13 +25,13 @@ import numpy as np
 from memgaze import __version__
 from memgaze.atomic import atomic_dir, write_text
 from memgaze.errors import fail
+from memgaze.runtime.collection import GALLERY_MARKER as MARKER  # a folder holding it may be replaced, never scored
 from memgaze.runtime.overlay import colorize
 from memgaze.runtime.pipeline import RunSummary
 from memgaze.runtime.prediction import Prediction, heatmap_peak
 from memgaze.runtime.sinks import Sink, encode_jpeg
 
 THUMB_SIDE = 320  # longer side of a thumbnail, pixels
-MARKER = ".memgaze-gallery"  # a folder holding it was written here, so it may be replaced
 EAGER = 48  # thumbnails loaded at once; the rest load as the page scrolls to them
 BINS = 20  # of the score histogram, over the range the scores span (rounded out to 0.01)
 

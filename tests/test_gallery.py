@@ -116,6 +116,11 @@ def test_gallery_card_falls_back_and_a_foreign_folder_is_refused(tmp_path: Path)
         assert done.returncode == 0, done.stderr
     page = (report / "index.html").read_text()
     assert "Scored by b (licence: not stated)" in page and page.count("class='photo'") == 6
+    inside = photos / "gallery"  # a gallery written inside the photos is not scored by the next run
+    for _ in range(2):
+        again = subprocess.run(RUN + ["--source", str(photos), "--model", str(bundle), "--headless", "--report", str(inside)],
+                               capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0 and "6 frames" in again.stderr, again.stderr
 
 
 def test_histogram_counts_every_score() -> None:
