@@ -27,7 +27,7 @@ def _version(version: bool = version_option()) -> None:
 
 
 MODEL_HELP = "Deploy bundle folder (memgaze-export) [the built-in model]."
-RESULT_FILES = ("latency.json", "pipeline.json", "resize.json", "accuracy.json", "agreement.json", "train.json")
+RESULT_FILES = ("latency.json", "pipeline.json", "resize.json", "photos.json", "accuracy.json", "agreement.json", "train.json")
 
 
 def _csv(text: str, what: str) -> list[str]:
@@ -46,12 +46,12 @@ def _ints(text: str, what: str) -> list[int]:
 
 def write_report(folder: Path) -> Path:
     """Rebuild ``report.md``/``report.html`` (and plots) in ``folder`` from every result JSON there."""
-    from memgaze.bench import accuracy, agreement, latency, pipeline, resize, train_speed
+    from memgaze.bench import accuracy, agreement, latency, photos, pipeline, resize, train_speed
     from memgaze.bench.machine import machine_line
     from memgaze.bench.report import Document, write_documents
 
     sections = {
-        "latency.json": latency.section, "pipeline.json": pipeline.section, "resize.json": resize.section,
+        "latency.json": latency.section, "pipeline.json": pipeline.section, "resize.json": resize.section, "photos.json": photos.section,
         "accuracy.json": accuracy.section, "agreement.json": agreement.section, "train.json": train_speed.section,
     }
     results: dict[str, dict[str, Any]] = {}
@@ -138,6 +138,28 @@ def pipeline(
                                 multi=_ints(multi, "multi") if multi.strip() else None, repeat=repeat)
     console.print(summary_line(result))
     _finish(out, "pipeline.json", result)
+
+
+@app.command()
+def photos(
+    model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
+    source: list[str] = typer.Option(..., "--source", help="Folder, glob or list of real photos (repeatable)."),
+    batch: int = typer.Option(8, "--batch", min=1, help="Photos per engine call (memgaze-run --batch)."),
+    passes: int = typer.Option(4, "--passes", min=1, help="Passes over the photos per measurement (ResMem: one)."),
+    rounds: int = typer.Option(3, "--rounds", min=1, help="Interleaved rounds; the median round is reported."),
+    precision: str = typer.Option("int8", "--precision", help="int8 or fp32 (ONNX Runtime)."),
+    resmem: bool = typer.Option(True, "--resmem/--no-resmem", help="Measure ResMem beside it (pip install resmem)."),
+    ray_workers: str = typer.Option("1,2", "--ray-workers", help="Ray Data runs with these numbers of workers ('' to skip; needs memgaze[ray])."),
+    ray_passes: int = typer.Option(16, "--ray-passes", min=1, help="Passes over the photos per Ray job (its start-up takes seconds)."),
+    out: Path = typer.Option(Path("runs/bench"), help="Output folder."),
+) -> None:
+    """Photos per second on real photos: decoding alone (the limit), memgaze end to end, ResMem, Ray Data."""
+    from memgaze.bench.photos import run_photos_bench, summary_line
+
+    result = run_photos_bench(resolve(model), source, batch=batch, passes=passes, rounds=rounds, precision=precision, resmem=resmem,
+                              ray_workers=_ints(ray_workers, "ray-workers") if ray_workers.strip() else None, ray_passes=ray_passes)
+    console.print(summary_line(result))
+    _finish(out, "photos.json", result)
 
 
 @app.command()

@@ -12,6 +12,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from memgaze.system import usable_cores
+
 # Distribution names to try for each library (first installed one wins).
 LIBRARIES: dict[str, tuple[str, ...]] = {
     "numpy": ("numpy",),
@@ -118,11 +120,6 @@ def jetson() -> dict[str, Any] | None:
         "power_mode": _run(["nvpmodel", "-q"]),
         "clocks": _run(["jetson_clocks", "--show"]),
     }
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def describe_machine() -> dict[str, Any]:

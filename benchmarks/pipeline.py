@@ -2,7 +2,7 @@
 paced (camera-like) source, and several sources batched into one model.
 
 * **Throughput** (per file and ``--threads`` setting): the real pipeline (``Model.stream`` + a JSON-lines
-  sink, as ``memgaze-run --headless --jsonl``), then, in the same process, decoding alone (the same
+  sink, as ``memgaze-run --headless --jsonl``: a file is scored in batches of ``STREAM_BATCH`` frames), then, in the same process, decoding alone (the same
   file read by the same source class, no resize) and the engine alone (the same preprocessed frames).
   ``overhead_vs_bottleneck`` = pipeline ms/frame ÷ max(engine alone, decode alone): 1.0 means the
   runtime runs as fast as its slowest real stage allows. ``overhead`` (÷ engine alone) is kept too.
@@ -13,8 +13,8 @@ paced (camera-like) source, and several sources batched into one model.
   or 1.0 when the cores have room. Above 1.0, no scheduling can reach the bottleneck's rate.
 * **Paced source**: the file replayed at its own frame rate, looping, as a camera delivers frames
   (newest-frame policy). Capture-to-result latency p50/p99 against the engine's own, per time window.
-* **Multi-source**: the same file opened N times (each with its own decoder), one engine call per batch
-  of the newest frame of each; frames per second per source.
+* **Multi-source**: the same file opened N times (each with its own decoder), read as cameras are (``batch=None``):
+  one engine call per batch of the newest frame of each; frames per second per source.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from memgaze.api import Model, load
-from memgaze.bench.machine import describe_machine, usable_cores
+from memgaze.api import STREAM_BATCH, Model, load
+from memgaze.bench.machine import describe_machine
 from memgaze.bench.report import Block, Heading, Para, Table, plot_bars
 from memgaze.bench.timing import summarize, time_interleaved
 from memgaze.errors import fail
@@ -39,6 +39,7 @@ from memgaze.runtime.prediction import Prediction
 from memgaze.runtime.sinks import JsonlSink, Sink
 from memgaze.runtime.sources import FrameSource, Undecodable, open_source, source_spec
 from memgaze.runtime.timing import STAGES
+from memgaze.system import usable_cores
 
 ENGINE_FRAMES = 16  # distinct preprocessed frames the raw engine is timed on, in turn
 WARM_FRAMES = 10  # results left out of the pipeline's steady-state rate (thread start, first engine calls)
@@ -111,13 +112,16 @@ class RecordSink(Sink):
         return (done[-1] - done[skip]) * 1000.0 / max(1, len(done) - 1 - skip)
 
 
-def _run(model: Model, sources: list[str] | list[FrameSource], sinks: list[Sink], max_frames: int | None) -> RunSummary:
+def _run(model: Model, sources: list[str] | list[FrameSource], sinks: list[Sink], max_frames: int | None,
+         batch: int | None = STREAM_BATCH) -> RunSummary:
+    """A memgaze-run loop over ``sources``; ``batch=None`` reads files as cameras are read (the newest frame of each
+    source per engine call, in step) instead of in batches of files."""
     if sources and isinstance(sources[0], FrameSource):
         from memgaze.runtime.pipeline import Stream
 
         stream = Stream(model.backend, list(sources), user=model.user, max_frames=max_frames)  # type: ignore[arg-type]
     else:
-        stream = model.stream(sources, max_frames=max_frames)  # type: ignore[arg-type]
+        stream = model.stream(sources, max_frames=max_frames, batch=batch)  # type: ignore[arg-type]
     summary = Pipeline(stream, sinks).run()
     if summary.frames == 0:
         fail(f"no frame could be scored from {', '.join(map(str, sources))}")
@@ -242,7 +246,7 @@ def multi_source_run(model: Model, source: str, counts: list[int], max_frames: i
     for count in counts:
         per_source = None if max_frames is None else max_frames * count
         record = RecordSink()
-        summary = _run(model, [source] * count, [JsonlSink(os.devnull), record], per_source)
+        summary = _run(model, [source] * count, [JsonlSink(os.devnull), record], per_source, batch=None)
         fps_total = 1000.0 / record.steady_ms_per_frame(WARM_FRAMES * count)
         infer = summary.timings.samples("infer")
         rows.append({"sources": count, "frames": summary.frames, "seconds": summary.seconds, "fps_total": fps_total,

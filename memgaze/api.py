@@ -16,7 +16,7 @@ import numpy as np
 from memgaze import builtin
 from memgaze.console import WarningCounter
 from memgaze.errors import MemgazeError, fail
-from memgaze.media import read_image_for, resize_frame
+from memgaze.media import decode_image_for, read_image_for, resize_frame
 from memgaze.runtime.backends import open_backend
 from memgaze.runtime.backends.base import Backend
 from memgaze.runtime.bundle import Bundle, load_bundle
@@ -27,19 +27,26 @@ from memgaze.runtime.sources import CaptureOptions, FrameSource, capture_size, o
 
 __all__ = ["Model", "Prediction", "Stream", "load", "MemgazeError"]
 
-Image = Union[np.ndarray, str, Path]
+Image = Union[np.ndarray, str, Path, bytes]
 SourceArg = Union[str, int, Path]
 MAX_BATCH = 32  # images per engine call in predict(); longer lists are split
+STREAM_BATCH = 8  # frames of a collection per engine call in stream() (a TensorRT plan's profile covers 1-8 by default)
 
 
 def check_image(image: object, size: tuple[int, int], position: int | None = None) -> tuple[np.ndarray, tuple[int, int] | None]:
-    """``image`` as a uint8 BGR ``[H, W, 3]`` array, and its full (H, W) when a path's JPEG was decoded smaller
-    for a model of input ``size`` (:func:`memgaze.media.read_image_for`), else None; one-line error otherwise."""
+    """``image`` as a uint8 BGR ``[H, W, 3]`` array, and its full (H, W) when a path's (or an encoded file's bytes')
+    JPEG was decoded smaller for a model of input ``size`` (:func:`memgaze.media.read_image_for`), else None;
+    one-line error otherwise."""
     where = "" if position is None else f" (image {position})"
     if isinstance(image, (str, Path)):
         read, full_shape = read_image_for(Path(image), size)
         if read is None:
             fail(f"cannot read an image from {image}{where}")
+        return read, full_shape
+    if isinstance(image, bytes):
+        read, full_shape = decode_image_for(image, size)
+        if read is None:
+            fail(f"cannot decode an image from {len(image)} bytes{where}")
         return read, full_shape
     if not isinstance(image, np.ndarray):
         fail(f"expected a numpy uint8 BGR image [H, W, 3] or a path, got {type(image).__name__}{where}")
@@ -96,17 +103,20 @@ class Model:
     def predict(self, images: Sequence[Image]) -> list[Prediction]: ...
 
     def predict(self, images: Image | Sequence[Image]) -> Prediction | list[Prediction]:
-        """Score one image (uint8 BGR ``[H, W, 3]`` array of any size, or a path) or a list of them (batched)."""
-        if isinstance(images, (np.ndarray, str, Path)):
-            return self._predict_batch([check_image(images, self.input_size)])[0]
+        """Score one image (uint8 BGR ``[H, W, 3]`` array of any size, a path, or an image file's bytes) or a list of
+        them (batched)."""
+        if isinstance(images, (np.ndarray, str, Path, bytes)):
+            return self.predict_checked([check_image(images, self.input_size)])[0]
         if not isinstance(images, Sequence):
             fail(f"expected an image or a list of images, got {type(images).__name__}")
         if len(images) == 0:
             fail("predict() got an empty list of images")
         checked = [check_image(image, self.input_size, position) for position, image in enumerate(images)]
-        return [p for start in range(0, len(checked), MAX_BATCH) for p in self._predict_batch(checked[start:start + MAX_BATCH])]
+        return [p for start in range(0, len(checked), MAX_BATCH) for p in self.predict_checked(checked[start:start + MAX_BATCH])]
 
-    def _predict_batch(self, checked: list[tuple[np.ndarray, tuple[int, int] | None]]) -> list[Prediction]:
+    def predict_checked(self, checked: list[tuple[np.ndarray, tuple[int, int] | None]]) -> list[Prediction]:
+        """One engine call for images already checked (:func:`check_image`: each an image and its full (H, W) when it
+        was decoded smaller, else None)."""
         start = time.perf_counter()
         images = [image for image, _ in checked]
         batch = batch_of([resize_frame(image, self.input_size) for image in images])
@@ -125,12 +135,14 @@ class Model:
             prediction.timings["post"] = post
         return predictions
 
-    def open_sources(self, sources: SourceArg | Sequence[SourceArg], options: CaptureOptions) -> list[FrameSource]:
-        """Open each source (cameras asked for a capture size near the model's); all or none stay open."""
+    def open_sources(self, sources: SourceArg | Sequence[SourceArg], options: CaptureOptions,
+                     recursive: bool = True) -> list[FrameSource]:
+        """Open each source (cameras asked for a capture size near the model's; folders with their sub-folders when
+        ``recursive``); all or none stay open."""
         items = [sources] if isinstance(sources, (str, int, Path)) else list(sources)
         if not items:
             fail("stream() got an empty list of sources")
-        specs = [source_spec(item) for item in items]
+        specs = [source_spec(item, recursive) for item in items]
         size = capture_size(options, self.input_size)
         opened: list[FrameSource] = []
         try:
@@ -152,16 +164,28 @@ class Model:
         max_frames: int | None = None,
         reconnect: int = 5,
         warnings: WarningCounter | None = None,
+        batch: int | None = STREAM_BATCH,
+        decode_threads: int | None = None,
+        recursive: bool = True,
     ) -> Stream:
-        """Predictions for every frame of one source or several (batched: one engine call for the newest frame of each).
+        """Predictions for every frame of one source or several.
 
-        A source is what ``memgaze-run --source`` takes (file, folder, URL, ``csi://N``, ``v4l2:///dev/videoN``,
-        GStreamer pipeline) or an int camera index. Live sources keep only their newest frame. Cameras are
-        asked for ``input_width`` × ``input_height`` at ``input_rate`` (default: a mode near the model's size)."""
+        A source is what ``memgaze-run --source`` takes (an image or video file, a folder, a glob, a text file of
+        paths, a URL, ``csi://N``, ``v4l2:///dev/videoN``, a GStreamer pipeline) or an int camera index. When every
+        source is a file or collection, the files are read in order (folders with their sub-folders when
+        ``recursive``), decoded on ``decode_threads`` threads (default: every core) and scored ``batch`` per engine
+        call; each prediction names its ``file``. With a live source among them (or ``batch=None``), a batch is the
+        newest frame of each source, files are read in step and live sources keep only their newest frame. Cameras are asked for
+        ``input_width`` × ``input_height`` at ``input_rate`` (default: a mode near the model's size)."""
         options = CaptureOptions(input_width, input_height, input_rate)
-        opened = self.open_sources(sources, options)
-        return Stream(self.backend, opened, user=self.user, max_frames=max_frames,
-                      policy=ReconnectPolicy(attempts=reconnect), warnings=warnings)
+        opened = self.open_sources(sources, options, recursive)
+        try:
+            return Stream(self.backend, opened, user=self.user, max_frames=max_frames,
+                          policy=ReconnectPolicy(attempts=reconnect), warnings=warnings, batch=batch, threads=decode_threads)
+        except BaseException:
+            for source in opened:
+                source.close()
+            raise
 
     def close(self) -> None:
         """Release the backend."""

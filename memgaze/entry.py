@@ -16,3 +16,8 @@ def _launch(module: str) -> None:
 def memgaze_run() -> None:
     """``memgaze-run``."""
     _launch("memgaze.runtime.cli")
+
+
+def memgaze_ray() -> None:
+    """``memgaze-ray``."""
+    _launch("memgaze.runtime.ray_cli")

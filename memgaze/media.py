@@ -6,30 +6,34 @@ reads "a folder of images or videos". OpenCV and numpy only (no torch, no onnx).
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import cv2
 import numpy as np
 
 from memgaze.errors import fail
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 PRESCALE = 2  # resize_frame: INTER_LINEAR to this multiple of the model size first (chosen by memgaze-bench resize)
 THUMB_SIZE = 32  # side of the grayscale thumbnail compared to spot near-duplicate frames
 
 
-def list_media(folder: Path, what: str = "folder", skip: Path | None = None) -> tuple[list[Path], list[Path]]:
-    """Image and video files under ``folder`` (recursive, sorted, hidden files and ``skip`` left out)."""
+def list_media(folder: Path, what: str = "folder", skip: Path | None = None,
+               recursive: bool = True) -> tuple[list[Path], list[Path]]:
+    """Image and video files in ``folder`` (and its sub-folders unless ``recursive`` is False), sorted; hidden files
+    and folders (a leading dot) and ``skip`` left out."""
     if not folder.exists():
         fail(f"{what} {folder} does not exist")
     if not folder.is_dir():
         fail(f"{what} {folder} is not a folder")
     files = sorted(
-        p for p in folder.rglob("*")
-        if p.is_file() and not p.name.startswith(".") and (skip is None or skip not in p.parents)
+        p for p in (folder.rglob("*") if recursive else folder.iterdir())
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and (skip is None or skip not in p.parents)
     )
     return [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES], [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
 
@@ -56,27 +60,34 @@ REDUCED_READS = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4
 SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame (not DHT, JPG, DAC)
 
 
-def jpeg_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from a JPEG's frame header, without decoding it; None when the header cannot be read."""
-    with open(path, "rb") as file:
-        if file.read(2) != b"\xff\xd8":
+def jpeg_size(source: Path | bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's frame header (a file or its bytes), without decoding it; None when the header
+    cannot be read."""
+    if isinstance(source, bytes):
+        return _jpeg_header_size(io.BytesIO(source))
+    with open(source, "rb") as file:
+        return _jpeg_header_size(file)
+
+
+def _jpeg_header_size(file: BinaryIO) -> tuple[int, int] | None:
+    if file.read(2) != b"\xff\xd8":
+        return None
+    while True:
+        marker = file.read(2)
+        if len(marker) < 2 or marker[0] != 0xFF:
             return None
-        while True:
-            marker = file.read(2)
-            if len(marker) < 2 or marker[0] != 0xFF:
-                return None
-            if marker[1] == 0xFF:  # a fill byte before the marker
-                file.seek(-1, 1)
-                continue
-            if marker[1] == 0x01 or 0xD0 <= marker[1] <= 0xD8:  # markers without a length
-                continue
-            length = file.read(2)
-            if len(length) < 2 or int.from_bytes(length, "big") < 2:
-                return None
-            if marker[1] in SOF_MARKERS:
-                header = file.read(5)  # precision, height, width
-                return (int.from_bytes(header[3:5], "big"), int.from_bytes(header[1:3], "big")) if len(header) == 5 else None
-            file.seek(int.from_bytes(length, "big") - 2, 1)
+        if marker[1] == 0xFF:  # a fill byte before the marker
+            file.seek(-1, 1)
+            continue
+        if marker[1] == 0x01 or 0xD0 <= marker[1] <= 0xD8:  # markers without a length
+            continue
+        length = file.read(2)
+        if len(length) < 2 or int.from_bytes(length, "big") < 2:
+            return None
+        if marker[1] in SOF_MARKERS:
+            header = file.read(5)  # precision, height, width
+            return (int.from_bytes(header[3:5], "big"), int.from_bytes(header[1:3], "big")) if len(header) == 5 else None
+        file.seek(int.from_bytes(length, "big") - 2, 1)
 
 
 def reduced_read(dims: tuple[int, int], size: tuple[int, int], prescale: int = PRESCALE) -> tuple[int, int]:
@@ -96,10 +107,22 @@ def read_image_for(path: Path, size: tuple[int, int], prescale: int = PRESCALE) 
     of a 1280×720 JPEG, as close to INTER_AREA (``memgaze-bench resize``). Other files: read in full."""
     dims = jpeg_size(path) if path.suffix.lower() in JPEG_SUFFIXES and path.is_file() else None
     flag, factor = reduced_read(dims, size, prescale) if dims is not None else (cv2.IMREAD_COLOR, 1)
-    image = cv2.imread(str(path), flag)
+    return _with_full_shape(cv2.imread(str(path), flag), dims, factor)
+
+
+def decode_image_for(data: bytes, size: tuple[int, int], prescale: int = PRESCALE) -> tuple[np.ndarray | None, tuple[int, int] | None]:
+    """:func:`read_image_for` on a file's bytes (e.g. read from object storage): the same decode, the same pixels."""
+    dims = jpeg_size(data)
+    flag, factor = reduced_read(dims, size, prescale) if dims is not None else (cv2.IMREAD_COLOR, 1)
+    return _with_full_shape(cv2.imdecode(np.frombuffer(data, np.uint8), flag), dims, factor)
+
+
+def _with_full_shape(image: np.ndarray | None, dims: tuple[int, int] | None,
+                     factor: int) -> tuple[np.ndarray | None, tuple[int, int] | None]:
+    """The decoded image and its full (H, W) when it was decoded at 1/``factor``, else None."""
     if image is None or factor == 1 or dims is None:
         return image, None
-    width, height = dims  # the header's, before any EXIF rotation that imread applied
+    width, height = dims  # the header's, before any EXIF rotation that the decoder applied
     rotated = (image.shape[0] > image.shape[1]) != (height > width)
     return image, (width, height) if rotated else (height, width)
 

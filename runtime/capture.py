@@ -28,14 +28,17 @@ from typing import Callable, Iterator
 import numpy as np
 
 from memgaze.console import WarningCounter, console
-from memgaze.runtime.sources import FrameSource, SourceLost, Undecodable
+from memgaze.runtime.sources import FrameSource, Origin, SourceLost, Undecodable
+
+NAMED_UNREADABLE = 5  # unreadable files named in a run's summary (all are counted)
 
 
 @dataclass(frozen=True)
 class Frame:
     """One captured frame: its number in its source (from 0), the BGR image, when it was read
-    (``time.perf_counter``), the model input made from it, the resize time (s), the source's id, and the
-    frame's full (H, W) when it was decoded smaller (peaks are given in full-size pixels)."""
+    (``time.perf_counter``), the model input made from it, the resize time (s), the source's id, the
+    frame's full (H, W) when it was decoded smaller (peaks are given in full-size pixels), and the file
+    it came from (None for live sources)."""
 
     index: int
     image: np.ndarray
@@ -44,6 +47,7 @@ class Frame:
     pre_seconds: float = 0.0
     source: int = 0
     full_shape: tuple[int, int] | None = None
+    origin: Origin | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -90,6 +94,7 @@ class Capture:
         self.dropped = 0
         self.reconnects = 0
         self.undecodable = 0
+        self.unreadable_names: list[str] = []  # the first NAMED_UNREADABLE files skipped
         self.end_reason = ""
         self._raw: Frame | None = None  # read, not yet prepared
         self._slot: Frame | None = None  # prepared, for the inference thread
@@ -158,7 +163,8 @@ class Capture:
         self._cond.notify_all()
 
     def _publish(self, image: np.ndarray) -> None:
-        frame = Frame(self.read, image, time.perf_counter(), source=self.source_id, full_shape=self.source.full_shape)
+        frame = Frame(self.read, image, time.perf_counter(), source=self.source_id, full_shape=self.source.full_shape,
+                      origin=self.source.origin)
         self.read += 1
         with self._cond:
             self._hand_over(frame, "_raw")
@@ -212,6 +218,7 @@ class Capture:
                     image = self.source.read()
                 except Undecodable as exc:
                     self.undecodable += 1
+                    note_unreadable(self.unreadable_names, exc.name)
                     self.warnings.warn("undecodable frames", str(exc))
                     continue
                 except SourceLost as exc:
@@ -229,6 +236,12 @@ class Capture:
             with self._cond:
                 self._read_done = True
                 self._cond.notify_all()
+
+
+def note_unreadable(names: list[str], name: str | None) -> None:
+    """Keep the name of an unreadable file for the summary, up to NAMED_UNREADABLE of them."""
+    if name is not None and len(names) < NAMED_UNREADABLE and name not in names:
+        names.append(name)
 
 
 class CaptureGroup:
@@ -287,6 +300,15 @@ class CaptureGroup:
     @property
     def undecodable(self) -> int:
         return sum(c.undecodable for c in self.captures)
+
+    @property
+    def unreadable_names(self) -> list[str]:
+        return [name for c in self.captures for name in c.unreadable_names][:NAMED_UNREADABLE]
+
+    @property
+    def total(self) -> int | None:
+        """Frames expected in all (unknown for live sources, so None here)."""
+        return None
 
     @property
     def end_reason(self) -> str:

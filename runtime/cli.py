@@ -1,4 +1,5 @@
-"""``memgaze-run``: score cameras, videos, folders, URLs or GStreamer pipelines in real time (a thin CLI over :mod:`memgaze.api`)."""
+"""``memgaze-run``: score cameras, videos, photo collections (folders, globs, lists of paths), URLs or GStreamer pipelines
+(a thin CLI over :mod:`memgaze.api`)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,24 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 os.environ.setdefault("OPENCV_VIDEOIO_DEBUG", "0")
 
 import signal  # noqa: E402
+import time  # noqa: E402
 from typing import List, Optional  # noqa: E402
 
 import cv2  # noqa: E402
 import typer  # noqa: E402
 
-from memgaze.api import load  # noqa: E402
+from memgaze import __version__  # noqa: E402
+from memgaze.api import STREAM_BATCH, Model, load  # noqa: E402
 from memgaze.console import WarningCounter, console  # noqa: E402
 from memgaze.errors import fail, run_cli  # noqa: E402
 from memgaze.runtime.backends import BACKENDS, PRECISIONS  # noqa: E402
+from memgaze.runtime.gallery import GallerySink, card_text  # noqa: E402
 from memgaze.runtime.mjpeg import MjpegServer, parse_host_port  # noqa: E402
-from memgaze.runtime.pipeline import Pipeline  # noqa: E402
-from memgaze.runtime.sinks import CalibSink, JsonlSink, MjpegSink, Sink, VideoSink, WindowSink  # noqa: E402
-from memgaze.runtime.sources import FrameSource, parse_source  # noqa: E402
+from memgaze.runtime.pipeline import Pipeline, Stream  # noqa: E402
+from memgaze.runtime.progress import ProgressSink, show_progress  # noqa: E402
+from memgaze.runtime.reader import CollectionReader  # noqa: E402
+from memgaze.runtime.sinks import CalibSink, CsvSink, JsonlSink, MjpegSink, Sink, VideoSink, WindowSink  # noqa: E402
+from memgaze.runtime.sources import parse_source  # noqa: E402
 from memgaze.version import version_option  # noqa: E402
 
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
@@ -30,16 +36,18 @@ app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=F
 
 
 def _sinks(
-    headless: bool, jsonl: str | None, save_video: str | None, serve: str | None,
-    save_calib: str | None, every: int, source: FrameSource,
+    headless: bool, jsonl: str | None, csv: str | None, save_video: str | None, serve: str | None,
+    save_calib: str | None, every: int, stream: Stream,
 ) -> list[Sink]:
     sinks: list[Sink] = []
     if not headless:
         sinks.append(WindowSink())
     if jsonl:
         sinks.append(JsonlSink(jsonl))
+    if csv:
+        sinks.append(CsvSink(csv))
     if save_video:
-        sinks.append(VideoSink(save_video, source.fps))
+        sinks.append(VideoSink(save_video, stream.sources[0].fps))
     if serve:
         server = MjpegServer(*parse_host_port(serve))
         console.print(f"preview at {server.url}")
@@ -47,6 +55,23 @@ def _sinks(
     if save_calib:
         sinks.append(CalibSink(save_calib, every))
     return sinks
+
+
+def _gallery(report: str, scorer: Model, stream: Stream, targets: list[str | int], recursive: bool) -> GallerySink:
+    """The --report sink: the model card and the run's settings on the page."""
+    reader = stream.group
+    if not isinstance(reader, CollectionReader):
+        fail("--report ranks files (a folder, a glob, a list of paths, a video file), not a live source")
+    manifest = scorer.bundle.manifest
+    settings = {
+        "bundle": str(scorer.bundle.root), "backend": scorer.describe(),
+        "user": scorer.bundle.users[scorer.user or 0] if scorer.bundle.personalized else "generic viewer",
+        "heatmap": scorer.map_label or "the model's map (its bundle does not say what it learned from)",
+        "sources": "; ".join(map(str, targets)), "sub-folders": "read" if recursive else "left out (--no-recursive)",
+        "batch": f"{reader.batch} per engine call, decoded on {reader.threads} threads",
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "memgaze": __version__,
+    }
+    return GallerySink(report, card_text(manifest.model_name, manifest.licence, scorer.bundle.root), settings, stream.summary)
 
 
 def _source_args(camera: int | None, sources: list[str]) -> list[str | int]:
@@ -63,9 +88,11 @@ def _source_args(camera: int | None, sources: list[str]) -> list[str | int]:
 def run(
     camera: Optional[int] = typer.Option(None, "--camera", help="Camera index (V4L2 on Linux); the default source is camera 0."),
     source: List[str] = typer.Option(
-        [], "--source", help="Video file, folder of images, rtsp:// or http:// URL, csi://N, v4l2:///dev/videoN, or GStreamer "
-        "pipeline (contains '!'). Repeat for several sources: their newest frames are scored in one batch.",
+        [], "--source", help="Image or video file, folder (sub-folders too), glob ('photos/**/*.jpg'), text file of paths "
+        "(.txt/.lst), rtsp:// or http:// URL, csi://N, v4l2:///dev/videoN, or GStreamer pipeline (contains '!'). "
+        "Repeatable: files are scored in order in batches; with a live source, the newest frame of each source goes in one batch.",
     ),
+    recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Read a folder's sub-folders too."),
     model: Optional[str] = typer.Option(
         None, "--model", help="Deploy bundle folder written by memgaze-export [the built-in model, memgaze-lite0-resmem]."
     ),
@@ -80,6 +107,13 @@ def run(
     input_rate: Optional[float] = typer.Option(None, "--input-rate", min=0.1, help="Camera frame rate (CSI default 30)."),
     headless: bool = typer.Option(False, "--headless", help="No window."),
     jsonl: Optional[str] = typer.Option(None, "--jsonl", help="Write one JSON line per frame to FILE, or - for stdout."),
+    csv: Optional[str] = typer.Option(None, "--csv", help="Write the same rows as CSV to FILE (or -), for spreadsheets."),
+    report: Optional[str] = typer.Option(
+        None, "--report", help="Write a ranked gallery to folder DIR: photos by score with heatmaps, a histogram, the model card, the settings."
+    ),
+    batch: int = typer.Option(STREAM_BATCH, "--batch", min=1, help="Files: frames per engine call."),
+    decode_threads: Optional[int] = typer.Option(None, "--decode-threads", min=1, help="Files: threads decoding photos (default: all cores)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no per-stage table (the bar only shows on a terminal anyway)."),
     save_video: Optional[str] = typer.Option(None, "--save-video", help="Write the annotated frames (source 0) to a video FILE (mp4v)."),
     serve: Optional[str] = typer.Option(None, "--serve", help="MJPEG preview page at HOST:PORT (HOST defaults to 127.0.0.1)."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after N frames (all sources together)."),
@@ -92,23 +126,31 @@ def run(
     reconnect: int = typer.Option(5, "--reconnect", min=0, help="Reconnect attempts for a lost camera or stream."),
     version: bool = version_option(),
 ) -> None:
-    """Score every frame of a source: memorability + gaze heatmap, to a window, JSON lines, a video or a browser."""
+    """Score every frame of a source: memorability + gaze heatmap, to a window, JSON lines, CSV, a gallery, a video or a browser."""
     targets = _source_args(camera, source)
     warnings = WarningCounter("frames")
     with load(model, backend, precision, user, threads=threads, providers=providers.split(",") if providers else None,
               build=not no_build) as scorer:
         stream = scorer.stream(targets, input_width=input_width, input_height=input_height, input_rate=input_rate,
-                               max_frames=max_frames, reconnect=reconnect, warnings=warnings)
+                               max_frames=max_frames, reconnect=reconnect, warnings=warnings, batch=batch,
+                               decode_threads=decode_threads, recursive=recursive)
+        sinks: list[Sink] = []
         try:
-            sinks = _sinks(headless, jsonl, save_video, serve, save_calib, every, stream.sources[0])
+            sinks += _sinks(headless, jsonl, csv, save_video, serve, save_calib, every, stream)
+            if report:
+                sinks.append(_gallery(report, scorer, stream, targets, recursive))
+            if show_progress(quiet, stream.progress()[1]):
+                sinks.append(ProgressSink(stream.progress))
         except BaseException:
             stream.close()
+            for sink in sinks:
+                sink.close()
             raise
         names = "; ".join(f"[{i}] {s.spec}" for i, s in enumerate(stream.sources)) if len(targets) > 1 else str(stream.sources[0].spec)
         console.print(f"model {scorer.bundle.root} on {scorer.describe()}; source {names}", soft_wrap=True)
-        if headless and not (jsonl or save_video or serve or save_calib):
-            console.print("headless with no --jsonl/--save-video/--serve: only the summary will be printed")
-        summary = Pipeline(stream, sinks, scorer.map_label).run()
+        if headless and not (jsonl or csv or report or save_video or serve or save_calib):
+            console.print("headless with no --jsonl/--csv/--report/--save-video/--serve: only the summary will be printed")
+        summary = Pipeline(stream, sinks, scorer.map_label, stages=not quiet).run()
         warnings.summary()
     if summary.frames == 0:
         fail(f"no frame could be scored from {names} ({summary.end_reason or 'no frames'})")

@@ -7,7 +7,10 @@ so the resize of frame N+1 overlaps the inference of frame N.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -21,9 +24,13 @@ from memgaze.runtime.backends.base import Backend
 from memgaze.runtime.capture import CaptureGroup, Frame, ReconnectPolicy
 from memgaze.runtime.overlay import annotate
 from memgaze.runtime.prediction import Prediction, heatmap_peak
+from memgaze.runtime.reader import CollectionReader
 from memgaze.runtime.sinks import Sink
-from memgaze.runtime.sources import FrameSource
+from memgaze.runtime.sources import FrameSource, Origin
 from memgaze.runtime.timing import RateMeter, StageTimes
+
+
+NO_ORIGIN = Origin("")  # a live frame: no file
 
 
 def preprocess(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -45,6 +52,7 @@ class RunSummary:
     dropped: int = 0
     reconnects: int = 0
     undecodable: int = 0
+    unreadable_names: list[str] = field(default_factory=list)
     end_reason: str = ""
     timings: StageTimes = field(default_factory=StageTimes)
 
@@ -52,25 +60,35 @@ class RunSummary:
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
-    def print(self) -> None:
-        """The summary: frames and FPS, p50/p99 per stage, dropped/reconnects/undecodable, why the run ended."""
+    def print(self, stages: bool = True) -> None:
+        """The summary: frames and FPS, p50/p99 per stage (unless not ``stages``), dropped/reconnects/undecodable
+        (naming the first unreadable files), why the run ended."""
         console.print(
             f"memgaze-run: {self.frames} frames in {self.seconds:.2f} s, {self.fps:.1f} FPS"
-            + (f" ({self.end_reason})" if self.end_reason else "")
+            + (f" ({self.end_reason})" if self.end_reason else ""), soft_wrap=True,
         )
-        table = Table("stage", Column("p50 ms", justify="right"), Column("p99 ms", justify="right"))
-        for stage in self.timings.stages:
-            p50, p99 = self.timings.percentiles_ms(stage)
-            table.add_row(stage, f"{p50:.2f}", f"{p99:.2f}")
-        console.print(table)
-        console.print(f"dropped {self.dropped}, reconnects {self.reconnects}, undecodable {self.undecodable}")
+        if stages:
+            table = Table("stage", Column("p50 ms", justify="right"), Column("p99 ms", justify="right"))
+            for stage in self.timings.stages:
+                p50, p99 = self.timings.percentiles_ms(stage)
+                table.add_row(stage, f"{p50:.2f}", f"{p99:.2f}")
+            console.print(table)
+        named = ""
+        if self.unreadable_names:
+            more = ", …" if self.undecodable > len(self.unreadable_names) else ""
+            named = f" ({', '.join(self.unreadable_names)}{more})"
+        console.print(f"dropped {self.dropped}, reconnects {self.reconnects}, undecodable {self.undecodable}{named}", soft_wrap=True)
 
 
 class Stream:
-    """Predictions for the frames of one or more sources, one engine call per batch of their newest frames.
+    """Predictions for the frames of one or more sources, one engine call per batch.
 
-    Iterate it once; it stops at the end of every source, after ``max_frames`` frames, or on :meth:`close`
-    (also called when the iteration ends). ``summary`` holds frames, seconds, drops and stage timings."""
+    With ``batch`` set and every source a file or collection, the files are read in order, decoded on ``threads``
+    threads and scored ``batch`` at a time (:class:`memgaze.runtime.reader.CollectionReader`); otherwise each
+    source has its capture threads and a batch is the newest frame of each (live sources keep only their newest
+    frame; :class:`memgaze.runtime.capture.CaptureGroup`). Iterate it once; it stops at the end of every source,
+    after ``max_frames`` frames, or on :meth:`close` (also called when the iteration ends). ``summary`` holds
+    frames, seconds, drops and stage timings."""
 
     def __init__(
         self,
@@ -81,14 +99,20 @@ class Stream:
         max_frames: int | None = None,
         policy: ReconnectPolicy | None = None,
         warnings: WarningCounter | None = None,
+        batch: int | None = None,
+        threads: int | None = None,
     ) -> None:
         self.backend = backend
         self.sources = sources
         self.user = user
         self.max_frames = max_frames
         self.warnings = warnings or WarningCounter("frames")
-        prepare = functools.partial(resize_frame, size=backend.input_size)
-        self.group = CaptureGroup(sources, policy=policy, warnings=self.warnings, prepare=prepare)
+        self.group: CaptureGroup | CollectionReader
+        if batch is not None and not any(source.live for source in sources):
+            self.group = CollectionReader(sources, size=backend.input_size, batch=batch, threads=threads, warnings=self.warnings)
+        else:
+            prepare = functools.partial(resize_frame, size=backend.input_size)
+            self.group = CaptureGroup(sources, policy=policy, warnings=self.warnings, prepare=prepare)
         self.summary = RunSummary()
         self.started = 0.0
         self._iterator: Iterator[Prediction] | None = None
@@ -104,6 +128,13 @@ class Stream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def progress(self) -> tuple[int, int | None]:
+        """(frames done: scored or skipped, frames expected in all or None when unknown, e.g. for live sources)."""
+        total = self.group.total
+        if total is not None and self.max_frames is not None:
+            total = min(total, self.max_frames)
+        return self.summary.frames + self.group.undecodable, total
 
     def _users(self, count: int) -> np.ndarray | None:
         return None if self.user is None else np.full(count, self.user, np.int64)
@@ -135,10 +166,12 @@ class Stream:
         predictions = []
         for frame, score, heatmap in zip(frames, scores.tolist(), heatmaps[:, 0]):
             times.add("pre", frame.pre_seconds)
+            origin = frame.origin or NO_ORIGIN
             predictions.append(Prediction(
                 score=score, heatmap=heatmap, peak=heatmap_peak(heatmap, frame.shape),
                 timings={**shared, "pre": frame.pre_seconds * 1000.0}, index=frame.index, source=frame.source,
                 captured=frame.captured, t=frame.captured - self.started, image=frame.image,
+                file=origin.file or None, file_frame=origin.frame, timestamp=origin.timestamp,
             ))
         done = time.perf_counter()
         for prediction in predictions:
@@ -160,17 +193,38 @@ class Stream:
         summary.dropped = self.group.dropped
         summary.reconnects = self.group.reconnects
         summary.undecodable = self.group.undecodable
+        summary.unreadable_names = self.group.unreadable_names
         summary.end_reason = summary.end_reason or self.group.end_reason
+
+
+@contextlib.contextmanager
+def whole_row() -> Iterator[None]:
+    """Ctrl-C (SIGINT) and SIGTERM wait until the block ends: every sink gets the row being written, so JSON lines,
+    CSV rows and the gallery all end on the same frame. Then the signal is delivered as it would have been."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {signum: signal.signal(signum, lambda number, frame: received.append(number))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for number in received:
+            signal.raise_signal(number)
 
 
 class Pipeline:
     """``memgaze-run``'s loop: every prediction of ``stream`` to every sink; overlay sinks show source 0, with
     ``map_label`` saying what the heatmap is."""
 
-    def __init__(self, stream: Stream, sinks: list[Sink], map_label: str = "") -> None:
+    def __init__(self, stream: Stream, sinks: list[Sink], map_label: str = "", stages: bool = True) -> None:
         self.stream = stream
         self.sinks = sinks
         self.map_label = map_label
+        self.stages = stages  # print the per-stage table in the summary
         self.overlay = any(sink.wants_overlay for sink in sinks)
         self.rate = RateMeter()
 
@@ -191,7 +245,8 @@ class Pipeline:
         try:
             for prediction in self.stream:
                 start = time.perf_counter()
-                self._write(prediction)
+                with whole_row():
+                    self._write(prediction)
                 summary.timings.add("sink", time.perf_counter() - start)
                 stop = next((sink.stop_reason for sink in self.sinks if sink.stop_reason), None)
                 if stop:
@@ -203,5 +258,5 @@ class Pipeline:
             self.stream.close()
             for sink in self.sinks:
                 sink.close()
-            summary.print()
+            summary.print(self.stages)
         return summary

@@ -18,7 +18,10 @@ class Prediction:
     infer and post are shared by its frames). Streamed frames also carry ``index`` (the frame's number
     in its source), ``source`` (the source's position in the list given, from 0), ``captured``
     (``time.perf_counter()`` when it was read), ``t`` (seconds since the stream started) and
-    ``latency_ms`` (capture to result). For :meth:`Model.predict` ``index`` is the image's position.
+    ``latency_ms`` (capture to result). Frames of files also carry ``file`` (the file's path relative to its
+    source's root: a folder, a glob's fixed part, a list's folder) and, for a video, ``file_frame`` (the frame's
+    number in that file) and ``timestamp`` (its time in the file, seconds). For :meth:`Model.predict` ``index`` is
+    the image's position.
     """
 
     score: float
@@ -31,17 +34,31 @@ class Prediction:
     t: float | None = None
     latency_ms: float | None = None
     image: np.ndarray | None = field(default=None, repr=False)
+    file: str | None = None
+    file_frame: int | None = None
+    timestamp: float | None = None
 
     def record(self) -> dict[str, object]:
-        """The JSON line ``memgaze-run --jsonl`` writes for this frame."""
+        """The JSON line ``memgaze-run --jsonl`` writes for this frame (:data:`RECORD_KEYS`, those that apply).
+
+        A live frame: ``source``, ``frame`` (its number in the source), ``t``, ``score``, ``peak``, ``latency_ms``.
+        A photo: ``file`` instead of ``frame``. A video file's frame: ``file``, ``frame`` (its number in the file)
+        and ``timestamp`` (seconds into the file)."""
+        identity: dict[str, object] = {"frame": self.index} if self.file is None else {"file": self.file}
+        if self.file_frame is not None:
+            identity.update(frame=self.file_frame, timestamp=self.timestamp)
         return {
             "source": self.source,
-            "frame": self.index,
+            **identity,
             "t": None if self.t is None else round(self.t, 4),
             "score": round(self.score, 6),
             "peak": [self.peak[0], self.peak[1]],
             "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 3),
         }
+
+
+# Every key a record can have, in order (the columns of memgaze-run --csv; peak is split into x and y there).
+RECORD_KEYS = ("source", "file", "frame", "timestamp", "t", "score", "peak", "latency_ms")
 
 
 def heatmap_peak(heatmap: np.ndarray, frame_shape: tuple[int, ...]) -> tuple[int, int]:

@@ -1,7 +1,9 @@
-"""Where results go: an overlay window, JSON lines, an annotated video file, the MJPEG preview, calibration frames."""
+"""Where results go: an overlay window, JSON lines, CSV rows, an annotated video file, the MJPEG preview, calibration frames."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import sys
@@ -14,7 +16,7 @@ import numpy as np
 from memgaze.atomic import write_bytes
 from memgaze.errors import fail
 from memgaze.runtime.mjpeg import MjpegServer
-from memgaze.runtime.prediction import Prediction
+from memgaze.runtime.prediction import RECORD_KEYS, Prediction
 
 JPEG_QUALITY = 85
 
@@ -40,31 +42,78 @@ def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     return data.tobytes()
 
 
-class JsonlSink(Sink):
-    """One JSON object per frame to a file or ``-`` (stdout), flushed per line."""
+class RowSink(Sink):
+    """One text row per frame to a file or ``-`` (stdout), flushed per row: after Ctrl-C or a crash the file is
+    complete up to the last row written. ``option`` names the CLI option in messages."""
+
+    option = "--jsonl"
 
     def __init__(self, target: str) -> None:
         self._own = target != "-"
         try:
-            self._handle: IO[str] = open(target, "w", encoding="utf-8") if self._own else sys.stdout
+            self._handle: IO[str] = open(target, "w", encoding="utf-8", newline="") if self._own else sys.stdout
         except OSError as exc:
-            fail(f"cannot write --jsonl {target}: {exc.strerror or exc}")
+            fail(f"cannot write {self.option} {target}: {exc.strerror or exc}")
 
-    def write(self, result: Prediction, annotated: np.ndarray | None) -> None:
+    def row(self, result: Prediction) -> str:
+        """The text written for ``result``, with its line end."""
+        raise NotImplementedError
+
+    def _emit(self, text: str) -> None:
         if self.stop_reason:
             return
         try:
-            self._handle.write(json.dumps(result.record()) + "\n")
+            self._handle.write(text)
             self._handle.flush()
         except BrokenPipeError:  # e.g. `memgaze-run --jsonl - | head`: end quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), self._handle.fileno())
-            self.stop_reason = "the --jsonl reader closed the pipe"
+            self.stop_reason = f"the {self.option} reader closed the pipe"
+
+    def write(self, result: Prediction, annotated: np.ndarray | None) -> None:
+        self._emit(self.row(result))
 
     def close(self) -> None:
         if self._own:
             self._handle.close()
         elif not self.stop_reason:
             self._handle.flush()
+
+
+class JsonlSink(RowSink):
+    """One JSON object per frame (:meth:`Prediction.record`)."""
+
+    def row(self, result: Prediction) -> str:
+        return json.dumps(result.record()) + "\n"
+
+
+CSV_COLUMNS = tuple(column for key in RECORD_KEYS for column in (("peak_x", "peak_y") if key == "peak" else (key,)))
+
+
+class CsvSink(RowSink):
+    """The JSON lines' fields as CSV rows for spreadsheets (:data:`CSV_COLUMNS`, a header first; empty where a field
+    does not apply, e.g. ``frame`` of a photo)."""
+
+    option = "--csv"
+
+    def __init__(self, target: str) -> None:
+        super().__init__(target)
+        self._buffer = io.StringIO()
+        self._writer = csv.DictWriter(self._buffer, CSV_COLUMNS, lineterminator="\n")
+        self._writer.writeheader()
+        self._emit(self._take())
+
+    def _take(self) -> str:
+        text = self._buffer.getvalue()
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        return text
+
+    def row(self, result: Prediction) -> str:
+        record = result.record()
+        peak = record.pop("peak")
+        assert isinstance(peak, list)
+        self._writer.writerow({**record, "peak_x": peak[0], "peak_y": peak[1]})
+        return self._take()
 
 
 class VideoSink(Sink):

@@ -1,7 +1,10 @@
-"""Frame sources chosen by one argument: a camera, a video file, a folder of images, a URL or a GStreamer pipeline.
+"""Frame sources chosen by one argument: a camera, a URL, a GStreamer pipeline, or a collection of files (an image
+or video file, a folder, a glob, a text file of paths: :mod:`memgaze.runtime.collection`).
 
 Live sources (cameras, URLs, pipelines) are read by the capture thread, which keeps only the newest
-frame; files and folders are read in order at processing speed, so no frame is dropped.
+frame; files and collections are read in order at processing speed, so no frame is dropped, and each
+frame carries its :class:`Origin` (the file's name relative to the source's root; for a video, the
+frame's number and time in it).
 
 The URIs jetson-inference users type work as they do there: ``csi://0`` is a Jetson CSI camera
 (``nvarguscamerasrc``; the frame is scaled to the capture size by ``nvvidconv`` in hardware) and
@@ -20,14 +23,15 @@ import numpy as np
 
 from memgaze.cv2_build import has_gstreamer
 from memgaze.errors import fail
-from memgaze.media import IMAGE_SUFFIXES as MEDIA_IMAGE_SUFFIXES
 from memgaze.media import read_image_for
+from memgaze.runtime.collection import (
+    LIST_SUFFIXES, MediaItem, file_item, folder_items, glob_items, is_glob, list_file_items,
+)
 
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 CSI_SCHEME = "csi://"
 V4L2_SCHEME = "v4l2://"
-IMAGE_SUFFIXES = MEDIA_IMAGE_SUFFIXES | {".pgm", ".ppm"}  # a folder source also plays raw camera dumps
-HOW_TO_CHOOSE = "choose a source with --camera N or --source FILE|FOLDER|URL|csi://N|v4l2:///dev/videoN|PIPELINE"
+HOW_TO_CHOOSE = "choose a source with --camera N or --source FILE|FOLDER|GLOB|LIST.txt|URL|csi://N|v4l2:///dev/videoN|PIPELINE"
 MAX_BAD_FRAMES = 8  # consecutive undecodable frames of a file before it counts as ended
 # Give up on a stalled network stream after this long instead of blocking forever.
 STREAM_TIMEOUT_MS = 5000
@@ -47,15 +51,31 @@ class SourceLost(Exception):
 
 
 class Undecodable(Exception):
-    """One frame could not be decoded (skipped and counted)."""
+    """One frame or file could not be decoded (skipped and counted); ``name`` is the file's, where it has one."""
+
+    def __init__(self, message: str, name: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a frame of a file source came from: the file's name (its path relative to the source's root) and, for a
+    video, the frame's number in the file and its time in seconds (None for a still image)."""
+
+    file: str
+    frame: int | None = None
+    timestamp: float | None = None
 
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """What to read: ``kind`` is camera (an index or a /dev/video path), csi (a sensor id), file, folder, url or pipeline."""
+    """What to read: ``kind`` is camera (an index or a /dev/video path), csi (a sensor id), url, pipeline, or a collection
+    of files: file, folder (its sub-folders too when ``recursive``), glob or list (a text file of paths)."""
 
     kind: str
     target: str | int
+    recursive: bool = True
 
     @property
     def live(self) -> bool:
@@ -95,8 +115,9 @@ def parse_source(camera: int | None, source: str | None) -> SourceSpec:
     return source_spec(source)
 
 
-def source_spec(source: str | int | Path) -> SourceSpec:
-    """One source as ``memgaze-run --source`` (or ``Model.stream``) takes it; an int is a camera index."""
+def source_spec(source: str | int | Path, recursive: bool = True) -> SourceSpec:
+    """One source as ``memgaze-run --source`` (or ``Model.stream``) takes it; an int is a camera index. A folder's
+    sub-folders are read when ``recursive``."""
     if isinstance(source, int):
         return SourceSpec("camera", source)
     text = str(source)
@@ -119,10 +140,26 @@ def source_spec(source: str | int | Path) -> SourceSpec:
         return SourceSpec("camera", text)
     path = Path(text)
     if path.is_dir():
-        return SourceSpec("folder", text)
+        return SourceSpec("folder", text, recursive)
     if path.is_file():
-        return SourceSpec("file", text)
-    fail(f"source {text!r} is not a file, a folder, a URL, a camera or a GStreamer pipeline; {HOW_TO_CHOOSE}")
+        return SourceSpec("list" if path.suffix.lower() in LIST_SUFFIXES else "file", text)
+    if is_glob(text):
+        return SourceSpec("glob", text)
+    fail(f"source {text!r} is not a file, a folder, a glob, a URL, a camera or a GStreamer pipeline; {HOW_TO_CHOOSE}")
+
+
+def collection_items(spec: SourceSpec) -> list[MediaItem]:
+    """The files of a file, folder, glob or list source, in order, each named relative to the source's root."""
+    target = str(spec.target)
+    if spec.kind == "folder":
+        return folder_items(Path(target), spec.recursive)
+    if spec.kind == "glob":
+        return glob_items(target)
+    if spec.kind == "list":
+        return list_file_items(Path(target))
+    if spec.kind == "file":
+        return [file_item(Path(target))]
+    fail(f"{spec} is a live source, not a collection of files")
 
 
 def csi_pipeline(sensor: int, size: tuple[int, int], rate: float) -> str:
@@ -140,9 +177,12 @@ def csi_pipeline(sensor: int, size: tuple[int, int], rate: float) -> str:
 class FrameSource:
     """Reads BGR frames; ``read()`` returns a frame, None at the end, or raises SourceLost / Undecodable.
 
-    ``full_shape`` is the (H, W) of the frame last read when it was decoded smaller than it is, else None."""
+    ``full_shape`` is the (H, W) of the frame last read when it was decoded smaller than it is, else None;
+    ``origin`` where that frame came from (files only, else None); ``items`` the files of a collection ([] when live)."""
 
     full_shape: tuple[int, int] | None = None
+    origin: Origin | None = None
+    items: list[MediaItem] = []
 
     def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec
@@ -170,14 +210,17 @@ class FrameSource:
 class VideoCaptureSource(FrameSource):
     """A camera, CSI camera, video file, URL or GStreamer pipeline through ``cv2.VideoCapture``.
 
-    Cameras are asked for ``size`` (W, H) and ``rate``; the device picks its nearest mode."""
+    Cameras are asked for ``size`` (W, H) and ``rate``; the device picks its nearest mode. A video file named ``name``
+    gives each frame its :class:`Origin`."""
 
-    def __init__(self, spec: SourceSpec, size: tuple[int, int] | None = None, rate: float | None = None) -> None:
+    def __init__(self, spec: SourceSpec, size: tuple[int, int] | None = None, rate: float | None = None,
+                 name: str | None = None) -> None:
         super().__init__(spec)
         self.size = size or CAMERA_MODES[2]
         self.rate = rate
+        self.name = name
         self._capture: cv2.VideoCapture | None = None
-        self._after_bad: np.ndarray | None = None  # the good frame found past an undecodable one
+        self._after_bad: tuple[np.ndarray, Origin | None] | None = None  # the good frame found past an undecodable one
 
     def _new_capture(self) -> cv2.VideoCapture:
         if self.spec.kind == "camera":
@@ -211,14 +254,28 @@ class VideoCaptureSource(FrameSource):
     def fps(self) -> float:
         return float(self._capture.get(cv2.CAP_PROP_FPS)) if self._capture is not None else 0.0
 
+    @property
+    def frame_count(self) -> int:
+        """The frames a video file's header announces (0 when unknown or live)."""
+        return max(0, int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))) if self._capture is not None and not self.live else 0
+
+    def _origin(self) -> Origin | None:
+        """The origin of the frame just read: its number from the decoder's position, its time from the frame rate."""
+        if self.name is None or self._capture is None:
+            return None
+        index = int(self._capture.get(cv2.CAP_PROP_POS_FRAMES)) - 1
+        rate = self.fps
+        return Origin(self.name, index, round(index / rate, 4) if 0 < rate < 1000 else None)
+
     def read(self) -> np.ndarray | None:
         if self._capture is None:
             raise SourceLost(f"{self.spec} is not open")
         if self._after_bad is not None:
-            frame, self._after_bad = self._after_bad, None
+            (frame, self.origin), self._after_bad = self._after_bad, None
             return frame
         ok, frame = self._capture.read()
         if ok and frame is not None:
+            self.origin = self._origin()
             return frame
         if self.spec.live:
             raise SourceLost(f"{self.spec} stopped delivering frames")
@@ -226,8 +283,8 @@ class VideoCaptureSource(FrameSource):
         for _ in range(MAX_BAD_FRAMES):
             ok, frame = self._capture.read()
             if ok and frame is not None:
-                self._after_bad = frame
-                raise Undecodable(f"a frame of {self.spec} could not be decoded; skipped")
+                self._after_bad = frame, self._origin()
+                raise Undecodable(f"a frame of {self.spec} could not be decoded; skipped", self.name)
         return None  # end of file
 
     def close(self) -> None:
@@ -236,41 +293,83 @@ class VideoCaptureSource(FrameSource):
             self._capture = None
 
 
-class FolderSource(FrameSource):
-    """The images of a folder, sorted by name, read as a stream; JPEGs decoded smaller for a model of ``model_size``
-    (H, W) where that is given (:func:`memgaze.media.read_image_for`)."""
+class CollectionSource(FrameSource):
+    """The files of a file, folder, glob or list source, read one after the other (a video frame by frame); JPEGs
+    decoded smaller for a model of ``model_size`` (H, W) where that is given (:func:`memgaze.media.read_image_for`).
+    An unreadable file is skipped and counted (:class:`Undecodable`)."""
 
     def __init__(self, spec: SourceSpec, model_size: tuple[int, int] | None = None) -> None:
         super().__init__(spec)
         self.model_size = model_size
-        folder = Path(str(spec.target))
-        self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        if not self.files:
-            fail(f"folder {folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))}); {HOW_TO_CHOOSE}")
+        self.items = collection_items(spec)
         self._next = 0
+        self._video: VideoCaptureSource | None = None
+
+    def open(self) -> None:
+        """Start from the first file; a single video file is opened now (SourceLost when it cannot be)."""
+        self.close()
+        self._next = 0
+        if self.spec.kind == "file" and self.items[0].video:
+            self._video = open_video(self.items[0])
+            self._next = 1
+
+    @property
+    def fps(self) -> float:
+        return self._video.fps if self._video is not None else 0.0
 
     def read(self) -> np.ndarray | None:
-        if self._next >= len(self.files):
-            return None
-        path = self.files[self._next]
-        self._next += 1
-        if self.model_size is None:
-            frame, self.full_shape = cv2.imread(str(path), cv2.IMREAD_COLOR), None
-        else:
-            frame, self.full_shape = read_image_for(path, self.model_size)
-        if frame is None:
-            raise Undecodable(f"cannot decode {path}")
-        return frame
+        while True:
+            if self._video is not None:
+                frame = self._video.read()
+                if frame is not None:
+                    self.origin, self.full_shape = self._video.origin, None
+                    return frame
+                self._video.close()
+                self._video = None
+            if self._next >= len(self.items):
+                return None
+            item = self.items[self._next]
+            self._next += 1
+            if item.video:
+                try:
+                    self._video = open_video(item)
+                except SourceLost:
+                    raise Undecodable(f"cannot open video {item.path}", item.name) from None
+                continue
+            frame, self.full_shape = read_image(item, self.model_size)
+            if frame is None:
+                raise Undecodable(f"cannot decode {item.path}", item.name)
+            self.origin = Origin(item.name)
+            return frame
+
+    def close(self) -> None:
+        if self._video is not None:
+            self._video.close()
+            self._video = None
+
+
+def open_video(item: MediaItem) -> VideoCaptureSource:
+    """A collection's video file, opened (SourceLost when it cannot be), its frames named after ``item``."""
+    video = VideoCaptureSource(SourceSpec("file", str(item.path)), name=item.name)
+    video.open()
+    return video
+
+
+def read_image(item: MediaItem, model_size: tuple[int, int] | None) -> tuple[np.ndarray | None, tuple[int, int] | None]:
+    """A collection's image (None when unreadable) and its full (H, W) when decoded smaller for ``model_size``."""
+    if model_size is None:
+        return cv2.imread(str(item.path), cv2.IMREAD_COLOR), None
+    return read_image_for(item.path, model_size)
 
 
 def open_source(spec: SourceSpec, size: tuple[int, int] | None = None, rate: float | None = None,
                 model_size: tuple[int, int] | None = None) -> FrameSource:
-    """Open ``spec`` (a camera asked for ``size`` (W, H) at ``rate``; a folder's JPEGs decoded no larger than a model of
-    ``model_size`` (H, W) needs); one-line error when it cannot be opened."""
+    """Open ``spec`` (a camera asked for ``size`` (W, H) at ``rate``; a collection's JPEGs decoded no larger than a model
+    of ``model_size`` (H, W) needs); one-line error when it cannot be opened."""
     if spec.kind in ("csi", "pipeline") and not has_gstreamer():
         fail(f"{spec} needs OpenCV built with GStreamer, and this cv2 {cv2.__version__} has none "
              f"(pip's opencv-python-headless?); {SYSTEM_OPENCV_FIX}")
-    source: FrameSource = FolderSource(spec, model_size) if spec.kind == "folder" else VideoCaptureSource(spec, size, rate)
+    source: FrameSource = VideoCaptureSource(spec, size, rate) if spec.live else CollectionSource(spec, model_size)
     try:
         source.open()
     except SourceLost:

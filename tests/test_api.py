@@ -123,7 +123,7 @@ def test_stream_over_a_folder_decodes_jpegs_smaller_and_gives_peaks_in_full_size
     assert from_path.score == pytest.approx(got[0].score, abs=1e-6)
 
 
-def test_stream_batches_several_sources_in_order_with_ids(model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stream_batches_several_sources_in_step_with_ids(model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     long_clip = make_clip(tmp_path / "long.mp4", frames=12, size=96)
     folder = make_folder(tmp_path / "imgs", frames=5, size=80)
     calls: list[int] = []
@@ -135,7 +135,7 @@ def test_stream_batches_several_sources_in_order_with_ids(model, tmp_path: Path,
         return infer(images, users)
 
     monkeypatch.setattr(model.backend, "infer", counting)
-    got = list(model.stream([str(long_clip), str(folder), str(long_clip)]))
+    got = list(model.stream([str(long_clip), str(folder), str(long_clip)], batch=None))
     assert len(got) == 12 + 5 + 12
     for source, count in ((0, 12), (1, 5), (2, 12)):
         assert [p.index for p in got if p.source == source] == list(range(count))
@@ -143,6 +143,28 @@ def test_stream_batches_several_sources_in_order_with_ids(model, tmp_path: Path,
     assert calls == [3] * 5 + [2] * 7
     assert [p.source for p in got[:6]] == [0, 1, 2, 0, 1, 2]
     assert [p.source for p in got[15:19]] == [0, 2, 0, 2]
+
+
+def test_stream_scores_files_in_batches_in_order_naming_each(model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", frames=12, size=96, fps=25.0)
+    folder = make_folder(tmp_path / "imgs", frames=5, size=80)
+    calls: list[int] = []
+    infer = model.backend.infer
+
+    def counting(images: np.ndarray, users: np.ndarray | None = None):
+        calls.append(images.shape[0])
+        return infer(images, users)
+
+    monkeypatch.setattr(model.backend, "infer", counting)
+    got = list(model.stream([str(clip), str(folder)], batch=4, decode_threads=2))
+    assert calls == [4, 4, 4, 4, 1]  # every file of every source, in order, 4 per engine call
+    assert [(p.source, p.file, p.file_frame) for p in got] == (
+        [(0, "clip.mp4", i) for i in range(12)] + [(1, f"img_{i:03d}.jpg", None) for i in range(5)])
+    assert [p.timestamp for p in got[:3]] == [0.0, 0.04, 0.08]  # frame / 25 FPS
+    assert [p.index for p in got if p.source == 1] == list(range(5))
+    # the same scores as one image at a time
+    single = model.predict([folder / f"img_{i:03d}.jpg" for i in range(5)])
+    assert [p.score for p in got[12:]] == pytest.approx([p.score for p in single], abs=1e-6)
 
 
 def test_stream_stops_at_max_frames_and_rejects_no_sources(model, tmp_path: Path) -> None:

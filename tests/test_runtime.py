@@ -365,8 +365,8 @@ def test_pipeline_writes_jsonl_video_and_calibration(bundle, tmp_path: Path) -> 
         summary = Pipeline(Stream(backend, [source], user=1), sinks).run()
     assert (summary.frames, summary.undecodable) == (6, 1)
     records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert [r["frame"] for r in records] == [0, 1, 2, 3, 4, 5]
-    assert all(set(r) == {"source", "frame", "t", "score", "peak", "latency_ms"} and r["source"] == 0 for r in records)
+    assert [r["file"] for r in records] == [f"img_{i:03d}.jpg" for i in (0, 1, 2, 4, 5, 6)]  # each row names its photo
+    assert all(set(r) == {"source", "file", "t", "score", "peak", "latency_ms"} and r["source"] == 0 for r in records)
     assert all(0 <= r["score"] <= 1 and 0 <= r["peak"][0] < 80 and r["latency_ms"] > 0 for r in records)
     video = cv2.VideoCapture(str(tmp_path / "out.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 6 and int(video.get(cv2.CAP_PROP_FRAME_WIDTH)) == 80

@@ -162,8 +162,8 @@ def test_folder_to_stdout_with_calibration_frames(bundle: Path, tmp_path: Path) 
                       "--save-calib", str(calib), "--every", "2", "--precision", "fp32"])
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]  # stdout holds only the JSON lines
-    assert [r["frame"] for r in records] == [0, 1, 2, 3]
-    assert "undecodable 1" in result.stderr and "img_001.jpg" in result.stderr
+    assert [r["file"] for r in records] == ["img_000.jpg", "img_002.jpg", "img_003.jpg", "img_004.jpg"]
+    assert "undecodable 1 (img_001.jpg)" in result.stderr
     assert sorted(p.name for p in calib.iterdir()) == ["frame_0000000.jpg", "frame_0000002.jpg"]
 
 
@@ -173,11 +173,13 @@ def test_several_sources_as_json_lines_with_source_ids(bundle: Path, tmp_path: P
     proc = run_cli(["--source", str(clip), "--source", str(short), "--model", str(bundle), "--headless", "--jsonl", "-"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     records = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [(r["source"], r["frame"]) for r in records] == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2), (0, 3), (0, 4), (0, 5)]
+    # files are scored in order, source after source, each row naming its file and frame
+    assert [(r["source"], r["file"], r["frame"]) for r in records] == (
+        [(0, "clip.mp4", i) for i in range(6)] + [(1, "short.mp4", i) for i in range(3)])
     assert "[0] file" in proc.stderr and "[1] file" in proc.stderr
 
 
-@pytest.mark.parametrize("program", ["memgaze-run", "memgaze-train", "memgaze-export", "memgaze-bench", "memgaze-engine"])
+@pytest.mark.parametrize("program", ["memgaze-run", "memgaze-train", "memgaze-export", "memgaze-bench", "memgaze-engine", "memgaze-ray"])
 def test_every_cli_has_version(program: str) -> None:
     from memgaze import __version__
 

@@ -1,0 +1,81 @@
+"""Ray Data scale-out on a real local Ray instance of 2 CPUs: the same scores as memgaze-run, Parquet out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'memgaze[ray]')")
+pq = pytest.importorskip("pyarrow.parquet")
+
+from memgaze.runtime.raydata import prune_partial_files, relative_name, score_to_parquet  # noqa: E402
+from runtime_fixtures import make_bundle, make_folder  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local instance for the module: 2 CPUs, no dashboard (its workers import memgaze from the editable install)."""
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("ray")
+    bundle = make_bundle(root / "bundle", size=64, personalized=False)
+    library = root / "library"
+    make_folder(library / "2024" / "06", frames=5, size=150, corrupt=(3,))
+    make_folder(library / "2024" / "07", frames=4, size=90)
+    return bundle, library
+
+
+def test_ray_rows_match_memgaze_run(local_ray: None, photos: tuple[Path, Path], tmp_path: Path) -> None:
+    bundle, library = photos
+    out = tmp_path / "scores"
+    summary = score_to_parquet([str(library)], str(out), bundle, workers=2, batch=3, heatmaps=True)
+    assert (summary.rows, summary.errors, summary.named) == (9, 1, ["2024/06/img_003.jpg"])
+    table = pq.read_table(out).to_pylist()
+    rows = {row["file"]: row for row in table}
+    run = subprocess.run([str(Path(sys.executable).with_name("memgaze-run")), "--source", str(library), "--model", str(bundle),
+                          "--headless", "--jsonl", "-"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    expected = {r["file"]: r for r in map(json.loads, run.stdout.splitlines())}
+    assert sorted(expected) == sorted(name for name, row in rows.items() if row["error"] is None)
+    for name, record in expected.items():
+        row = rows[name]
+        assert row["score"] == pytest.approx(record["score"], abs=1e-5)  # float32 in Parquet
+        assert [row["peak_x"], row["peak_y"]] == record["peak"]
+        assert np.asarray(row["heatmap"]).shape == (8, 8)
+        assert Path(row["path"]).is_absolute() and row["path"].endswith(name)
+    bad = rows["2024/06/img_003.jpg"]
+    assert bad["score"] is None and "cannot decode" in bad["error"]
+    assert (rows["2024/06/img_000.jpg"]["width"], rows["2024/06/img_000.jpg"]["height"]) == (150, 150)
+
+
+def test_existing_output_is_refused_and_partial_files_are_pruned(photos: tuple[Path, Path], tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    bundle, library = photos
+    out = tmp_path / "scores"
+    out.mkdir()
+    pq.write_table(pa.table({"file": ["a.jpg"], "score": [0.5]}), out / "done.parquet")
+    cli = subprocess.run([str(Path(sys.executable).with_name("memgaze-ray")), str(library), "--out", str(out), "--model", str(bundle)],
+                         capture_output=True, text=True, timeout=120)
+    lines = cli.stderr.strip().splitlines()
+    assert cli.returncode == 2 and len(lines) == 1 and "--overwrite" in lines[0], cli.stderr
+    whole = (out / "done.parquet").read_bytes()
+    (out / "cut.parquet").write_bytes(whole[: len(whole) // 2])  # a file an interrupted write left unfinished
+    assert prune_partial_files(out) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["done.parquet"] and pq.read_table(out).num_rows == 1
+
+
+def test_names_are_relative_to_their_root() -> None:
+    assert relative_name("/data/photos/2024/a.jpg", ["/other", "/data/photos"]) == "2024/a.jpg"
+    assert relative_name("bucket/photos/a.jpg", ["bucket/photos/"]) == "a.jpg"  # an s3:// prefix, as Ray gives its paths
+    assert relative_name("/elsewhere/b.jpg", ["/data/photos"]) == "/elsewhere/b.jpg"
