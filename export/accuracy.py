@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from memgaze.errors import fail
-from memgaze.gate import AccuracyReport, spearman
+from memgaze.correlation import spearman
+from memgaze.gate import AccuracyReport
 
 
 def ground_truth(scores: dict[str, np.ndarray], truth: np.ndarray) -> dict[str, Any]:

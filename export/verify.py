@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from memgaze.errors import fail
-from memgaze.gate import heatmap_cc
+from memgaze.correlation import pearson_rows
 from memgaze.export.graph import ExportGraph, is_personalized
 
 MIN_IMAGES = 32
@@ -97,7 +97,7 @@ def verify_onnx(model: nn.Module, config: dict[str, Any], path: Path, images: np
     report = VerifyReport(
         images=len(images),
         max_abs_score_diff=float(np.abs(ref[0] - got[0]).max()),
-        heatmap_cc_min=float(heatmap_cc(ref[1], got[1]).min()),
+        heatmap_cc_min=float(pearson_rows(ref[1], got[1]).min()),
     )
     if report.max_abs_score_diff > MAX_SCORE_DIFF or report.heatmap_cc_min < MIN_HEATMAP_CC:
         fail(

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from memgaze.errors import MemgazeError
-from memgaze.gate import spearman
 from memgaze.gate_samples import check_against_fp32, read_samples
 from memgaze.manifest import SCHEMA_VERSION, EngineEntry, read_manifest, sha256_file, update_manifest
 from memgaze.runtime import engines
@@ -99,14 +98,6 @@ def test_gate_samples_are_checksummed_and_judge_a_model_against_fp32(bundle: Pat
     (bundle / "gate_samples.npz").write_bytes(b"not the samples")
     with pytest.raises(MemgazeError, match="gate_samples.npz does not match the sha256"):
         load_bundle(bundle)
-
-
-def test_spearman_matches_scipy_with_ties() -> None:
-    from scipy import stats
-
-    rng = np.random.default_rng(0)
-    a, b = rng.integers(0, 5, 40).astype(float), rng.random(40)
-    assert spearman(a, b) == pytest.approx(stats.spearmanr(a, b).statistic)
 
 
 def fake_build(data: bytes):  # noqa: ANN201 - replaces memgaze.runtime.engines._build (the TensorRT call)
