@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from memgaze.console import console
 from memgaze.correlation import pearson_rows, spearman
+from memgaze.errors import fail
 
 MIN_SPEARMAN = 0.99
 
@@ -41,6 +43,22 @@ class AccuracyReport:
     def line(self) -> str:
         """``Spearman 0.9981, heatmap CC 0.9990 on 8 held-out frames``."""
         return f"Spearman {self.spearman:.4f}, heatmap CC {self.heatmap_cc:.4f} on {self.images} {self.source}"
+
+    def shortfall(self) -> str:
+        """``Spearman 0.9512 < 0.99 (heatmap CC 0.9871) on 8 held-out frames``."""
+        return (f"Spearman {self.spearman:.4f} < {self.threshold} (heatmap CC {self.heatmap_cc:.4f}) "
+                f"on {self.images} {self.source}")
+
+
+def enforce_gate(report: AccuracyReport, model: str, allow_degraded: bool, remedy: str) -> None:
+    """Nothing when ``model`` (e.g. ``"INT8 model model.int8.onnx"``) passed the gate. When it failed: a one-line
+    refusal that names ``remedy`` and ``--allow-degraded``, or, with ``allow_degraded``, one warning line that it
+    is kept."""
+    if report.passed:
+        return
+    if not allow_degraded:
+        fail(f"{model} is too far from FP32: {report.shortfall()}; {remedy}, or pass --allow-degraded to keep it")
+    console.print(f"[yellow]warning:[/yellow] {model} kept despite {report.shortfall()} (--allow-degraded)", soft_wrap=True)
 
 
 def compare_outputs(

@@ -139,7 +139,8 @@ def test_degraded_plan_is_refused_unless_allowed(bundle: Path, monkeypatch: pyte
     monkeypatch.setattr(engines, "machine_or_fail", lambda: HERE)
     monkeypatch.setattr(engines, "_build", fake_build(b"plan"))
     monkeypatch.setattr(engines, "_check", lambda bundle, entry: bad)
-    with pytest.raises(MemgazeError, match="too far from FP32"):
+    with pytest.raises(MemgazeError, match=r"^TensorRT plan model\.\S+\.plan is too far from FP32: Spearman -1\.0000 < 0\.99 "
+                       r"\(heatmap CC 1\.0000\) on 4 gate samples; try --precision fp16 or fp32, or pass --allow-degraded to keep it$"):
         engines.ensure_plan(bundle)
     assert snapshot(bundle) == before
     kept = engines.ensure_plan(bundle, engines.BuildRequest(allow_degraded=True))
