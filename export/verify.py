@@ -13,7 +13,7 @@ from torch import nn
 
 from memgaze.errors import fail
 from memgaze.correlation import pearson_rows
-from memgaze.export.graph import ExportGraph, is_personalized
+from memgaze.export.graph import ExportGraph, is_personalized, model_users
 
 MIN_IMAGES = 32
 MAX_SCORE_DIFF = 1e-4
@@ -38,7 +38,7 @@ def user_indices(config: dict[str, Any], count: int) -> np.ndarray | None:
     """Users cycled over the images (all of them exercised) for a personalized model, else None."""
     if not is_personalized(config):
         return None
-    return (np.arange(count) % len(config["users"])).astype(np.int64)
+    return (np.arange(count) % len(model_users(config))).astype(np.int64)
 
 
 def run_onnx(sess: ort.InferenceSession, images: np.ndarray, users: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
