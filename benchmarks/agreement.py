@@ -111,7 +111,7 @@ def run_agreement(models: list[tuple[str, Path]], data: Path, reference: str = "
     from memgaze.runtime.bundle import load_bundle
     from memgaze.train import metrics
     from memgaze.train.external_teacher import open_teacher
-    from memgaze.train.label_free import teacher_outputs
+    from memgaze.train.unlabelled_frames import teacher_outputs
 
     names, frames = _frames(data)
     teacher = open_teacher(reference)

@@ -18,7 +18,7 @@ import torch
 from memgaze.console import WarningCounter
 from memgaze.errors import MemgazeError
 from memgaze.train.external_teacher import ExternalTeacher, TeacherOutput, open_teacher, parse_channels
-from memgaze.train.label_free import collect_frames, prepare
+from memgaze.train.unlabelled_frames import collect_frames, prepare
 
 from train_fixtures import TINY, train
 
@@ -196,7 +196,7 @@ def test_a_crop_without_a_teacher_score_keeps_the_frames_score() -> None:
 
 def test_label_free_score_loss_is_in_units_of_the_teacher_variance() -> None:
     from memgaze.train.losses import LossWeights
-    from memgaze.train.stages.label_free import label_free_weights
+    from memgaze.train.stages.distil_external import label_free_weights
 
     narrow = label_free_weights(LossWeights(), np.array([0.50, 0.52, 0.54, 0.56]))
     wide = label_free_weights(LossWeights(), np.array([0.1, 0.4, 0.6, 0.9]))
@@ -265,7 +265,7 @@ def test_videos_are_sampled_every_kth_frame_without_near_duplicates(tmp_path: Pa
 
 
 def test_neighbouring_video_frames_stay_on_one_side_of_the_split(tmp_path: Path) -> None:
-    from memgaze.train.label_free import STRETCH_MAX, write_splits
+    from memgaze.train.unlabelled_frames import STRETCH_MAX, write_splits
 
     names = [f"cam_f{i * 30:06d}.jpg" for i in range(200)]  # an hour-long video gives stretches of 10 frames
     groups = [f"cam.mp4#{i // STRETCH_MAX}" for i in range(200)]

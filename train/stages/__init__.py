@@ -20,7 +20,7 @@ from memgaze.train.curves import MetricLog
 from memgaze.train.distributed import DistContext, barrier, cleanup, setup
 from memgaze.train.loop import make_compute, saved_states
 from memgaze.train.stages.context import StageContext, save_outcome
-from memgaze.train.stages.label_free import distil_from_external, open_external
+from memgaze.train.stages.distil_external import distil_from_external, open_external
 from memgaze.train.stages.personalize import personalize
 from memgaze.train.stages.record import MetricsRecord
 from memgaze.train.stages.student import TEACHER_FILE, resnet_teacher, train_student
