@@ -11,7 +11,7 @@ BUILTIN := runs/builtin
 BUILTIN_SEEDS ?= 0 1 2
 BUILTIN_DIR = $(shell $(BIN)/python -c "from memgaze import builtin; print(builtin.folder())")
 
-.PHONY: install demo builtin builtin-seed test typecheck trt-api-check test-teacher clean
+.PHONY: install demo builtin builtin-seed test test-fast typecheck trt-api-check test-teacher clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt requirements/nodeps.txt setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,8 +54,13 @@ builtin-seed:
 	$(BIN)/memgaze-export --checkpoint $(BUILTIN)/seed$(SEED)/student.safetensors --out $(BUILTIN)/seed$(SEED)/deploy --int8 --calib $(BUILTIN)/calib
 	$(BIN)/memgaze-bench agreement --model seed$(SEED)=$(BUILTIN)/seed$(SEED)/deploy --data $(BUILTIN)/photos/heldout --out $(BUILTIN)/seed$(SEED)/report
 
+# Every test. The acceptance trainings are marked slow (minutes each): test-fast skips them,
+# `$(BIN)/python -m pytest -m slow` runs only them.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # mypy reads a corrected copy of the tensorrt stubs (tools/trt_stubs.py), so a misspelled TensorRT call fails here.
 TRT_STUBS := build/trt-stubs

@@ -46,7 +46,7 @@ def teacher_onnx() -> Path:
     return TEACHER
 
 
-# -- the acceptance run ---------------------------------------------------------------------------
+# -- the acceptance run (marked slow: about 2 minutes of training; `pytest -m "not slow"` skips it) ------------
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,7 @@ def distilled(demo: Path, train_seed: int, tmp_path_factory: pytest.TempPathFact
     return out
 
 
+@pytest.mark.slow
 def test_report_says_what_the_student_was_trained_on(distilled: Path) -> None:
     report = json.loads((distilled / "metrics.json").read_text())["distillation"]
     assert report["teacher_model"] == TEACHER.name and "memgaze" in report["teacher_version"]
@@ -69,6 +70,7 @@ def test_report_says_what_the_student_was_trained_on(distilled: Path) -> None:
     assert report["teacher_map"] is True and report["teacher_online"] is True and report["scores_rescaled"] is False
 
 
+@pytest.mark.slow
 def test_student_agrees_with_onnx_teacher(distilled: Path, tmp_path: Path) -> None:
     """Issue 7's acceptance: Spearman ≥ 0.8 with the teacher on held-out images, here 200 demo
     scenes the student never saw (the run's own held-out set, 10% of 320 frames, is too small to
@@ -90,6 +92,7 @@ def test_student_agrees_with_onnx_teacher(distilled: Path, tmp_path: Path) -> No
     assert rho >= 0.8 and report["spearman_vs_teacher"] >= 0.6, (rho, report)
 
 
+@pytest.mark.slow
 def test_distilled_student_keeps_users_and_skips_the_resnet_teacher(distilled: Path) -> None:
     student = json.loads((distilled / "student.json").read_text())
     assert student["users"] == ["generic", "user_faces"]
