@@ -106,7 +106,10 @@ class RowOpener:
         if spec.backend == "torch":
             return self._load_torch(spec)
         if spec.backend == "tensorrt" and library_versions()["tensorrt"] is None:
-            fail("TensorRT is not installed on this machine (it needs an NVIDIA GPU; build the plan with memgaze-export there)")
+            from memgaze.runtime.backends.tensorrt_backend import build_command
+
+            fail("TensorRT is not installed on this machine (it needs an NVIDIA GPU); on one, build the plan with "
+                 f"{build_command(self.bundle, spec.precision)}")
         if spec.backend == "onnxruntime" and spec.precision not in self.bundle.onnx_precisions:
             have = ", ".join(self.bundle.onnx_precisions)
             fail(f"the bundle has no {spec.precision} ONNX model (it has {have}); {spec.precision} is built by TensorRT")
