@@ -65,6 +65,33 @@ def test_schema_1_manifest_is_read_and_upgraded(bundle: Path) -> None:
         read_manifest(bundle)
 
 
+@pytest.mark.parametrize("edit", [{"schema_version": 99}, {"schema": 99}, {"schema_version": "3"}, {"schema_version": 2.1}])
+def test_a_manifest_newer_than_the_code_is_refused_in_one_line(bundle: Path, edit: dict, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from memgaze.runtime.engine_cli import main
+
+    raw = json.loads((bundle / "manifest.json").read_text())
+    (bundle / "manifest.json").write_text(json.dumps({**raw, **edit}))
+    value = next(iter(edit.values()))
+    with pytest.raises(MemgazeError) as caught:
+        load_bundle(bundle)
+    assert str(caught.value) == (f"{bundle / 'manifest.json'} has schema version {value}, newer than this memgaze understands "
+                                 f"({SCHEMA_VERSION}); upgrade memgaze (pip install --upgrade memgaze)")
+    monkeypatch.setattr(sys, "argv", ["memgaze-engine", str(bundle), "--print-trtexec", "--trt-version", "10.3"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2 and capsys.readouterr().err == f"error: {caught.value}\n"
+
+
+@pytest.mark.parametrize("value", [None, "two", True, float("nan")])
+def test_a_schema_that_is_no_version_number_is_refused_in_one_line(bundle: Path, value: object) -> None:
+    raw = json.loads((bundle / "manifest.json").read_text())
+    (bundle / "manifest.json").write_text(json.dumps({**raw, "schema_version": value}))
+    with pytest.raises(MemgazeError, match=r"manifest.json: schema_version .* is not a schema version number$"):
+        load_bundle(bundle)
+
+
 def test_update_is_atomic_and_a_failed_change_leaves_the_manifest_alone(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = snapshot(bundle)
 
