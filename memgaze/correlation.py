@@ -1,7 +1,7 @@
 """Correlation of two samples (numpy only): Pearson r, per pair of rows or of whole arrays, and Spearman ρ.
 
 The one implementation the accuracy gate, the training metrics and the benchmarks share (the training loss
-has its own, differentiable one in torch: :func:`memgaze.train.losses.map_loss`). Where scipy returns NaN
+has its own, differentiable one in torch: :func:`memgaze.train.losses.correlation`). Where scipy returns NaN
 with a warning, these give a number, so that a collapsed model's metric is a value to compare, not a
 missing one:
 
