@@ -320,18 +320,18 @@ class _InterruptedTeacher(_CountingTeacher):
 
 
 def test_an_interrupted_scoring_resumes_where_it_stopped(tmp_path: Path, demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from memgaze.train import label_free
+    from memgaze.train import unlabelled_frames
 
-    monkeypatch.setattr(label_free, "SAVE_EVERY", label_free.BATCH)  # save after every batch
+    monkeypatch.setattr(unlabelled_frames, "SAVE_EVERY", unlabelled_frames.BATCH)  # save after every batch
     names = sorted(p.name for p in (demo / "images").iterdir())[:80]
     with pytest.raises(KeyboardInterrupt):
-        label_free.teacher_outputs(_InterruptedTeacher(), demo, names, WarningCounter("t"))
+        unlabelled_frames.teacher_outputs(_InterruptedTeacher(), demo, names, WarningCounter("t"))
     teacher = _CountingTeacher()
-    output, cached = label_free.teacher_outputs(teacher, demo, names, WarningCounter("t"))
-    assert not cached and teacher.calls == 80 // label_free.BATCH - 2  # the two batches done before Ctrl-C were kept
+    output, cached = unlabelled_frames.teacher_outputs(teacher, demo, names, WarningCounter("t"))
+    assert not cached and teacher.calls == 80 // unlabelled_frames.BATCH - 2  # the two batches done before Ctrl-C were kept
     whole = _CountingTeacher().predict([cv2.imread(str(demo / "images" / n)) for n in names]).scores
     np.testing.assert_allclose(output.scores, whole)
-    assert label_free.teacher_outputs(teacher, demo, names, WarningCounter("t"))[1]  # complete: reused
+    assert unlabelled_frames.teacher_outputs(teacher, demo, names, WarningCounter("t"))[1]  # complete: reused
 
 
 def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
