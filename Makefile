@@ -11,7 +11,7 @@ BUILTIN := runs/builtin
 BUILTIN_SEEDS ?= 0 1 2
 BUILTIN_DIR = $(shell $(BIN)/python -c "from memgaze import builtin; print(builtin.folder())")
 
-.PHONY: install demo builtin builtin-seed test typecheck trt-api-check test-teacher clean
+.PHONY: install demo builtin builtin-seed test test-fast typecheck trt-api-check jetson-check test-teacher clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt requirements/nodeps.txt setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,12 +54,17 @@ builtin-seed:
 	$(BIN)/memgaze-export --checkpoint $(BUILTIN)/seed$(SEED)/student.safetensors --out $(BUILTIN)/seed$(SEED)/deploy --int8 --calib $(BUILTIN)/calib
 	$(BIN)/memgaze-bench agreement --model seed$(SEED)=$(BUILTIN)/seed$(SEED)/deploy --data $(BUILTIN)/photos/heldout --out $(BUILTIN)/seed$(SEED)/report
 
+# Every test. The acceptance trainings are marked slow (minutes each): test-fast skips them,
+# `$(BIN)/python -m pytest -m slow` runs only them.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
 # mypy reads a corrected copy of the tensorrt stubs (tools/trt_stubs.py), so a misspelled TensorRT call fails here.
 TRT_STUBS := build/trt-stubs
-TYPED := memgaze/trt runtime/backends/tensorrt_backend.py runtime/engines.py runtime/engine_cli.py memgaze/manifest.py memgaze/gate.py memgaze/gate_samples.py memgaze/cv2_build.py
+TYPED := memgaze/trt runtime/backends/tensorrt_backend.py runtime/engines.py runtime/engine_cli.py memgaze/manifest.py memgaze/gate.py memgaze/gate_samples.py memgaze/cv2_build.py memgaze/precision.py memgaze/correlation.py tools/jetson_resolve.py
 
 typecheck: $(STAMP)
 	$(BIN)/python tools/trt_stubs.py $(TRT_STUBS)
@@ -68,6 +73,11 @@ typecheck: $(STAMP)
 # Every TensorRT name the code uses, against the real bindings of TensorRT 8.6, 10.x and 11.x (wheels from PyPI, cached in .cache/).
 trt-api-check: $(STAMP)
 	$(BIN)/python tools/trt_api_check.py
+
+# What pip would install on a Jetson (aarch64, CPython 3.10; JetPack 6 with apt's numpy 1.21.5, JetPack 5 with a
+# Python 3.10), resolved against PyPI: fails if numpy 2 would replace the numpy JetPack's OpenCV is built against.
+jetson-check: $(STAMP)
+	$(BIN)/python tools/jetson_resolve.py
 
 # The tests that assert a trained model's metric, at three training seeds (each must clear its bar at every
 # seed: CPUs with other float kernels end short training runs in other places). About 5 minutes on 2 cores.

@@ -21,6 +21,7 @@ import numpy as np
 from memgaze.bench.machine import describe_machine
 from memgaze.bench.report import Block, Bullets, Heading, Para, Table
 from memgaze.console import WarningCounter, console
+from memgaze.correlation import pearson, pearson_rows, spearman
 from memgaze.errors import fail
 
 BATCH = 8
@@ -80,9 +81,7 @@ def centred_gaussian(size: tuple[int, int], sigma: float) -> np.ndarray:
 
 def centre_baseline(targets: np.ndarray) -> tuple[float, float]:
     """The best centred Gaussian against ``targets`` ``[n, 1, h, w]``: (mean CC, its sigma) over a grid of sigmas."""
-    from memgaze.gate import heatmap_cc
-
-    best = max((float(heatmap_cc(np.broadcast_to(centred_gaussian(targets.shape[2:], s), targets.shape), targets).mean()), s)
+    best = max((float(pearson_rows(np.broadcast_to(centred_gaussian(targets.shape[2:], s), targets.shape), targets).mean()), s)
                for s in SIGMAS)
     return best
 
@@ -109,11 +108,10 @@ def _model_runs(bundle: Any) -> list[tuple[str, str, Any]]:
 
 def run_agreement(models: list[tuple[str, Path]], data: Path, reference: str = "resmem") -> dict[str, Any]:
     """The ``agreement.json`` document: one row per (bundle, ONNX model)."""
-    from memgaze.gate import heatmap_cc
     from memgaze.runtime.bundle import load_bundle
     from memgaze.train import metrics
     from memgaze.train.external_teacher import open_teacher
-    from memgaze.train.label_free import teacher_outputs
+    from memgaze.train.unlabelled_frames import teacher_outputs
 
     names, frames = _frames(data)
     teacher = open_teacher(reference)
@@ -129,11 +127,11 @@ def run_agreement(models: list[tuple[str, Path]], data: Path, reference: str = "
         for precision, file, run in _model_runs(bundle):
             pred, heat = _outputs(run, frames, bundle.input_size)
             row = {"model": label, "bundle": str(path), "precision": precision, "file": file,
-                   "input": list(bundle.input_size), "spearman": metrics.spearman(pred, ref.scores),
-                   "pearson": metrics.pearson(pred, ref.scores), "pairwise": metrics.pairwise_accuracy(pred, ref.scores),
+                   "input": list(bundle.input_size), "spearman": spearman(pred, ref.scores),
+                   "pearson": pearson(pred, ref.scores), "pairwise": metrics.pairwise_accuracy(pred, ref.scores),
                    "score_std": float(pred.std()), "map_cc": None, "centre_cc": None}
             if targets is not None:
-                row["map_cc"] = float(heatmap_cc(heat, targets).mean())
+                row["map_cc"] = float(pearson_rows(heat, targets).mean())
                 row["centre_cc"], row["centre_sigma"] = baselines[bundle.map_size]
             rows.append(row)
             maps_text = f", map CC {row['map_cc']:.3f} (centre {row['centre_cc']:.3f})" if targets is not None else ""

@@ -22,9 +22,10 @@ from memgaze.bench.timing import fps, summarize, time_interleaved
 from memgaze.console import console
 from memgaze.errors import MemgazeError, fail
 from memgaze.manifest import Manifest
+from memgaze.precision import PRECISIONS, REDUCED, REFERENCE, check_precision
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
-PRECISIONS = ("fp32", "fp16", "int8")
+ROW_PRECISIONS = PRECISIONS[::-1]  # rows from the FP32 reference to the fastest
 MODELS = ("student", "teacher", "resmem")
 SEED = 0
 
@@ -105,7 +106,10 @@ class RowOpener:
         if spec.backend == "torch":
             return self._load_torch(spec)
         if spec.backend == "tensorrt" and library_versions()["tensorrt"] is None:
-            fail("TensorRT is not installed on this machine (it needs an NVIDIA GPU; build the plan with memgaze-export there)")
+            from memgaze.runtime.backends.tensorrt_backend import build_command
+
+            fail("TensorRT is not installed on this machine (it needs an NVIDIA GPU); on one, build the plan with "
+                 f"{build_command(self.bundle, spec.precision)}")
         if spec.backend == "onnxruntime" and spec.precision not in self.bundle.onnx_precisions:
             have = ", ".join(self.bundle.onnx_precisions)
             fail(f"the bundle has no {spec.precision} ONNX model (it has {have}); {spec.precision} is built by TensorRT")
@@ -245,8 +249,7 @@ def run_latency(
         if name not in MODELS:
             fail(f"unknown model {name!r} (choose from {', '.join(MODELS)})")
     for name in precisions:
-        if name not in PRECISIONS:
-            fail(f"unknown precision {name!r} (choose from {', '.join(PRECISIONS)})")
+        check_precision(name)
     if any(b < 1 for b in batches) or iters < 1 or warmup < 0:
         fail("--batch values and --iters must be >= 1, --warmup >= 0")
     openers = [RowOpener(bundle, threads, checkpoints), *(RowOpener(b, threads, None) for b in compare or [])]
@@ -335,27 +338,27 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             })
 
     for batch in sorted({r["batch"] for r in rows}):
-        for p in PRECISIONS:
+        for p in ROW_PRECISIONS:
             add("student vs teacher", _find(rows, model="student", backend="torch", precision=p, batch=batch),
                 _find(rows, model="teacher", backend="torch", precision=p, batch=batch))
         for index in sorted({r.get("bundle", 0) for r in rows}):
             for b in ("onnxruntime", "tensorrt"):
-                for low in ("int8", "fp16"):
-                    add(f"{low.upper()} vs FP32",
+                for low in REDUCED:
+                    add(f"{low.upper()} vs {REFERENCE.upper()}",
                         _find(rows, model="student", backend=b, precision=low, batch=batch, bundle=index),
-                        _find(rows, model="student", backend=b, precision="fp32", batch=batch, bundle=index))
+                        _find(rows, model="student", backend=b, precision=REFERENCE, batch=batch, bundle=index))
             if index:
                 for b in ("torch", "onnxruntime"):
                     for p in ("fp32", "int8"):
                         add("student vs other student",
                             _find(rows, model="student", backend=b, precision=p, batch=batch),
                             _find(rows, model="student", backend=b, precision=p, batch=batch, bundle=index))
-        for p in PRECISIONS:
+        for p in ROW_PRECISIONS:
             add("TensorRT vs ONNX Runtime", _find(rows, model="student", backend="tensorrt", precision=p, batch=batch),
                 _find(rows, model="student", backend="onnxruntime", precision=p, batch=batch))
         resmem = _find(rows, model="resmem", batch=batch)
         add("student vs ResMem", _find(rows, model="student", backend="torch", precision="fp32", batch=batch), resmem)
-        for p in ("int8", "fp16"):
+        for p in REDUCED:
             add("deployed student vs ResMem", _find(rows, model="student", backend="onnxruntime", precision=p, batch=batch)
                 or _find(rows, model="student", backend="tensorrt", precision=p, batch=batch), resmem)
     return out

@@ -22,10 +22,10 @@ from memgaze.bench.clips import sample_frames
 from memgaze.bench.machine import describe_machine
 from memgaze.bench.report import Block, Heading, Para, Table
 from memgaze.bench.timing import summarize, time_interleaved
+from memgaze.correlation import pearson_rows
 from memgaze.media import reduced_read, resize_frame
 from memgaze.runtime.backends import open_backend
 from memgaze.runtime.bundle import load_bundle
-from memgaze.train.metrics import cc
 
 Resize = Callable[[np.ndarray, tuple[int, int]], np.ndarray]
 RESOLUTIONS = ((1280, 720), (1920, 1080))
@@ -144,7 +144,7 @@ def run_resize_bench(model: Path, videos: list[Path], frames_per_video: int = 10
                     "mean_abs_pixel": float(np.mean([np.abs(a.astype(np.int16) - b).mean() for a, b in zip(inputs, reference)])),
                     "mean_abs_dscore": float(np.abs(scores - ref_scores).mean()),
                     "max_abs_dscore": float(np.abs(scores - ref_scores).max()),
-                    "heatmap_cc": float(np.mean([cc(a, b) for a, b in zip(maps, ref_maps)])),
+                    "heatmap_cc": float(pearson_rows(maps, ref_maps).mean()),
                 })
         described = engine.describe()
     return {

@@ -13,7 +13,6 @@ from rich.table import Table
 
 from memgaze.console import WarningCounter, console
 from memgaze.errors import fail, run_cli
-from memgaze.export.accuracy import gate
 from memgaze.export.bundle import CACHE_NAME, FP32_NAME, INT8_NAME, ORT_CPU_INT8_NAME, bundle_dir, check_output, human_size, manifest, sizes
 from memgaze.export.calibration import DEFAULT_COUNT, MIN_FRAMES, CalibrationSet, FrameReader, load_calibration
 from memgaze.export.eval_data import ground_truth_scores
@@ -22,7 +21,7 @@ from memgaze.export.onnx_export import DEFAULT_OPSET, export_onnx
 from memgaze.export.quantize import ONNXRUNTIME_CPU, TENSORRT, QuantizeResult, Scheme, quantize_int8
 from memgaze.export.trt_cache import DEFAULT_TRT_VERSION, write_calibration_cache
 from memgaze.export.verify import run_onnx, session, user_indices, verification_images, verify_onnx
-from memgaze.gate import AccuracyReport, compare_outputs
+from memgaze.gate import AccuracyReport, compare_outputs, enforce_gate
 from memgaze.gate_samples import SAMPLE_COUNT, SAMPLES_NAME, Samples, write_samples
 from memgaze.manifest import EngineEntry, GateSamples, write_manifest
 from memgaze.trt.probe import tensorrt_module
@@ -180,9 +179,7 @@ def _quantize(
             console.print(f"sensitivity pass kept {len(result.kept_float)} layer(s) of {name} in float: {', '.join(result.kept_float)}")
         if eval_data is not None:
             result.report.ground_truth = ground_truth_scores(eval_data, size, fp32, folder / name, is_personalized(config))
-        gate(result.report, allow_degraded, folder / name)
-        if not result.report.passed:
-            console.print(f"[yellow]warning:[/yellow] {name} kept despite Spearman {result.report.spearman:.4f} < {result.report.threshold} (--allow-degraded)")
+        enforce_gate(result.report, f"INT8 model {name}", allow_degraded, "calibrate with more or more representative frames")
     trt_version = str(getattr(tensorrt_module(), "__version__", DEFAULT_TRT_VERSION))
     tensors = write_calibration_cache(folder / INT8_NAME, folder / CACHE_NAME, trt_version)
     summary = {

@@ -18,9 +18,14 @@ import memgaze
 from memgaze.train.models import map_size, resized_config, to_heatmap
 
 
+def model_users(config: dict[str, Any]) -> tuple[str, ...]:
+    """The checkpoint's user list (index 0 = the generic viewer)."""
+    return tuple(config.get("users") or ["generic"])
+
+
 def is_personalized(config: dict[str, Any]) -> bool:
     """True when the model knows users beyond the generic one (the graph then takes ``user``)."""
-    return len(config.get("users", ["generic"])) > 1
+    return len(model_users(config)) > 1
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class GraphSpec:
     input_size: tuple[int, int]
     map_size: tuple[int, int]
     users: tuple[str, ...]
+    personalized: bool  # the graph has the ``user`` input
     normalization: dict[str, Any]
 
     @classmethod
@@ -41,14 +47,10 @@ class GraphSpec:
         return cls(
             input_size=(int(height), int(width)),
             map_size=map_size((int(height), int(width))),
-            users=tuple(config.get("users") or ["generic"]),
+            users=model_users(config),
+            personalized=is_personalized(config),
             normalization=dict(config["normalization"]),
         )
-
-    @property
-    def personalized(self) -> bool:
-        """True when the graph has the ``user`` input."""
-        return len(self.users) > 1
 
     def model_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """``config`` at this spec's input size (what the model is traced and verified with)."""

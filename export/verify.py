@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from memgaze.errors import fail
-from memgaze.gate import heatmap_cc
-from memgaze.export.graph import ExportGraph, is_personalized
+from memgaze.correlation import pearson_rows
+from memgaze.export.graph import ExportGraph, is_personalized, model_users
 
 MIN_IMAGES = 32
 MAX_SCORE_DIFF = 1e-4
@@ -38,7 +38,7 @@ def user_indices(config: dict[str, Any], count: int) -> np.ndarray | None:
     """Users cycled over the images (all of them exercised) for a personalized model, else None."""
     if not is_personalized(config):
         return None
-    return (np.arange(count) % len(config["users"])).astype(np.int64)
+    return (np.arange(count) % len(model_users(config))).astype(np.int64)
 
 
 def run_onnx(sess: ort.InferenceSession, images: np.ndarray, users: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +97,7 @@ def verify_onnx(model: nn.Module, config: dict[str, Any], path: Path, images: np
     report = VerifyReport(
         images=len(images),
         max_abs_score_diff=float(np.abs(ref[0] - got[0]).max()),
-        heatmap_cc_min=float(heatmap_cc(ref[1], got[1]).min()),
+        heatmap_cc_min=float(pearson_rows(ref[1], got[1]).min()),
     )
     if report.max_abs_score_diff > MAX_SCORE_DIFF or report.heatmap_cc_min < MIN_HEATMAP_CC:
         fail(

@@ -1,4 +1,5 @@
-"""The accuracy gate: a model's outputs against FP32 reference outputs (Spearman of scores, heatmap CC).
+"""The accuracy gate: a model's outputs against FP32 reference outputs (Spearman of scores, heatmap CC, both
+from :mod:`memgaze.correlation`).
 
 numpy only, so the export (INT8 ONNX vs FP32), ``memgaze-engine`` and ``memgaze-run`` (a TensorRT
 plan vs the FP32 outputs stored in the bundle) judge with the same code on any machine.
@@ -11,43 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from memgaze.console import console
+from memgaze.correlation import pearson_rows, spearman
+from memgaze.errors import fail
+
 MIN_SPEARMAN = 0.99
-
-
-def heatmap_cc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson correlation per map of two ``[N, 1, h, w]`` batches (1.0 where both maps are flat and equal)."""
-    x = a.reshape(len(a), -1).astype(np.float64)
-    y = b.reshape(len(b), -1).astype(np.float64)
-    x = x - x.mean(axis=1, keepdims=True)
-    y = y - y.mean(axis=1, keepdims=True)
-    denom = np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
-    flat = denom < 1e-30
-    cc = np.where(flat, 0.0, (x * y).sum(axis=1) / np.where(flat, 1.0, denom))
-    same = flat & np.all(np.isclose(a.reshape(len(a), -1), b.reshape(len(b), -1)), axis=1)
-    return np.where(same, 1.0, cc)
-
-
-def rankdata(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n with ties given their average rank (as ``scipy.stats.rankdata``)."""
-    x = np.asarray(values, dtype=np.float64).ravel()
-    order = np.argsort(x, kind="mergesort")
-    inverse = np.empty(len(x), dtype=np.intp)
-    inverse[order] = np.arange(len(x))
-    sorted_x = x[order]
-    first = np.r_[True, sorted_x[1:] != sorted_x[:-1]]
-    dense = np.cumsum(first)[inverse]
-    bounds = np.r_[np.flatnonzero(first), len(x)]
-    return 0.5 * (bounds[dense] + bounds[dense - 1] + 1)
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation; 1.0 for identical inputs, 0.0 where one side is constant."""
-    a, b = np.asarray(a, np.float64).reshape(-1), np.asarray(b, np.float64).reshape(-1)
-    if np.array_equal(a, b):
-        return 1.0
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return 0.0
-    return float(np.corrcoef(rankdata(a), rankdata(b))[0, 1])
 
 
 @dataclass
@@ -75,12 +44,28 @@ class AccuracyReport:
         """``Spearman 0.9981, heatmap CC 0.9990 on 8 held-out frames``."""
         return f"Spearman {self.spearman:.4f}, heatmap CC {self.heatmap_cc:.4f} on {self.images} {self.source}"
 
+    def shortfall(self) -> str:
+        """``Spearman 0.9512 < 0.99 (heatmap CC 0.9871) on 8 held-out frames``."""
+        return (f"Spearman {self.spearman:.4f} < {self.threshold} (heatmap CC {self.heatmap_cc:.4f}) "
+                f"on {self.images} {self.source}")
+
+
+def enforce_gate(report: AccuracyReport, model: str, allow_degraded: bool, remedy: str) -> None:
+    """Nothing when ``model`` (e.g. ``"INT8 model model.int8.onnx"``) passed the gate. When it failed: a one-line
+    refusal that names ``remedy`` and ``--allow-degraded``, or, with ``allow_degraded``, one warning line that it
+    is kept."""
+    if report.passed:
+        return
+    if not allow_degraded:
+        fail(f"{model} is too far from FP32: {report.shortfall()}; {remedy}, or pass --allow-degraded to keep it")
+    console.print(f"[yellow]warning:[/yellow] {model} kept despite {report.shortfall()} (--allow-degraded)", soft_wrap=True)
+
 
 def compare_outputs(
     ref: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], source: str
 ) -> AccuracyReport:
     """Compare (scores, heatmaps) of a test model against a reference model."""
-    cc = heatmap_cc(ref[1], test[1])
+    cc = pearson_rows(ref[1], test[1])
     diff = np.abs(ref[0].astype(np.float64) - test[0].astype(np.float64))
     return AccuracyReport(
         images=len(ref[0]), spearman=spearman(ref[0], test[0]), mean_abs_score_diff=float(diff.mean()),

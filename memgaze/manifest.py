@@ -12,6 +12,7 @@ import dataclasses
 import fcntl
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -20,8 +21,27 @@ from memgaze.atomic import write_json
 from memgaze.errors import fail
 
 SCHEMA_VERSION = 2
+SCHEMA_KEYS = ("schema_version", "schema")  # what this code writes, and the name a person (or a newer memgaze) may use
 MANIFEST_NAME = "manifest.json"
 LOCK_NAME = ".manifest.lock"
+
+
+def check_schema(raw: dict[str, Any], where: str) -> None:
+    """One-line refusal of a manifest whose schema is newer than this code's, under any of :data:`SCHEMA_KEYS`
+    (``"schema": 3`` as much as ``"schema_version": 3``, ``"3"`` or ``2.1``), or not a version number at all."""
+    for key in SCHEMA_KEYS:
+        if key not in raw:
+            continue
+        value = raw[key]
+        try:
+            number = math.nan if isinstance(value, bool) else float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
+            fail(f"{where}: {key} {value!r} is not a schema version number")
+        if number > SCHEMA_VERSION:
+            fail(f"{where} has schema version {value}, newer than this memgaze understands ({SCHEMA_VERSION}); "
+                 "upgrade memgaze (pip install --upgrade memgaze)")
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -117,13 +137,11 @@ class Manifest:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = MANIFEST_NAME) -> Manifest:
         """Parse (and upgrade from schema 1) a manifest; one-line error for a foreign or newer file."""
-        if not isinstance(raw, dict) or "files" not in raw or "schema_version" not in raw:
+        if not isinstance(raw, dict):
+            fail(f"{where} is not a memgaze manifest (not a JSON object)")
+        check_schema(raw, where)
+        if "files" not in raw or "schema_version" not in raw:
             fail(f"{where} is not a memgaze manifest (no schema_version/files)")
-        if int(raw["schema_version"]) > SCHEMA_VERSION:
-            fail(
-                f"{where} has schema version {raw['schema_version']}, newer than this memgaze "
-                f"understands ({SCHEMA_VERSION}); upgrade memgaze"
-            )
         for key in ("input", "map_size", "models"):
             if key not in raw:
                 fail(f"{where} has no {key!r}; re-export the bundle with memgaze-export")

@@ -7,10 +7,8 @@ from pathlib import Path
 
 from memgaze.errors import fail
 from memgaze.manifest import EngineEntry, Manifest, read_manifest, verify_files
+from memgaze.precision import precision_rank
 from memgaze.runtime.plan_store import plans_folder, read_engines
-
-# Preference when no precision is asked for: fastest first.
-PRECISION_ORDER = ("int8", "fp16", "fp32")
 
 
 @dataclass(frozen=True)
@@ -46,7 +44,7 @@ class Bundle:
 
     @property
     def onnx_precisions(self) -> list[str]:
-        return sorted(self.manifest.models, key=_precision_rank)
+        return sorted(self.manifest.models, key=precision_rank)
 
     @property
     def engines(self) -> list[EngineEntry]:
@@ -83,10 +81,6 @@ class Bundle:
         if name not in self.users:
             fail(f"unknown user {name!r}; this bundle knows: {', '.join(self.users)}")
         return self.users.index(name) if self.personalized else None
-
-
-def _precision_rank(precision: str) -> int:
-    return PRECISION_ORDER.index(precision) if precision in PRECISION_ORDER else len(PRECISION_ORDER)
 
 
 def load_bundle(path: str | Path) -> Bundle:

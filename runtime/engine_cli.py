@@ -15,10 +15,11 @@ import typer
 from memgaze.builtin import resolve
 from memgaze.console import console
 from memgaze.errors import fail, run_cli
+from memgaze.precision import PRECISIONS
 from memgaze.runtime.bundle import load_bundle
 from memgaze.runtime.engines import BuildRequest, ensure_plan, recipe_for, register_plan
 from memgaze.trt.probe import tensorrt_module
-from memgaze.trt.recipe import MAX_BATCH, PRECISIONS, bundle_inputs
+from memgaze.trt.recipe import MAX_BATCH, bundle_inputs
 from memgaze.version import version_option
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=False)

@@ -17,7 +17,7 @@ from pathlib import Path
 from memgaze.atomic import write_bytes
 from memgaze.console import console
 from memgaze.errors import fail
-from memgaze.gate import AccuracyReport
+from memgaze.gate import AccuracyReport, enforce_gate
 from memgaze.gate_samples import check_against_fp32, read_samples
 from memgaze.manifest import MANIFEST_NAME, EngineEntry, Manifest, update_manifest
 from memgaze.runtime.backends.tensorrt_backend import TensorRTBackend, select_engine
@@ -183,11 +183,4 @@ def _judge(report: AccuracyReport, entry: EngineEntry, allow_degraded: bool) -> 
     """Print the gate's verdict; refuse a plan too far from FP32 unless allowed."""
     if report.passed:
         console.print(f"[green]✓[/green] {entry.file} vs FP32: {report.line()}")
-        return
-    if not allow_degraded:
-        fail(
-            f"the TensorRT plan is too far from FP32: Spearman {report.spearman:.4f} < {report.threshold} "
-            f"(heatmap CC {report.heatmap_cc:.4f}) on {report.images} gate samples; try --precision fp16 or fp32, "
-            "or pass --allow-degraded to keep it"
-        )
-    console.print(f"[yellow]warning:[/yellow] {entry.file} kept despite {report.line()} (--allow-degraded)")
+    enforce_gate(report, f"TensorRT plan {entry.file}", allow_degraded, "try --precision fp16 or fp32")

@@ -36,9 +36,9 @@ def test_predict_one_image_and_a_list(model) -> None:
     one = model.predict(image)
     assert isinstance(one, memgaze.Prediction) and 0.0 <= one.score <= 1.0
     assert one.heatmap.shape == (SIZE // 8, SIZE // 8) and one.heatmap.dtype == np.float32
-    assert 0 <= one.peak[0] < 100 and 0 <= one.peak[1] < 120
     row, col = np.unravel_index(int(np.argmax(one.heatmap)), one.heatmap.shape)
-    assert one.peak == (int((col + 0.5) * 100 / (SIZE // 8)), int((row + 0.5) * 120 / (SIZE // 8)))
+    # the centre of that cell of the 8 x 8 map in the 100 x 120 image's pixels: x = (col + 0.5) * 12.5, y = (row + 0.5) * 15
+    assert one.peak == ([6, 18, 31, 43, 56, 68, 81, 93][col], [7, 22, 37, 52, 67, 82, 97, 112][row])
     assert set(one.timings) == {"pre", "infer", "post"} and one.timings["infer"] > 0
     images = [synthetic_frame(i, 96) for i in range(5)]
     many = model.predict(images)
@@ -111,11 +111,11 @@ def test_stream_over_a_folder_decodes_jpegs_smaller_and_gives_peaks_in_full_size
         cv2.imwrite(str(folder / f"{i}.jpg"), photo, [cv2.IMWRITE_JPEG_QUALITY, 95])
     got = list(model.stream(str(folder)))
     assert [p.index for p in got] == [0, 1, 2]
-    cell = 800 / (SIZE // 8)
     for prediction, photo in zip(got, photos):
         assert prediction.image.shape == (150, 200, 3)  # 1/4 keeps both sides ≥ 2 × 64
         row, col = np.unravel_index(int(np.argmax(prediction.heatmap)), prediction.heatmap.shape)
-        assert prediction.peak == (int((col + 0.5) * cell), int((row + 0.5) * 600 / (SIZE // 8)))
+        # the cell's centre in the 800 x 600 photo (not the 200 x 150 decode): x = (col + 0.5) * 100, y = (row + 0.5) * 75
+        assert prediction.peak == (50 + 100 * col, [37, 112, 187, 262, 337, 412, 487, 562][row])
         # the score is that of the full-size photo, within the resize tolerance
         assert prediction.score == pytest.approx(model.predict(photo).score, abs=0.01)
     from_path = model.predict(folder / "0.jpg")  # predict(path) reads the same way

@@ -13,7 +13,7 @@ import pytest
 
 from memgaze.errors import MemgazeError
 from memgaze.train.demo import USER_PROFILES, demo_score, main_make_demo, make_demo_dataset, make_scene
-from memgaze.train.metrics import cc, spearman
+from memgaze.correlation import pearson, spearman
 
 USERS4 = ["user_faces", "user_text", "user_bright", "user_shapes"]
 
@@ -91,7 +91,7 @@ def test_users_look_at_different_things(demo_data: Path) -> None:
     def heat(user: str, i: int) -> np.ndarray:
         return cv2.imread(str(demo_data / "gaze" / user / f"demo_{i:05d}.png"), cv2.IMREAD_GRAYSCALE).astype(float)
 
-    corr = np.mean([cc(heat("user_faces", i), heat("user_text", i)) for i in range(48)])
+    corr = np.mean([pearson(heat("user_faces", i), heat("user_text", i)) for i in range(48)])
     assert corr < 0.5
     # user_faces' gaze peaks on a face whenever the scene has one.
     for i in range(48):

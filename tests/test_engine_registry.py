@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from memgaze.errors import MemgazeError
-from memgaze.gate import spearman
 from memgaze.gate_samples import check_against_fp32, read_samples
 from memgaze.manifest import SCHEMA_VERSION, EngineEntry, read_manifest, sha256_file, update_manifest
 from memgaze.runtime import engines
@@ -66,6 +65,33 @@ def test_schema_1_manifest_is_read_and_upgraded(bundle: Path) -> None:
         read_manifest(bundle)
 
 
+@pytest.mark.parametrize("edit", [{"schema_version": 99}, {"schema": 99}, {"schema_version": "3"}, {"schema_version": 2.1}])
+def test_a_manifest_newer_than_the_code_is_refused_in_one_line(bundle: Path, edit: dict, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from memgaze.runtime.engine_cli import main
+
+    raw = json.loads((bundle / "manifest.json").read_text())
+    (bundle / "manifest.json").write_text(json.dumps({**raw, **edit}))
+    value = next(iter(edit.values()))
+    with pytest.raises(MemgazeError) as caught:
+        load_bundle(bundle)
+    assert str(caught.value) == (f"{bundle / 'manifest.json'} has schema version {value}, newer than this memgaze understands "
+                                 f"({SCHEMA_VERSION}); upgrade memgaze (pip install --upgrade memgaze)")
+    monkeypatch.setattr(sys, "argv", ["memgaze-engine", str(bundle), "--print-trtexec", "--trt-version", "10.3"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2 and capsys.readouterr().err == f"error: {caught.value}\n"
+
+
+@pytest.mark.parametrize("value", [None, "two", True, float("nan")])
+def test_a_schema_that_is_no_version_number_is_refused_in_one_line(bundle: Path, value: object) -> None:
+    raw = json.loads((bundle / "manifest.json").read_text())
+    (bundle / "manifest.json").write_text(json.dumps({**raw, "schema_version": value}))
+    with pytest.raises(MemgazeError, match=r"manifest.json: schema_version .* is not a schema version number$"):
+        load_bundle(bundle)
+
+
 def test_update_is_atomic_and_a_failed_change_leaves_the_manifest_alone(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = snapshot(bundle)
 
@@ -99,14 +125,6 @@ def test_gate_samples_are_checksummed_and_judge_a_model_against_fp32(bundle: Pat
     (bundle / "gate_samples.npz").write_bytes(b"not the samples")
     with pytest.raises(MemgazeError, match="gate_samples.npz does not match the sha256"):
         load_bundle(bundle)
-
-
-def test_spearman_matches_scipy_with_ties() -> None:
-    from scipy import stats
-
-    rng = np.random.default_rng(0)
-    a, b = rng.integers(0, 5, 40).astype(float), rng.random(40)
-    assert spearman(a, b) == pytest.approx(stats.spearmanr(a, b).statistic)
 
 
 def fake_build(data: bytes):  # noqa: ANN201 - replaces memgaze.runtime.engines._build (the TensorRT call)
@@ -148,7 +166,8 @@ def test_degraded_plan_is_refused_unless_allowed(bundle: Path, monkeypatch: pyte
     monkeypatch.setattr(engines, "machine_or_fail", lambda: HERE)
     monkeypatch.setattr(engines, "_build", fake_build(b"plan"))
     monkeypatch.setattr(engines, "_check", lambda bundle, entry: bad)
-    with pytest.raises(MemgazeError, match="too far from FP32"):
+    with pytest.raises(MemgazeError, match=r"^TensorRT plan model\.\S+\.plan is too far from FP32: Spearman -1\.0000 < 0\.99 "
+                       r"\(heatmap CC 1\.0000\) on 4 gate samples; try --precision fp16 or fp32, or pass --allow-degraded to keep it$"):
         engines.ensure_plan(bundle)
     assert snapshot(bundle) == before
     kept = engines.ensure_plan(bundle, engines.BuildRequest(allow_degraded=True))

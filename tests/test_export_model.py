@@ -218,12 +218,12 @@ def test_bad_inputs_one_line(student: Path, frames: Path, tmp_path: Path, monkey
 
 
 def test_gate_failure_leaves_no_bundle(student: Path, frames: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import memgaze.export.accuracy as accuracy
+    import memgaze.gate as gate
 
-    monkeypatch.setattr(accuracy.AccuracyReport, "passed", property(lambda self: False))  # no INT8 model can pass
+    monkeypatch.setattr(gate.AccuracyReport, "passed", property(lambda self: False))  # no INT8 model can pass
     out = tmp_path / "deploy"
     code, err = run_export(["--checkpoint", str(student), "--out", str(out), "--int8", "--calib", str(frames), "--calib-count", "12"], monkeypatch, capsys)
-    assert code == 2 and "INT8 model too far from FP32" in err and not out.exists()
+    assert code == 2 and "INT8 model model.int8.onnx is too far from FP32: Spearman" in err and not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == []
 
 

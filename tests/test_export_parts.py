@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from memgaze.errors import MemgazeError
-from memgaze.export.accuracy import gate
-from memgaze.gate import AccuracyReport, heatmap_cc, spearman
+from memgaze.gate import AccuracyReport, enforce_gate
 from memgaze.export.bundle import bundle_dir, check_output
 from memgaze.export.calibration import FrameReader, evenly_spaced, frame_refs, load_calibration, split_refs
 from memgaze.export.trt_cache import cache_text, decode_scale, encode_scale, read_calibration_cache, version_number
@@ -100,23 +99,22 @@ def test_trt_cache_format(tmp_path: Path) -> None:
     assert decode_scale("3d000000") == 0.03125
 
 
-def test_metrics() -> None:
-    a = np.random.default_rng(0).random((4, 1, 5, 5)).astype(np.float32)
-    assert np.allclose(heatmap_cc(a, a), 1.0)
-    assert np.allclose(heatmap_cc(a, -a), -1.0)
-    flat = np.ones((1, 1, 5, 5), np.float32)
-    assert heatmap_cc(flat, flat)[0] == 1.0
-    assert spearman(np.array([1.0, 2, 3]), np.array([10.0, 20, 30])) == 1.0
-    assert spearman(np.array([1.0, 2, 3]), np.array([3.0, 2, 1])) == pytest.approx(-1.0)
-
-
-def test_gate_fails_in_one_line(tmp_path: Path) -> None:
-    bad = AccuracyReport(images=10, spearman=0.5, mean_abs_score_diff=0.1, max_abs_score_diff=0.2, heatmap_cc=0.9, heatmap_cc_min=0.8, source="x")
-    with pytest.raises(MemgazeError, match="Spearman 0.5000 < 0.99") as info:
-        gate(bad, False, tmp_path / "model.int8.onnx")
-    assert "\n" not in str(info.value)
-    gate(bad, True, tmp_path / "model.int8.onnx")
+def test_gate_refuses_in_one_line_unless_allowed(capsys: pytest.CaptureFixture[str]) -> None:
+    bad = AccuracyReport(images=10, spearman=0.5, mean_abs_score_diff=0.1, max_abs_score_diff=0.2, heatmap_cc=0.9,
+                         heatmap_cc_min=0.8, source="held-out frames")
+    with pytest.raises(MemgazeError) as info:
+        enforce_gate(bad, "INT8 model model.int8.onnx", False, "calibrate with more frames")
+    assert str(info.value) == ("INT8 model model.int8.onnx is too far from FP32: Spearman 0.5000 < 0.99 (heatmap CC 0.9000) "
+                               "on 10 held-out frames; calibrate with more frames, or pass --allow-degraded to keep it")
+    capsys.readouterr()
+    enforce_gate(bad, "INT8 model model.int8.onnx", True, "calibrate with more frames")
+    assert capsys.readouterr().err.strip() == ("warning: INT8 model model.int8.onnx kept despite Spearman 0.5000 < 0.99 "
+                                               "(heatmap CC 0.9000) on 10 held-out frames (--allow-degraded)")
     assert bad.as_dict()["passed"] is False
+    good = AccuracyReport(images=10, spearman=0.999, mean_abs_score_diff=0.0, max_abs_score_diff=0.0, heatmap_cc=1.0,
+                          heatmap_cc_min=1.0, source="held-out frames")
+    enforce_gate(good, "INT8 model model.int8.onnx", False, "calibrate with more frames")
+    assert capsys.readouterr().err == ""
 
 
 def test_bundle_is_atomic(tmp_path: Path) -> None:

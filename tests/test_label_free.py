@@ -18,7 +18,7 @@ import torch
 from memgaze.console import WarningCounter
 from memgaze.errors import MemgazeError
 from memgaze.train.external_teacher import ExternalTeacher, TeacherOutput, open_teacher, parse_channels
-from memgaze.train.label_free import collect_frames, prepare
+from memgaze.train.unlabelled_frames import collect_frames, prepare
 
 from train_fixtures import TINY, train
 
@@ -46,7 +46,7 @@ def teacher_onnx() -> Path:
     return TEACHER
 
 
-# -- the acceptance run ---------------------------------------------------------------------------
+# -- the acceptance run (marked slow: about 2 minutes of training; `pytest -m "not slow"` skips it) ------------
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,7 @@ def distilled(demo: Path, train_seed: int, tmp_path_factory: pytest.TempPathFact
     return out
 
 
+@pytest.mark.slow
 def test_report_says_what_the_student_was_trained_on(distilled: Path) -> None:
     report = json.loads((distilled / "metrics.json").read_text())["distillation"]
     assert report["teacher_model"] == TEACHER.name and "memgaze" in report["teacher_version"]
@@ -68,6 +69,7 @@ def test_report_says_what_the_student_was_trained_on(distilled: Path) -> None:
     assert report["teacher_map"] is True and report["teacher_online"] is True and report["scores_rescaled"] is False
 
 
+@pytest.mark.slow
 def test_student_agrees_with_onnx_teacher(distilled: Path, tmp_path: Path) -> None:
     """Issue 7's acceptance: Spearman ≥ 0.8 with the teacher on held-out images, here 200 demo
     scenes the student never saw (the run's own held-out set, 10% of 320 frames, is too small to
@@ -89,6 +91,7 @@ def test_student_agrees_with_onnx_teacher(distilled: Path, tmp_path: Path) -> No
     assert rho >= 0.8 and report["spearman_vs_teacher"] >= 0.6, (rho, report)
 
 
+@pytest.mark.slow
 def test_distilled_student_keeps_users_and_skips_the_resnet_teacher(distilled: Path) -> None:
     student = json.loads((distilled / "student.json").read_text())
     assert student["users"] == ["generic", "user_faces"]
@@ -195,7 +198,7 @@ def test_a_crop_without_a_teacher_score_keeps_the_frames_score() -> None:
 
 def test_label_free_score_loss_is_in_units_of_the_teacher_variance() -> None:
     from memgaze.train.losses import LossWeights
-    from memgaze.train.stages.label_free import label_free_weights
+    from memgaze.train.stages.distil_external import label_free_weights
 
     narrow = label_free_weights(LossWeights(), np.array([0.50, 0.52, 0.54, 0.56]))
     wide = label_free_weights(LossWeights(), np.array([0.1, 0.4, 0.6, 0.9]))
@@ -264,7 +267,7 @@ def test_videos_are_sampled_every_kth_frame_without_near_duplicates(tmp_path: Pa
 
 
 def test_neighbouring_video_frames_stay_on_one_side_of_the_split(tmp_path: Path) -> None:
-    from memgaze.train.label_free import STRETCH_MAX, write_splits
+    from memgaze.train.unlabelled_frames import STRETCH_MAX, write_splits
 
     names = [f"cam_f{i * 30:06d}.jpg" for i in range(200)]  # an hour-long video gives stretches of 10 frames
     groups = [f"cam.mp4#{i // STRETCH_MAX}" for i in range(200)]
@@ -316,18 +319,18 @@ class _InterruptedTeacher(_CountingTeacher):
 
 
 def test_an_interrupted_scoring_resumes_where_it_stopped(tmp_path: Path, demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from memgaze.train import label_free
+    from memgaze.train import unlabelled_frames
 
-    monkeypatch.setattr(label_free, "SAVE_EVERY", label_free.BATCH)  # save after every batch
+    monkeypatch.setattr(unlabelled_frames, "SAVE_EVERY", unlabelled_frames.BATCH)  # save after every batch
     names = sorted(p.name for p in (demo / "images").iterdir())[:80]
     with pytest.raises(KeyboardInterrupt):
-        label_free.teacher_outputs(_InterruptedTeacher(), demo, names, WarningCounter("t"))
+        unlabelled_frames.teacher_outputs(_InterruptedTeacher(), demo, names, WarningCounter("t"))
     teacher = _CountingTeacher()
-    output, cached = label_free.teacher_outputs(teacher, demo, names, WarningCounter("t"))
-    assert not cached and teacher.calls == 80 // label_free.BATCH - 2  # the two batches done before Ctrl-C were kept
+    output, cached = unlabelled_frames.teacher_outputs(teacher, demo, names, WarningCounter("t"))
+    assert not cached and teacher.calls == 80 // unlabelled_frames.BATCH - 2  # the two batches done before Ctrl-C were kept
     whole = _CountingTeacher().predict([cv2.imread(str(demo / "images" / n)) for n in names]).scores
     np.testing.assert_allclose(output.scores, whole)
-    assert label_free.teacher_outputs(teacher, demo, names, WarningCounter("t"))[1]  # complete: reused
+    assert unlabelled_frames.teacher_outputs(teacher, demo, names, WarningCounter("t"))[1]  # complete: reused
 
 
 def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

@@ -266,3 +266,25 @@ def test_onnx_export_matches_pytorch(kind: str, student: nn.Module, teacher: nn.
     for g, w in zip(got, want):
         assert g.shape == tuple(w.shape)
         np.testing.assert_allclose(g, w.numpy(), atol=1e-4, rtol=0)
+
+
+def test_a_trunk_learns_at_a_tenth_of_the_rate_when_the_model_says_it_started_pretrained(tmp_path: Path) -> None:
+    """One rule for teacher and student, asked of the model: ``pretrained_backbone`` says whether weights were loaded."""
+    from safetensors.torch import save_file
+    from torchvision.models import resnet50
+
+    from memgaze.train.config import OptimConfig
+    from memgaze.train.stages.context import trunk_lr_mult
+    from memgaze.train.stages.student import student_param_groups
+
+    trunk = resnet50(weights=None)
+    weights = tmp_path / "resnet50.safetensors"
+    save_file({k: v.contiguous() for k, v in trunk.state_dict().items() if not k.startswith("fc.")}, str(weights))
+    random = build_model(default_config("teacher", SIZE, backbone_weights="none"))
+    loaded = build_model(default_config("teacher", SIZE, backbone_weights=str(weights)))
+    torch.testing.assert_close(loaded.layer4[2].conv3.weight, trunk.layer4[2].conv3.weight)
+    assert (random.pretrained_backbone, loaded.pretrained_backbone) == (False, True)
+    assert (trunk_lr_mult(None, random), trunk_lr_mult(None, loaded), trunk_lr_mult(0.5, loaded)) == (1.0, 0.1, 0.5)
+    student = build_model(default_config("student", 32, USERS, backbone_weights="none"))
+    assert student.pretrained_backbone is False
+    assert [g["lr"] for g in student_param_groups(student, OptimConfig(lr_student=0.01))][2] == 0.01

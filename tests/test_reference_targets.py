@@ -56,7 +56,7 @@ def test_a_reference_map_is_the_generic_items_target_and_others_keep_the_users_g
 def test_a_label_free_run_learns_the_reference_map_and_embedding(tmp_path: Path, make_demo, monkeypatch: pytest.MonkeyPatch,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
     from memgaze.train.cli import main
-    from memgaze.train.label_free import read_targets
+    from memgaze.train.unlabelled_frames import read_targets
 
     frames = make_demo(count=40, size=48, users=1)
     (tmp_path / "cfg.json").write_text(json.dumps({"loss": {"student_feature_kd": 1.0}}))

@@ -16,7 +16,7 @@ import pytest
 from memgaze.media import jpeg_size, read_image_for, resize_frame
 from memgaze.runtime.backends import open_backend
 from memgaze.runtime.bundle import load_bundle
-from memgaze.train.metrics import cc
+from memgaze.correlation import pearson
 from runtime_fixtures import make_bundle, synthetic_frame
 
 PIXEL_TOLERANCE = 1.5
@@ -65,7 +65,7 @@ def test_model_output_is_within_tolerance_of_inter_area(tmp_path: Path) -> None:
         ours = engine.infer(np.stack([resize_frame(f, (64, 64)) for f in frames]))
         ref = engine.infer(np.stack([reference(f, (64, 64)) for f in frames]))
     assert np.abs(ours[0] - ref[0]).max() <= SCORE_TOLERANCE
-    assert min(cc(a[0], b[0]) for a, b in zip(ours[1], ref[1])) >= CC_TOLERANCE
+    assert min(pearson(a[0], b[0]) for a, b in zip(ours[1], ref[1])) >= CC_TOLERANCE
 
 
 def test_jpeg_is_decoded_smaller_within_the_same_tolerance(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""memgaze-train end to end on tiny synthetic data, and its one-line errors."""
+"""memgaze-train end to end on tiny synthetic data, and its one-line errors (through the console script once,
+in this process for the rest: the same entry point without a torch import each)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from train_fixtures import TINY, assert_one_line_error, tiny_data, train
+from train_fixtures import TINY, assert_one_line_error, tiny_data, train, train_in_process
 
 
 MISSING = "no_such_image.jpg"  # one bad train-split row: every stage reads that split
@@ -24,8 +25,9 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def run_stderr(data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """Both stages, with --resume into a fresh folder: nothing to resume, so it says so and trains from scratch."""
     out = tmp_path_factory.mktemp("run")
-    proc = train("--data", str(data), "--out", str(out), "--epochs-teacher", "1", "--epochs-student", "1", *TINY)
+    proc = train("--data", str(data), "--out", str(out), "--epochs-teacher", "1", "--epochs-student", "1", *TINY, "--resume")
     assert proc.returncode == 0, proc.stderr
     assert "SYNTHETIC" in proc.stderr
     return out, proc.stderr
@@ -43,8 +45,15 @@ def test_a_bad_row_is_warned_about_once_per_run(run_stderr: tuple[Path, str]) ->
     assert "data: skipped 1 (1 missing image)" in stderr
 
 
-def test_make_demo_data(tmp_path: Path) -> None:
-    proc = train("--make-demo-data", str(tmp_path / "d"), "--demo-count", "12", "--image-size", "32", "--demo-users", "2")
+def test_resume_with_nothing_to_resume_says_it_trains_from_scratch(run_stderr: tuple[Path, str]) -> None:
+    out, stderr = run_stderr
+    warned = [line for line in stderr.splitlines() if "nothing" in line or "no training state" in line]
+    assert warned == [f"warning: --resume: {out} holds no training state to resume; training from scratch"], stderr
+    assert "resumed after" not in stderr
+
+
+def test_make_demo_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    proc = train_in_process(monkeypatch, capsys, "--make-demo-data", str(tmp_path / "d"), "--demo-count", "12", "--image-size", "32", "--demo-users", "2")
     assert proc.returncode == 0, proc.stderr
     for split in ("train", "val", "test"):
         assert (tmp_path / "d" / "splits" / f"{split}_1.txt").is_file()
@@ -72,32 +81,33 @@ def test_all_stages_write_outputs(run: Path) -> None:
 
 
 def test_bad_data_path(tmp_path: Path) -> None:
+    """Through the installed console script, as a user runs it: one line, exit 2, no traceback."""
     assert_one_line_error(train("--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), *TINY), "nope")
 
 
-def test_no_usable_images(tmp_path: Path) -> None:
+def test_no_usable_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     root = tmp_path / "empty"
     (root / "splits").mkdir(parents=True)
     (root / "images").mkdir()
     for split in ("train", "val", "test"):
         (root / "splits" / f"{split}_1.txt").write_text("missing.jpg 0.5\n")
-    proc = train("--data", str(root), "--out", str(tmp_path / "o"), *TINY)
+    proc = train_in_process(monkeypatch, capsys, "--data", str(root), "--out", str(tmp_path / "o"), *TINY)
     assert_one_line_error(proc, "no usable images")
 
 
-def test_student_needs_teacher(data: Path, tmp_path: Path) -> None:
-    proc = train("--data", str(data), "--out", str(tmp_path / "o"), "--stage", "student", *TINY)
+def test_student_needs_teacher(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    proc = train_in_process(monkeypatch, capsys, "--data", str(data), "--out", str(tmp_path / "o"), "--stage", "student", *TINY)
     assert_one_line_error(proc, "teacher")
 
 
-def test_unwritable_out(data: Path, tmp_path: Path) -> None:
+def test_unwritable_out(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert_one_line_error(train("--data", str(data), "--out", str(blocker / "sub"), *TINY), "cannot write")
+    assert_one_line_error(train_in_process(monkeypatch, capsys, "--data", str(data), "--out", str(blocker / "sub"), *TINY), "cannot write")
 
 
-def test_bad_config(data: Path, tmp_path: Path) -> None:
+def test_bad_config(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "c.json"
     config.write_text('{"learning_rate": 1}')
-    proc = train("--data", str(data), "--out", str(tmp_path / "o"), "--config", str(config), *TINY)
+    proc = train_in_process(monkeypatch, capsys, "--data", str(data), "--out", str(tmp_path / "o"), "--config", str(config), *TINY)
     assert_one_line_error(proc, "learning_rate")

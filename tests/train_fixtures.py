@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from memgaze.train.demo import make_demo_dataset
 
 SCRIPT = str(Path(sys.executable).with_name("memgaze-train"))
@@ -23,6 +25,28 @@ def train(*args: str, timeout: float = 600, env: dict[str, str] | None = None) -
     """Run ``memgaze-train ARGS`` in a subprocess; returns the completed process (text output)."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([SCRIPT, *args], capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def train_in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``memgaze-train ARGS`` through its console entry point in this process (no second torch import): exit code
+    and output as :func:`train` gives them. Torch's process-wide deterministic-algorithms switch, which a run
+    sets, is put back."""
+    import torch
+
+    from memgaze.train.cli import main
+
+    deterministic, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["memgaze-train", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_info:
+        code = int(exit_info.code or 0)
+    finally:
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["memgaze-train", *args], code, out, err)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], needle: str) -> None:

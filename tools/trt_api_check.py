@@ -140,7 +140,8 @@ def recipe_flags(version: str) -> set[str]:
     """Every BuilderFlag name memgaze's recipe sets on ``version``, over the precisions and DLA choices it accepts."""
     sys.path.insert(0, str(ROOT))
     from memgaze.errors import MemgazeError
-    from memgaze.trt.recipe import PRECISIONS, Recipe, TrtVersion
+    from memgaze.precision import PRECISIONS
+    from memgaze.trt.recipe import Recipe, TrtVersion
 
     flags: set[str] = set()
     for precision in PRECISIONS:

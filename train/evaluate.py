@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from memgaze.correlation import pearson_rows
 from memgaze.train import metrics
 from memgaze.train.distributed import all_gather_objects
 from memgaze.train.loop import Batch, Compute, make_loader
@@ -125,8 +126,7 @@ def map_metrics(
 
 def cc_rows(pred: torch.Tensor, target: torch.Tensor) -> np.ndarray:
     """CC of each pair of maps ``[N,1,h,w]`` (float64 ``[N]``)."""
-    p, t = pred.float().cpu().numpy(), target.float().cpu().numpy()
-    return np.array([metrics.cc(a[0], b[0]) for a, b in zip(p, t)], dtype=np.float64)
+    return pearson_rows(pred.float().cpu().numpy(), target.float().cpu().numpy())
 
 
 def _mean(values: np.ndarray) -> float:

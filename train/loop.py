@@ -30,6 +30,7 @@ from memgaze.train.curves import MetricLog
 from memgaze.train.distributed import DistContext, all_gather_objects, all_reduce_mean, barrier
 
 Batch = dict[str, torch.Tensor]
+STATE_FOLDER = "state"  # under --out: one resumable state per stage
 LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, float]]]
 
 
@@ -140,6 +141,8 @@ class StageResult:
 
 @dataclasses.dataclass
 class _Progress:
+    """Where a stage's training stands: its field names are the ``progress`` entry of the saved state."""
+
     epoch: int = 0
     best_value: float = -math.inf
     best_epoch: int = 0
@@ -148,10 +151,172 @@ class _Progress:
     stopped: bool = False
     best_weights: dict[str, torch.Tensor] | None = None
 
+    def record(self, epoch: int, value: float, metrics: dict[str, float], model: nn.Module, patience: int) -> None:
+        """Epoch ``epoch`` validated at ``value``: keep its weights when it is the best so far; stop after
+        ``patience`` epochs without one (0: never)."""
+        self.epoch = epoch
+        if value > self.best_value:
+            self.best_value, self.best_epoch, self.best_metrics = value, epoch, metrics
+            self.best_weights = _cpu_weights(model)
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+        self.stopped = patience > 0 and self.bad_epochs >= patience
+
 
 def state_path(out: Path, stage: str) -> Path:
     """Where ``stage``'s training state lives."""
-    return out / "state" / f"{stage}.pt"
+    return out / STATE_FOLDER / f"{stage}.pt"
+
+
+def saved_states(out: Path) -> list[Path]:
+    """The training states under ``out`` (what ``--resume`` continues from)."""
+    return sorted((out / STATE_FOLDER).glob("*.pt"))
+
+
+@dataclasses.dataclass
+class TrainingRun:
+    """One stage's training in progress: its model (and the DistributedDataParallel wrapper that trains it),
+    loader, AdamW optimizer, OneCycle schedule, gradient scaler (fp16 only) and progress, all saved after every
+    epoch to ``path`` and restored from it by :meth:`resume`."""
+
+    spec: StageSpec
+    compute: Compute
+    model: nn.Module
+    wrapped: nn.Module
+    loader: DataLoader[Any]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    grad_clip: float
+    path: Path
+    progress: _Progress = dataclasses.field(default_factory=_Progress)
+
+    @classmethod
+    def start(cls, spec: StageSpec, compute: Compute, optim: OptimConfig, batch_size: int, path: Path) -> TrainingRun:
+        """Everything ``spec`` trains with, before its first epoch; one-line error for an empty training split."""
+        model = compute.prepare(spec.model)
+        wrapped: nn.Module = model
+        if compute.ctx.distributed:
+            wrapped = DistributedDataParallel(model, device_ids=[compute.device] if compute.device.type == "cuda" else None)
+        loader = make_loader(spec.train_set, batch_size, compute, train=True)
+        if len(loader) == 0:
+            fail(f"{spec.name}: the training split has no usable samples")
+        optimizer = torch.optim.AdamW(spec.param_groups, weight_decay=optim.weight_decay)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=[group["lr"] for group in spec.param_groups],
+            total_steps=max(1, spec.epochs * len(loader)),
+            pct_start=optim.warmup_frac,
+            cycle_momentum=False,
+            div_factor=10.0,
+            final_div_factor=100.0,
+        )
+        scaler = torch.amp.GradScaler("cuda") if compute.amp_dtype == torch.float16 else None
+        return cls(spec, compute, model, wrapped, loader, optimizer, scheduler, scaler, optim.grad_clip, path)
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What a saved state must match to be resumed by this run."""
+        return {"stage": self.spec.name, "epochs": self.spec.epochs, "steps_per_epoch": len(self.loader)}
+
+    @property
+    def lr(self) -> float:
+        """The first parameter group's learning rate now."""
+        return float(self.scheduler.get_last_lr()[0])
+
+    def train_one_epoch(self, epoch: int) -> tuple[float, dict[str, float]]:
+        """One pass over the loader; the mean loss and the mean of each of its terms (this process's batches).
+        A non-finite loss is a one-line error."""
+        spec, compute = self.spec, self.compute
+        reseed_loader(self.loader, compute, epoch)
+        self.wrapped.train(spec.train_mode)
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        total = torch.zeros((), device=compute.device)
+        count = 0
+        part_sums: dict[str, float] = {}
+        with _progress_bar(compute, f"{spec.name} {epoch}/{spec.epochs}", len(self.loader)) as advance:
+            for step, batch in enumerate(self.loader, 1):
+                batch = compute.to_device(batch)
+                with compute.autocast():
+                    loss, parts = spec.loss_fn(self.wrapped, batch)
+                mean_loss = all_reduce_mean(compute.ctx, loss.detach().float())
+                if not torch.isfinite(mean_loss).item():
+                    kept = f"last good checkpoint kept: {self.path}" if self.path.is_file() else "no checkpoint written"
+                    fail(
+                        f"{spec.name}: loss is {mean_loss.item()} at epoch {epoch} step {step} "
+                        f"(learning rate too high or bad data?); stopped, {kept}"
+                    )
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.scaler is not None:
+                    self.scaler.scale(loss).backward()
+                    self.scaler.unscale_(self.optimizer)
+                else:
+                    loss.backward()
+                if self.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+                if self.scaler is not None:
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                else:
+                    self.optimizer.step()
+                self.scheduler.step()
+                total += mean_loss
+                count += 1
+                for name, value in parts.items():
+                    part_sums[name] = part_sums.get(name, 0.0) + value
+                advance()
+        return float(total.item()) / max(1, count), {name: value / max(1, count) for name, value in part_sums.items()}
+
+    def save(self) -> None:
+        """Write the whole training state atomically (rank 0); every rank's RNG state is included."""
+        ranks_rng = all_gather_objects(self.compute.ctx, rng_state())
+        progress = self.progress
+        current = progress.best_epoch == progress.epoch
+        if self.compute.ctx.is_main:
+            save_training_state(
+                self.path,
+                optimizer=self.optimizer,
+                epoch=progress.epoch,
+                scheduler=self.scheduler,
+                model=self.model,
+                best=progress.best_value,
+                extra={
+                    "run": self.identity,
+                    # the best weights are the model's own when this epoch is the best: not stored twice
+                    "progress": {**vars(progress), "best_weights": None if current else progress.best_weights},
+                    "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                    "ranks_rng": ranks_rng,
+                },
+            )
+        barrier(self.compute.ctx)
+
+    def resume(self) -> None:
+        """Restore the state :meth:`save` wrote; one-line error if it does not fit this run."""
+        state = load_training_state(self.path, optimizer=self.optimizer, scheduler=self.scheduler, model=self.model, restore_rng=False)
+        extra = state["extra"]
+        for key, value in self.identity.items():
+            if extra.get("run", {}).get(key) != value:
+                fail(
+                    f"cannot resume from {self.path}: it was written with {key}={extra.get('run', {}).get(key)!r}, "
+                    f"this run has {value!r} (use the same settings, or drop --resume to start over)"
+                )
+        if self.scaler is not None and extra["scaler"] is not None:
+            self.scaler.load_state_dict(extra["scaler"])
+        ranks_rng = extra["ranks_rng"]
+        ctx = self.compute.ctx
+        set_rng_state(ranks_rng[ctx.rank] if len(ranks_rng) == ctx.world_size else ranks_rng[0])
+        self.progress = _Progress(**extra["progress"])
+        if self.progress.best_weights is None and self.progress.best_epoch == self.progress.epoch:
+            self.progress.best_weights = _cpu_weights(self.model)
+
+    def finish(self) -> StageResult:
+        """The best epoch's weights back in the model (in eval mode), and what the stage reports."""
+        progress = self.progress
+        if progress.best_weights is not None:
+            self.model.load_state_dict(progress.best_weights)
+        self.model.eval()
+        return StageResult(progress.epoch, progress.best_epoch, progress.best_value, progress.best_metrics)
 
 
 def train_stage(
@@ -168,116 +333,30 @@ def train_stage(
 
     ``optim`` gives weight decay, warmup, gradient clipping and patience; the learning rates are
     ``spec.param_groups``'."""
-    model = compute.prepare(spec.model)
-    wrapped: nn.Module = model
-    if compute.ctx.distributed:
-        wrapped = DistributedDataParallel(model, device_ids=[compute.device] if compute.device.type == "cuda" else None)
-    loader = make_loader(spec.train_set, batch_size, compute, train=True)
-    steps = len(loader)
-    if steps == 0:
-        fail(f"{spec.name}: the training split has no usable samples")
-    optimizer = torch.optim.AdamW(spec.param_groups, weight_decay=optim.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=[group["lr"] for group in spec.param_groups],
-        total_steps=max(1, spec.epochs * steps),
-        pct_start=optim.warmup_frac,
-        cycle_momentum=False,
-        div_factor=10.0,
-        final_div_factor=100.0,
-    )
-    scaler = torch.amp.GradScaler("cuda") if compute.amp_dtype == torch.float16 else None
-    progress = _Progress()
-    path = state_path(out, spec.name)
-    if resume and path.is_file():
-        progress = _load_state(path, spec, compute, model, optimizer, scheduler, scaler, steps)
+    run = TrainingRun.start(spec, compute, optim, batch_size, state_path(out, spec.name))
+    if resume and run.path.is_file():
+        run.resume()
         if compute.ctx.is_main:
-            console.print(f"{spec.name}: resumed after epoch {progress.epoch} from {path}")
-
-    for epoch in range(progress.epoch + 1, spec.epochs + 1):
-        if progress.stopped:
+            console.print(f"{spec.name}: resumed after epoch {run.progress.epoch} from {run.path}")
+    for epoch in range(run.progress.epoch + 1, spec.epochs + 1):
+        if run.progress.stopped:
             break
-        reseed_loader(loader, compute, epoch)
-        wrapped.train(spec.train_mode)
-        train_loss, parts = _train_epoch(spec, compute, wrapped, loader, optimizer, scheduler, scaler, optim.grad_clip, epoch, path)
-        model.eval()
-        metrics = {"loss": train_loss, "lr": float(scheduler.get_last_lr()[0]), **spec.validate(model)}
-        value = spec.monitor(metrics)
-        progress.epoch = epoch
-        if value > progress.best_value:
-            progress.best_value, progress.best_epoch, progress.best_metrics = value, epoch, metrics
-            progress.best_weights = _cpu_weights(model)
-            progress.bad_epochs = 0
-        else:
-            progress.bad_epochs += 1
-        progress.stopped = optim.patience > 0 and progress.bad_epochs >= optim.patience
+        train_loss, parts = run.train_one_epoch(epoch)
+        run.model.eval()
+        metrics = {"loss": train_loss, "lr": run.lr, **spec.validate(run.model)}
+        run.progress.record(epoch, spec.monitor(metrics), metrics, run.model, optim.patience)
         # The log row goes first: a kill between the two re-runs this epoch, whose row then replaces it.
         if compute.ctx.is_main and log is not None:
             log.log(spec.name, epoch, {**metrics, **{f"loss_{name}": value for name, value in parts.items()}})
-        _save_state(path, spec, compute, model, optimizer, scheduler, scaler, steps, progress)
+        run.save()
         if compute.ctx.is_main:
-            _print_epoch(spec.name, epoch, spec.epochs, metrics, progress.best_epoch == epoch)
-            if progress.stopped:
+            _print_epoch(spec.name, epoch, spec.epochs, metrics, run.progress.best_epoch == epoch)
+            if run.progress.stopped:
                 console.print(
                     f"{spec.name}: early stop after epoch {epoch} (no better validation score "
-                    f"for {optim.patience} epochs; best epoch {progress.best_epoch})"
+                    f"for {optim.patience} epochs; best epoch {run.progress.best_epoch})"
                 )
-    if progress.best_weights is not None:
-        model.load_state_dict(progress.best_weights)
-    model.eval()
-    return StageResult(progress.epoch, progress.best_epoch, progress.best_value, progress.best_metrics)
-
-
-def _train_epoch(
-    spec: StageSpec,
-    compute: Compute,
-    model: nn.Module,
-    loader: DataLoader[Any],
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    scaler: torch.amp.GradScaler | None,
-    grad_clip: float,
-    epoch: int,
-    path: Path,
-) -> tuple[float, dict[str, float]]:
-    """One pass over ``loader``; returns the mean loss and the mean of each of its terms (this process's batches).
-    A non-finite loss is a one-line error."""
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    total = torch.zeros((), device=compute.device)
-    count = 0
-    part_sums: dict[str, float] = {}
-    with _progress_bar(compute, f"{spec.name} {epoch}/{spec.epochs}", len(loader)) as advance:
-        for step, batch in enumerate(loader, 1):
-            batch = compute.to_device(batch)
-            with compute.autocast():
-                loss, parts = spec.loss_fn(model, batch)
-            mean_loss = all_reduce_mean(compute.ctx, loss.detach().float())
-            if not torch.isfinite(mean_loss).item():
-                kept = f"last good checkpoint kept: {path}" if path.is_file() else "no checkpoint written"
-                fail(
-                    f"{spec.name}: loss is {mean_loss.item()} at epoch {epoch} step {step} "
-                    f"(learning rate too high or bad data?); stopped, {kept}"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            if grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, grad_clip)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            scheduler.step()
-            total += mean_loss
-            count += 1
-            for name, value in parts.items():
-                part_sums[name] = part_sums.get(name, 0.0) + value
-            advance()
-    return float(total.item()) / max(1, count), {name: value / max(1, count) for name, value in part_sums.items()}
+    return run.finish()
 
 
 @contextlib.contextmanager
@@ -302,73 +381,6 @@ def _print_epoch(stage: str, epoch: int, epochs: int, metrics: dict[str, float],
     console.print(f"{stage:<9}{f'{epoch}/{epochs}':>7}{values}{'  best' if best else ''}", soft_wrap=True)
 
 
-def _run_identity(spec: StageSpec, steps: int) -> dict[str, Any]:
-    """What a saved state must match to be resumed by this run."""
-    return {"stage": spec.name, "epochs": spec.epochs, "steps_per_epoch": steps}
-
-
 def _cpu_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     """A CPU copy of ``model``'s weights (the best epoch's, kept aside)."""
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-def _save_state(
-    path: Path,
-    spec: StageSpec,
-    compute: Compute,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    scaler: torch.amp.GradScaler | None,
-    steps: int,
-    progress: _Progress,
-) -> None:
-    """Write the whole training state atomically (rank 0); every rank's RNG state is included."""
-    ranks_rng = all_gather_objects(compute.ctx, rng_state())
-    current = progress.best_epoch == progress.epoch
-    if compute.ctx.is_main:
-        save_training_state(
-            path,
-            optimizer=optimizer,
-            epoch=progress.epoch,
-            scheduler=scheduler,
-            model=model,
-            best=progress.best_value,
-            extra={
-                "run": _run_identity(spec, steps),
-                # the best weights are the model's own when this epoch is the best: not stored twice
-                "progress": {**vars(progress), "best_weights": None if current else progress.best_weights},
-                "scaler": scaler.state_dict() if scaler is not None else None,
-                "ranks_rng": ranks_rng,
-            },
-        )
-    barrier(compute.ctx)
-
-
-def _load_state(
-    path: Path,
-    spec: StageSpec,
-    compute: Compute,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    scaler: torch.amp.GradScaler | None,
-    steps: int,
-) -> _Progress:
-    """Restore a state written by :func:`_save_state`; one-line error if it does not fit this run."""
-    state = load_training_state(path, optimizer=optimizer, scheduler=scheduler, model=model, restore_rng=False)
-    extra = state["extra"]
-    for key, value in _run_identity(spec, steps).items():
-        if extra.get("run", {}).get(key) != value:
-            fail(
-                f"cannot resume from {path}: it was written with {key}={extra.get('run', {}).get(key)!r}, "
-                f"this run has {value!r} (use the same settings, or drop --resume to start over)"
-            )
-    if scaler is not None and extra["scaler"] is not None:
-        scaler.load_state_dict(extra["scaler"])
-    ranks_rng = extra["ranks_rng"]
-    set_rng_state(ranks_rng[compute.ctx.rank] if len(ranks_rng) == compute.ctx.world_size else ranks_rng[0])
-    progress = _Progress(**extra["progress"])
-    if progress.best_weights is None and progress.best_epoch == progress.epoch:
-        progress.best_weights = _cpu_weights(model)
-    return progress

@@ -1,10 +1,10 @@
 """Score and saliency-map metrics (numpy only).
 
-Scores: Spearman ρ, Pearson r, MSE, pairwise ranking accuracy. Maps, as in the MIT saliency benchmark code (MIT300,
+Scores: Spearman ρ and Pearson r (:mod:`memgaze.correlation`), MSE, pairwise ranking accuracy. Maps, as in the MIT saliency benchmark code (MIT300,
 github.com/cvzoya/saliency, which the Tübingen benchmark reproduces):
 
 - NSS: mean of the z-scored predicted map (std with N−1, as MATLAB ``std``) at fixated pixels.
-- CC: Pearson correlation of the predicted and ground-truth maps.
+- CC: Pearson correlation of the predicted and ground-truth maps (:func:`memgaze.correlation.pearson_rows`).
 - KLD: ``sum(g * log(eps + g / (p + eps)))`` with both maps normalised to sum 1, eps = 2.2204e-16.
 - SIM: ``sum(min(p, g))`` after each map is scaled to [0, 1] (min–max) and then to sum 1.
 - AUC-Judd: thresholds at the predicted values at fixations; true-positive rate = fixations
@@ -12,34 +12,17 @@ github.com/cvzoya/saliency, which the Tübingen benchmark reproduces):
   this is exactly AUC_Judd.m; the MIT code adds 1e-7 random jitter to break ties, here each
   distinct value is one threshold (deterministic; a constant map scores 0.5).
 
-A correlation of a constant input is undefined; these return 0.0 for it (no correlation), so
-that early stopping on Spearman never sees NaN.
+A correlation of a constant input is undefined; it is 0.0 here (no correlation; 1.0 for two equal
+constants), so that early stopping on Spearman compares numbers: see :mod:`memgaze.correlation`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from memgaze.gate import rankdata  # in the core: the torch-free accuracy gate ranks scores too
+from memgaze.correlation import pearson, pearson_rows, spearman
 
 EPS = 2.2204e-16
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson r of two equal-length arrays (0.0 when either is constant)."""
-    x = np.asarray(a, dtype=np.float64).ravel()
-    y = np.asarray(b, dtype=np.float64).ravel()
-    if x.shape != y.shape:
-        raise ValueError(f"pearson: shapes differ ({x.shape} vs {y.shape})")
-    x = x - x.mean()
-    y = y - y.mean()
-    denom = np.sqrt((x * x).sum() * (y * y).sum())
-    return float((x * y).sum() / denom) if denom > 0 else 0.0
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman ρ: Pearson r of the (tie-averaged) ranks."""
-    return pearson(rankdata(a), rankdata(b))
 
 
 def pairwise_accuracy(pred: np.ndarray, reference: np.ndarray) -> float:
@@ -77,11 +60,6 @@ def nss(pred: np.ndarray, fixations: np.ndarray) -> float:
     std = p.std(ddof=1)
     z = (p - p.mean()) / std if std > 0 else np.zeros_like(p)
     return float(z[fix].mean())
-
-
-def cc(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Linear correlation coefficient of two maps."""
-    return pearson(pred, gt)
 
 
 def _unit_sum(m: np.ndarray) -> np.ndarray:
@@ -131,7 +109,7 @@ def map_metrics(
     pred = np.asarray(pred).reshape(-1, *np.shape(pred)[-2:])
     gt = np.asarray(gt).reshape(pred.shape)
     out = {
-        "cc": float(np.mean([cc(p, g) for p, g in zip(pred, gt)])),
+        "cc": float(np.mean(pearson_rows(pred, gt))),
         "kld": float(np.mean([kld(p, g) for p, g in zip(pred, gt)])),
         "sim": float(np.mean([sim(p, g) for p, g in zip(pred, gt)])),
     }

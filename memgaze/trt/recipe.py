@@ -13,9 +13,9 @@ import shlex
 from dataclasses import dataclass
 
 from memgaze.errors import fail
+from memgaze.precision import check_precision
 
 MAX_BATCH = 8
-PRECISIONS = ("int8", "fp16", "fp32")
 SUPPORTED = ((8, 6), (10, None), (11, None))  # (major, minor or None for any)
 ProfileShapes = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 
@@ -86,8 +86,7 @@ class Recipe:
     max_batch: int = MAX_BATCH
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            fail(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        check_precision(self.precision)
         if self.precision == "int8" and not self.qdq:
             fail("an int8 plan is built from the bundle's Q/DQ model (model.int8.onnx), which this bundle lacks; re-export with --int8")
         if self.version.always_strongly_typed and self.precision == "fp16":

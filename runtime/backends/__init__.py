@@ -5,12 +5,12 @@ from __future__ import annotations
 from memgaze.console import console
 from memgaze.errors import MemgazeError, fail
 from memgaze.manifest import EngineEntry
+from memgaze.precision import PRECISIONS, check_precision
 from memgaze.runtime.backends.base import Backend
 from memgaze.runtime.bundle import Bundle
 from memgaze.trt.fit import Machine
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime")
-PRECISIONS = ("int8", "fp16", "fp32")
 
 __all__ = ["BACKENDS", "PRECISIONS", "Backend", "open_backend"]
 
@@ -71,8 +71,8 @@ def open_backend(
     (FP32 without one) on ONNX Runtime."""
     if backend not in BACKENDS:
         fail(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if precision is not None and precision not in PRECISIONS:
-        fail(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision is not None:
+        check_precision(precision)
     if backend in ("auto", "tensorrt"):
         opened = _open_tensorrt(bundle, precision, required=backend == "tensorrt", build=build)
         if opened is not None:

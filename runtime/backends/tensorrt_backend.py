@@ -14,17 +14,17 @@ import numpy as np
 from memgaze.errors import fail
 from memgaze.manifest import EngineEntry
 from memgaze.runtime.backends.base import Backend
-from memgaze.runtime.bundle import PRECISION_ORDER, Bundle
+from memgaze.precision import precision_rank
+from memgaze.runtime.bundle import Bundle
 from memgaze.trt.build import dims
 from memgaze.trt.fit import Machine, mismatch
 
 
 def select_engine(bundle: Bundle, precision: str | None, machine: Machine) -> tuple[EngineEntry | None, list[str]]:
     """The bundle's plan that fits ``machine`` (best precision first, or one built with ``precision``), and why others do not."""
-    rank = {p: i for i, p in enumerate(PRECISION_ORDER)}
     candidates = [e for e in bundle.engines if precision is None or precision in e.precisions()]
     reasons = []
-    for entry in sorted(candidates, key=lambda e: min(rank.get(p, len(rank)) for p in e.precisions())):
+    for entry in sorted(candidates, key=lambda e: min(precision_rank(p) for p in e.precisions())):
         why = mismatch(entry, machine)
         if why is None:
             return entry, []

@@ -37,8 +37,9 @@ class Teacher(nn.Module):
             from memgaze.train.resmem import resmem_trunk_state
 
             apply_state(trunk, resmem_trunk_state(), "the resmem wheel", what)
+            self.pretrained_backbone = True
         else:
-            load_pretrained(trunk, imagenet, backbone_weights, what)
+            self.pretrained_backbone = load_pretrained(trunk, imagenet, backbone_weights, what)
         self.stem = nn.Sequential(trunk.conv1, trunk.bn1, trunk.relu, trunk.maxpool, trunk.layer1)
         self.layer2, self.layer3, self.layer4 = trunk.layer2, trunk.layer3, trunk.layer4
         self.fuse32 = AttentionFuse(2048, width)

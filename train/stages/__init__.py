@@ -18,9 +18,9 @@ from memgaze.errors import fail
 from memgaze.train.config import TrainConfig
 from memgaze.train.curves import MetricLog
 from memgaze.train.distributed import DistContext, barrier, cleanup, setup
-from memgaze.train.loop import make_compute
+from memgaze.train.loop import make_compute, saved_states
 from memgaze.train.stages.context import StageContext, save_outcome
-from memgaze.train.stages.label_free import distil_from_external, open_external
+from memgaze.train.stages.distil_external import distil_from_external, open_external
 from memgaze.train.stages.personalize import personalize
 from memgaze.train.stages.record import MetricsRecord
 from memgaze.train.stages.student import TEACHER_FILE, resnet_teacher, train_student
@@ -44,6 +44,9 @@ def run(cfg: TrainConfig, user: str | None = None, gaze: Path | None = None) -> 
             cache=(dist.device.type == "cuda") if cfg.cache is None else cfg.cache, resume=cfg.resume,
             optim=cfg.optim, warnings=WarningCounter("data"), log=MetricLog(out, cfg.resume) if dist.is_main else None,
         )
+        if cfg.resume and ctx.main and not saved_states(out):
+            console.print(f"[yellow]warning:[/yellow] --resume: {out} holds no training state to resume; training from scratch",
+                          soft_wrap=True)
         record = MetricsRecord.load(out)
         if cfg.label_free.teacher_model is not None:
             external = open_external(cfg.label_free)

@@ -115,6 +115,14 @@ def monitor(spec: str, allowed: tuple[str, ...], key: str) -> Callable[[dict[str
     return lambda metrics: sum(_finite(metrics[f"val_{term}"]) for term in terms)
 
 
+def trunk_lr_mult(configured: float | None, model: nn.Module) -> float:
+    """The trunk's learning rate as a multiple of its stage's: ``configured`` when set, else 0.1 for a trunk that
+    started from pretrained weights (``model.pretrained_backbone``: fine-tuned gently) and 1 for a random one."""
+    if configured is not None:
+        return configured
+    return 0.1 if model.pretrained_backbone else 1.0
+
+
 def prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
     return {prefix + k: v for k, v in values.items()}
 

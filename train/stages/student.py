@@ -20,7 +20,7 @@ from memgaze.train.evaluate import map_metrics, predict_scores, score_metrics
 from memgaze.train.kd_targets import BatchTargets, ResNetTargets
 from memgaze.train.loop import Batch, Compute, StageSpec
 from memgaze.train.models import build_model, default_config
-from memgaze.train.stages.context import StageContext, StageOutcome, monitor, prefixed
+from memgaze.train.stages.context import StageContext, StageOutcome, monitor, prefixed, trunk_lr_mult
 
 TEACHER_FILE = "teacher.safetensors"
 USER_MODULES = ("users.", "films.", "query.")
@@ -112,8 +112,7 @@ def student_param_groups(model: nn.Module, optim: OptimConfig) -> list[dict[str,
     user = [p for n, p in named if n.startswith(USER_MODULES)]
     rest = [p for n, p in named if not n.startswith(USER_MODULES) and id(p) not in trunk]
     backbone = [p for _, p in named if id(p) in trunk]
-    mult = optim.lr_student_backbone_mult
-    mult = mult if mult is not None else (0.1 if model.pretrained_backbone else 1.0)
+    mult = trunk_lr_mult(optim.lr_student_backbone_mult, model)
     return [{"params": rest, "lr": lr}, {"params": user, "lr": lr * optim.lr_user_mult}, {"params": backbone, "lr": lr * mult}]
 
 

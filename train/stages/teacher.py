@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from urllib.parse import urlparse
-
 import torch
 from torch import nn
 
 from memgaze.train import losses
-from memgaze.train.config import TEACHER_MONITORS, OptimConfig
+from memgaze.train.config import TEACHER_MONITORS
 from memgaze.train.evaluate import score_metrics
 from memgaze.train.loop import Batch, StageSpec
 from memgaze.train.models import build_model, default_config
-from memgaze.train.stages.context import StageContext, StageOutcome, monitor, prefixed
+from memgaze.train.stages.context import StageContext, StageOutcome, monitor, prefixed, trunk_lr_mult
 
 
 def train_teacher(
@@ -35,7 +32,7 @@ def train_teacher(
         name="teacher",
         model=model,
         param_groups=[
-            {"params": model.backbone_parameters(), "lr": lr * backbone_lr_mult(ctx.optim, backbone_weights, arch)},
+            {"params": model.backbone_parameters(), "lr": lr * trunk_lr_mult(ctx.optim.lr_backbone_mult, model)},
             {"params": model.head_parameters(), "lr": lr},
         ],
         loss_fn=loss_fn,
@@ -48,12 +45,3 @@ def train_teacher(
     test = score_metrics(model, ctx.dataset("test", "image"), ctx.compute, ctx.batch_size)
     return StageOutcome("teacher", model, config, test, result.epochs_run)
 
-
-def backbone_lr_mult(optim: OptimConfig, backbone_weights: str | None, arch: str = "resnet50") -> float:
-    """``optim.lr_backbone_mult``, or by default 0.1 for a pretrained trunk and 1.0 for one trained from scratch."""
-    if optim.lr_backbone_mult is not None:
-        return optim.lr_backbone_mult
-    from memgaze.train.models.teacher import TRUNKS
-
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(TRUNKS[arch][1].url).path).name
-    return 0.1 if backbone_weights or cached.is_file() else 1.0

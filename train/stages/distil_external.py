@@ -1,6 +1,6 @@
-"""The label-free stage: an external model (ONNX or ResMem) stands in for labels. Its scores of
+"""Distilling the student from an external model (ONNX or ResMem; label-free ``--teacher-model``): its scores of
 the frames of ``--data`` become a LaMem-layout dataset under ``OUT/label-free``
-(:mod:`memgaze.train.label_free`), and the student is distilled from it; no ResNet teacher."""
+(:mod:`memgaze.train.unlabelled_frames`), and the student is distilled from it; no ResNet teacher."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from memgaze.train.data import MemorabilityDataset, list_users
 from memgaze.train.distributed import barrier
 from memgaze.train.external_teacher import ExternalTeacher, open_teacher, parse_channels
 from memgaze.train.kd_targets import BatchTargets, ExternalTargets
-from memgaze.train.label_free import FOLDER, prepare, read_targets
+from memgaze.train.unlabelled_frames import FOLDER, prepare, read_targets
 from memgaze.train.stages.context import StageContext, StageOutcome
 from memgaze.train.stages.student import TargetSource, train_student
 
