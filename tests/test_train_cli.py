@@ -44,11 +44,19 @@ def test_a_bad_row_is_warned_about_once_per_run(run_stderr: tuple[Path, str]) ->
 
 
 def test_make_demo_data(tmp_path: Path) -> None:
-    proc = train("--make-demo-data", str(tmp_path / "d"), "--demo-count", "12", "--image-size", "32", "--demo-users", "2")
+    proc = train("--make-demo-data", str(tmp_path / "d"), "--demo-count", "12", "--image-size", "32", "--demo-users", "2",
+                 "--folds", "5")
     assert proc.returncode == 0, proc.stderr
     for split in ("train", "val", "test"):
-        assert (tmp_path / "d" / "splits" / f"{split}_1.txt").is_file()
+        assert all((tmp_path / "d" / "splits" / f"{split}_{k}.txt").is_file() for k in range(1, 6))
     assert len(list((tmp_path / "d" / "images").iterdir())) == 12
+    assert "5 splits of train 7/val 2/test 3" in proc.stderr
+
+
+def test_fold_selects_the_split_files(data: Path, tmp_path: Path) -> None:
+    proc = train("--data", str(data), "--out", str(tmp_path / "o"), "--fold", "3", *TINY)
+    assert_one_line_error(proc, "train_3.txt does not exist")
+    assert_one_line_error(train("--data", str(data), "--out", str(tmp_path / "o"), "--fold", "0", *TINY), "fold must be at least 1")
 
 
 def test_all_stages_write_outputs(run: Path) -> None:
