@@ -41,12 +41,12 @@ def convert_figrim(src: Path, experiment: str, folds: int, seed: int, warnings: 
     for record in records(load_variable(table, "image_data_targets")):
         filename, category = str(field(record, "filename", str(table))), str(field(record, "category", str(table)))
         candidates = files.get(Path(filename).name, [])
-        path = next((p for p in candidates if p.parent.name == category), candidates[0] if candidates else None)
-        if path is None:
+        found_at = next((p for p in candidates if p.parent.name == category), candidates[0] if candidates else None)
+        if found_at is None:
             warnings.warn("missing image", f"{table}: image {filename} ({category}) not found under {src}; left out")
             continue
         name = f"{category}/{Path(filename).name}"
-        images[name] = path
+        images[name] = found_at
         raw[name] = hit_rate(field(record, experiment, str(table)), str(table))
     scores = unit_scores(raw, "FIGRIM", warnings)
     readme = (f"FIGRIM (Bylinskii et al., Vision Research 2015) from {src}.\n"
