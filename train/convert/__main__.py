@@ -4,6 +4,7 @@ written in the LaMem layout (one subcommand per dataset, each with its own optio
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import typer
 
@@ -29,7 +30,10 @@ def _version(version: bool = version_option()) -> None:
     """Convert memorability datasets (``--version`` answers before any command)."""
 
 
-def _write(dst: Path, converted: Converted, warnings: WarningCounter) -> None:
+def _convert(what: str, dst: Path, read: Callable[[WarningCounter], Converted]) -> None:
+    """Read the release (one warning per unusable row, then their count) and write it to ``dst``."""
+    warnings = WarningCounter(what)
+    converted = read(warnings)
     warnings.summary()
     write_dataset(dst, converted)
 
@@ -43,8 +47,7 @@ def sun(
     """SUN memorability (Isola et al., CVPR 2011): its 25 splits, from the .mat files of its Data/ folder."""
     from memgaze.train.convert.sun import convert_sun
 
-    warnings = WarningCounter("SUN memorability")
-    _write(dst, convert_sun(src, scores, seed, warnings), warnings)
+    _convert("SUN memorability", dst, lambda warnings: convert_sun(src, scores, seed, warnings))
 
 
 @app.command()
@@ -56,8 +59,7 @@ def memcat(
     """MemCat (Goetschalckx & Wagemans, PeerJ 2019): memcat_image_data.csv and its category folders."""
     from memgaze.train.convert.memcat import convert_memcat
 
-    warnings = WarningCounter("MemCat")
-    _write(dst, convert_memcat(src, score_column, folds, seed, warnings), warnings)
+    _convert("MemCat", dst, lambda warnings: convert_memcat(src, score_column, folds, seed, warnings))
 
 
 @app.command()
@@ -69,8 +71,7 @@ def figrim(
     """FIGRIM (Bylinskii et al., Vision Research 2015): image_data_targets.mat and the target images."""
     from memgaze.train.convert.figrim import convert_figrim
 
-    warnings = WarningCounter("FIGRIM")
-    _write(dst, convert_figrim(src, experiment, folds, seed, warnings), warnings)
+    _convert("FIGRIM", dst, lambda warnings: convert_figrim(src, experiment, folds, seed, warnings))
 
 
 def main() -> None:
