@@ -43,6 +43,7 @@ class Request:
 
 def run_lamem(request: Request, cfg: Any) -> dict[str, Any]:
     """The ``lamem.json`` document; ``cfg`` (a ``TrainConfig``) holds the settings every split trains with."""
+    from memgaze.bench.peers import score_peer
     from memgaze.train.protocol import settings
 
     root = request.data
@@ -52,16 +53,16 @@ def run_lamem(request: Request, cfg: Any) -> dict[str, Any]:
     rows = _memgaze_rows(request, cfg, tests, warnings)
     peers = []
     for spec in request.peers:
-        from memgaze.bench.peers import score_peer
-
         described, peer_rows = score_peer(spec, root, tests, request.out / "peers", warnings)
         peers.append(described)
         rows += peer_rows
     if not rows:
         fail(f"nothing to evaluate: no runs in {request.runs} (give --train, or --runs with fold_<k>/ folders) and no --peer")
+    rows = [{k: _defined(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows]
     warnings.summary()
     for row in rows:
-        console.print(f"{row['model']}, split {row['fold']}: Spearman {row['spearman']:.3f}, MSE {row['mse']:.4f}")
+        rho, mse = (("–" if v is None else f"{v:.{d}f}") for v, d in ((row["spearman"], 3), (row["mse"], 4)))
+        console.print(f"{row['model']}, split {row['fold']}: Spearman {rho}, MSE {mse}")
     return {
         "machine": describe_machine(),
         "rows": rows,
@@ -138,6 +139,11 @@ def _label(kind: str, architecture: dict[str, Any], gaze: bool) -> str:
         return f"memgaze teacher ({architecture.get('arch', 'resnet50')})"
     backbone = architecture.get("backbone", "mobilenet_v3_small")
     return f"memgaze student ({backbone})" + ("" if gaze else ", no gaze imitation")
+
+
+def _defined(value: float) -> float | None:
+    """A metric for strict JSON: None where it is undefined (map metrics without gaze data are NaN)."""
+    return value if math.isfinite(value) else None
 
 
 def _finite(values: list[Any]) -> list[float]:

@@ -27,7 +27,8 @@ from memgaze.train.protocol import train_split
 from runtime_fixtures import make_bundle
 
 SCRIPT = str(Path(sys.executable).with_name("memgaze-bench"))
-TRAINING = ["--epochs-teacher", "1", "--epochs-student", "1", "--image-size", "32", "--batch-size", "8", "--device", "cpu"]
+TRAINING = ["--epochs-teacher", "1", "--epochs-student", "1", "--image-size", "32", "--batch-size", "8", "--device", "cpu",
+            "--student-backbone", "mobilenet_v3_small"]
 STUDENT = "memgaze student (mobilenet_v3_small)"
 NO_GAZE = STUDENT + ", no gaze imitation"
 
@@ -140,7 +141,8 @@ def test_a_rerun_keeps_finished_splits_resumes_an_interrupted_one_and_agrees(pro
     for model in ("memgaze teacher (resnet50)", STUDENT, NO_GAZE):
         for fold, row in _rows(again, model).items():
             assert row["spearman"] == pytest.approx(_rows(first, model)[fold]["spearman"], abs=1e-9), (model, fold)
-    changed = build_config(None, {"epochs_teacher": 1, "epochs_student": 2, "image_size": 32, "batch_size": 8})
+    changed = build_config(None, {"epochs_teacher": 1, "epochs_student": 2, "image_size": 32, "batch_size": 8,
+                                  "student_backbone": "mobilenet_v3_small"})
     with pytest.raises(MemgazeError, match=r"split 4 .* other settings \(epochs_student\)"):
         train_split(changed, protocol["data"], 4, runs)
 
