@@ -27,7 +27,7 @@ def _version(version: bool = version_option()) -> None:
 
 
 MODEL_HELP = "Deploy bundle folder (memgaze-export) [the built-in model]."
-RESULT_FILES = ("latency.json", "pipeline.json", "resize.json", "photos.json", "accuracy.json", "agreement.json", "train.json")
+RESULT_FILES = ("latency.json", "pipeline.json", "resize.json", "photos.json", "accuracy.json", "agreement.json", "train.json", "lamem.json")
 
 
 def _csv(text: str, what: str) -> list[str]:
@@ -46,13 +46,14 @@ def _ints(text: str, what: str) -> list[int]:
 
 def write_report(folder: Path) -> Path:
     """Rebuild ``report.md``/``report.html`` (and plots) in ``folder`` from every result JSON there."""
-    from memgaze.bench import accuracy, agreement, latency, photos, pipeline, resize, train_speed
+    from memgaze.bench import accuracy, agreement, lamem_report, latency, photos, pipeline, resize, train_speed
     from memgaze.bench.machine import machine_line
     from memgaze.bench.report import Document, write_documents
 
     sections = {
         "latency.json": latency.section, "pipeline.json": pipeline.section, "resize.json": resize.section, "photos.json": photos.section,
         "accuracy.json": accuracy.section, "agreement.json": agreement.section, "train.json": train_speed.section,
+        "lamem.json": lamem_report.section,
     }
     results: dict[str, dict[str, Any]] = {}
     for name in RESULT_FILES:
@@ -242,6 +243,37 @@ def train(
 
     result = run_train_speed(image_size=image_size, batch=batch, steps=steps, warmup=warmup, device=device)
     _finish(out, "train.json", result)
+
+
+@app.command()
+def lamem(
+    data: Path = typer.Argument(..., help="Dataset root in the LaMem layout: images/ and splits/{train,val,test}_<k>.txt (LaMem's own release folder as it is)."),
+    train: bool = typer.Option(False, "--train", help="Train teacher and student on every split first, with the same settings; a finished split is kept, an interrupted one resumed."),
+    runs: Optional[Path] = typer.Option(None, "--runs", help="Per-split runs RUNS/fold_<k>/ (memgaze-train --fold K --out RUNS/fold_K) [OUT/runs]."),
+    folds: Optional[str] = typer.Option(None, "--folds", help="Comma list of split numbers [every complete split in DATA/splits]."),
+    ablation: bool = typer.Option(False, "--ablation", help="Also the student without gaze imitation, same seed, split and teacher (RUNS/fold_<k>/no-gaze/)."),
+    peer: Optional[list[str]] = typer.Option(None, "--peer", help="'resmem' or an ONNX memorability model, scored on each split's test list (repeatable)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="memgaze-train settings (JSON) every split trains with."),
+    epochs_teacher: Optional[int] = typer.Option(None, "--epochs-teacher", help="With --train: teacher epochs [10]."),
+    epochs_student: Optional[int] = typer.Option(None, "--epochs-student", help="With --train: student epochs [10]."),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="With --train: input side, a multiple of 32 [224]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per step and per test batch [16]."),
+    student_backbone: Optional[str] = typer.Option(None, "--student-backbone", help="With --train: the student trunk (as memgaze-train)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="With --train: the seed of every split's run [0]."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    out: Path = typer.Option(Path("runs/lamem"), help="Output folder."),
+) -> None:
+    """LaMem's protocol: ρ, r and MSE on every split's test list and their mean ± std, next to peers and published figures."""
+    from memgaze.bench.lamem import Request, run_lamem
+    from memgaze.train.config import build_config, read_config_file
+
+    cfg = build_config(read_config_file(config) if config is not None else None, {
+        "data": str(data), "epochs_teacher": epochs_teacher, "epochs_student": epochs_student, "image_size": image_size,
+        "batch_size": batch_size, "student_backbone": student_backbone, "seed": seed, "device": device,
+    })
+    request = Request(data=data, out=out, runs=runs or out / "runs", folds=_ints(folds, "folds") if folds else None,
+                      train=train, ablation=ablation, peers=list(peer or []), device=device, batch_size=cfg.batch_size)
+    _finish(out, "lamem.json", run_lamem(request, cfg))
 
 
 @app.command()

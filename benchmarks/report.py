@@ -207,15 +207,15 @@ def plot_scatter(points: Sequence[tuple[str, float, float]], path: Path, xlabel:
     _save(fig, path)
 
 
-def plot_bars(labels: Sequence[str], values: Sequence[float], path: Path, xlabel: str, title: str) -> None:
-    """Simple labelled horizontal bars (e.g. training images/s)."""
+def plot_bars(labels: Sequence[str], values: Sequence[float], path: Path, xlabel: str, title: str, digits: int = 1) -> None:
+    """Simple labelled horizontal bars (e.g. training images/s), each value printed with ``digits`` decimals."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(labels) + 1.2))
     y = list(range(len(labels)))[::-1]
     colors = plt.get_cmap("tab10").colors
     ax.barh(y, values, color=[colors[i % 10] for i in range(len(labels))], alpha=0.85)
     for yi, v in zip(y, values):
-        ax.text(v, yi, f" {v:.1f}", va="center", ha="left", fontsize=8)
+        ax.text(v, yi, f" {v:.{digits}f}", va="center", ha="left", fontsize=8)
     ax.set_yticks(y, labels)
     ax.set_xlabel(xlabel)
     ax.set_title(title)

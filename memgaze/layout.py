@@ -2,8 +2,11 @@
 is indexed, and the one image decoder (cached and uncached items must be bit-identical).
 
 Split files are ``ROOT/splits/{train,val,test}_<k>.txt`` with lines ``<name> <score> [more columns
-ignored]`` (scores in [0, 1]; ``#`` comments and blank lines ignored); SUN memorability converted
-to this layout is read by the same code. torch-free: training, export and the benchmarks share it.
+ignored]`` (scores in [0, 1]; ``#`` comments and blank lines ignored). ``k`` numbers the split: LaMem
+ships five, ``train_1.txt`` … ``train_5.txt`` with their ``val_k`` and ``test_k`` (its release folder
+``lamem/`` is such a root as it is); SUN memorability, MemCat and FIGRIM converted by
+``python -m memgaze.train.convert`` are read by the same code. torch-free: training, export and the
+benchmarks share it.
 
 ``ROOT/images/<name>``, ``ROOT/splits/<split>_<k>.txt``, ``ROOT/gaze/<user>/<stem>.png``,
 ``ROOT/gaze/fixations.csv``. Images are keyed by their *stem* (file name without the image
@@ -16,7 +19,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 from pathlib import Path
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -38,6 +43,33 @@ def image_key(name: str) -> str:
 def split_path(root: Path, split: str, fold: int) -> Path:
     """``ROOT/splits/<split>_<fold>.txt``."""
     return root / "splits" / f"{split}_{fold}.txt"
+
+
+def split_text(rows: Iterable[tuple[str, float]], digits: int = 6) -> str:
+    """The text of a split file: one ``<name> <score>`` line per row; one-line error for a name with a space."""
+    lines = []
+    for name, score in rows:
+        if not name or any(c.isspace() for c in name):
+            fail(f"image name {name!r} cannot go in a split file (names are whitespace-separated)")
+        lines.append(f"{name} {score:.{digits}f}")
+    return "\n".join(lines) + "\n"
+
+
+def list_folds(root: Path) -> list[int]:
+    """The split numbers ``k`` for which ``ROOT/splits`` holds all of ``train_k``, ``val_k`` and ``test_k``."""
+    folder = root / "splits"
+    found: dict[int, set[str]] = {}
+    for path in folder.glob("*_*.txt") if folder.is_dir() else ():
+        match = re.fullmatch(r"(train|val|test)_([1-9][0-9]*)\.txt", path.name)
+        if match:
+            found.setdefault(int(match[2]), set()).add(match[1])
+    return sorted(k for k, splits in found.items() if splits == set(SPLITS))
+
+
+def is_synthetic(root: Path) -> bool:
+    """Whether ``ROOT/README.txt`` says the data are synthetic (as the demo generator's does)."""
+    readme = root / "README.txt"
+    return readme.is_file() and "synthetic" in readme.read_text(errors="replace").lower()
 
 
 def gaze_dir(root: Path) -> Path:

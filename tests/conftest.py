@@ -49,14 +49,14 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def make_demo(tmp_path: Path) -> Callable[..., Path]:
-    """Factory ``make_demo(count=48, size=64, users=4, seed=0) -> Path`` of a fresh demo dataset."""
+    """Factory ``make_demo(count=48, size=64, users=4, seed=0, folds=1) -> Path`` of a fresh demo dataset."""
     made = 0
 
-    def make(count: int = 48, size: int = 64, users: int = 4, seed: int = 0) -> Path:
+    def make(count: int = 48, size: int = 64, users: int = 4, seed: int = 0, folds: int = 1) -> Path:
         nonlocal made
         made += 1
         root = tmp_path / f"demo{made}"
-        make_demo_dataset(root, count=count, image_size=size, users=users, seed=seed)
+        make_demo_dataset(root, count=count, image_size=size, users=users, seed=seed, folds=folds)
         return root
 
     return make

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from memgaze.errors import MemgazeError
+from memgaze.layout import list_folds
 from memgaze.train.demo import USER_PROFILES, demo_score, main_make_demo, make_demo_dataset, make_scene
 from memgaze.correlation import pearson, spearman
 
@@ -55,6 +56,21 @@ def test_deterministic_and_independent_of_user_count(make_demo: Callable[..., Pa
     assert len(shared) == 48 * 3 + 3 and all(h2[k] == h4[k] for k in shared)
     other = make_demo(count=48, size=64, users=4, seed=1)
     assert _hashes(other)["images/demo_00000.jpg"] != h4["images/demo_00000.jpg"]
+
+
+def test_five_splits_named_as_lamem_and_split_one_unchanged(make_demo: Callable[..., Path], demo_data: Path) -> None:
+    five = make_demo(count=48, size=64, users=4, seed=0, folds=5)
+    assert list_folds(five) == [1, 2, 3, 4, 5] and list_folds(demo_data) == [1]
+    h1, h5 = _hashes(demo_data), _hashes(five)
+    assert all(h5[f"splits/{s}_1.txt"] == h1[f"splits/{s}_1.txt"] for s in ("train", "val", "test"))
+    tests = []
+    for k in range(1, 6):
+        parts = [(five / "splits" / f"{s}_{k}.txt").read_text().split() for s in ("train", "val", "test")]
+        names = [n for part in parts for n in part[::2]]
+        assert sorted(names) == sorted(p.name for p in (five / "images").iterdir())  # each split is a partition
+        tests.append(tuple(parts[2][::2]))
+    assert len(set(tests)) == 5
+    assert "k = 1..5" in (five / "README.txt").read_text()
 
 
 def test_scores_follow_the_known_function(demo_data: Path) -> None:

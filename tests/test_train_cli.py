@@ -53,11 +53,19 @@ def test_resume_with_nothing_to_resume_says_it_trains_from_scratch(run_stderr: t
 
 
 def test_make_demo_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    proc = train_in_process(monkeypatch, capsys, "--make-demo-data", str(tmp_path / "d"), "--demo-count", "12", "--image-size", "32", "--demo-users", "2")
+    proc = train_in_process(monkeypatch, capsys, "--make-demo-data", str(tmp_path / "d"), "--demo-count", "12", "--image-size", "32",
+                            "--demo-users", "2", "--folds", "5")
     assert proc.returncode == 0, proc.stderr
     for split in ("train", "val", "test"):
-        assert (tmp_path / "d" / "splits" / f"{split}_1.txt").is_file()
+        assert all((tmp_path / "d" / "splits" / f"{split}_{k}.txt").is_file() for k in range(1, 6))
     assert len(list((tmp_path / "d" / "images").iterdir())) == 12
+    assert "5 splits of train 7/val 2/test 3" in proc.stderr
+
+
+def test_fold_selects_the_split_files(data: Path, tmp_path: Path) -> None:
+    proc = train("--data", str(data), "--out", str(tmp_path / "o"), "--fold", "3", *TINY)
+    assert_one_line_error(proc, "train_3.txt does not exist")
+    assert_one_line_error(train("--data", str(data), "--out", str(tmp_path / "o"), "--fold", "0", *TINY), "fold must be at least 1")
 
 
 def test_all_stages_write_outputs(run: Path) -> None:

@@ -26,6 +26,7 @@ def train(
     data: Optional[str] = typer.Option(None, "--data", help="dataset root (LaMem layout), or 'demo' for synthetic data under OUT/demo-data"),
     out: Optional[Path] = typer.Option(None, "--out", help="output folder [runs/train]"),
     stage: Optional[str] = typer.Option(None, "--stage", help="teacher | student | personalize | all (teacher then student) [all]"),
+    fold: Optional[int] = typer.Option(None, "--fold", help="train on split K: splits/{train,val,test}_K.txt (LaMem ships K = 1..5) [1]"),
     epochs_teacher: Optional[int] = typer.Option(None, "--epochs-teacher", help="teacher epochs [10; 3 for --data demo]"),
     epochs_student: Optional[int] = typer.Option(None, "--epochs-student", help="student epochs [10; 3 for --data demo]"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="images per step and process [16]"),
@@ -50,12 +51,13 @@ def train(
     make_demo_data: Optional[Path] = typer.Option(None, "--make-demo-data", help="write a synthetic demo dataset to this folder and exit"),
     demo_count: int = typer.Option(400, "--demo-count", help="with --make-demo-data: number of images"),
     demo_users: int = typer.Option(4, "--demo-users", help="with --make-demo-data: number of simulated users (4–5)"),
+    folds: int = typer.Option(1, "--folds", help="with --make-demo-data: number of train/val/test splits, named as LaMem's (5 for memgaze-bench lamem)"),
     version: bool = version_option(),
 ) -> None:
     if make_demo_data is not None:
         from memgaze.train.demo import main_make_demo
 
-        main_make_demo(make_demo_data, count=demo_count, image_size=image_size or 128, users=demo_users, seed=seed or 0)
+        main_make_demo(make_demo_data, count=demo_count, image_size=image_size or 128, users=demo_users, seed=seed or 0, folds=folds)
         return
 
     from memgaze.train.config import build_config, read_config_file
@@ -67,6 +69,7 @@ def train(
             "data": data,
             "out": str(out) if out is not None else None,
             "stage": stage,
+            "fold": fold,
             "epochs_teacher": epochs_teacher,
             "epochs_student": epochs_student,
             "batch_size": batch_size,

@@ -5,7 +5,7 @@ goes as it is to the code that uses it (an unknown key is an error):
 
 ==========================  ===================================================================
 data, out, stage            as the CLI options ``--data``, ``--out``, ``--stage``
-fold                        LaMem split number k of ``splits/<split>_<k>.txt`` (1)
+fold                        as ``--fold``: LaMem split number k of ``splits/<split>_<k>.txt`` (1)
 epochs_teacher/student      as ``--epochs-teacher`` / ``--epochs-student`` (10; 3 for --data demo)
 batch_size                  images per step and process (16)
 image_size                  square input side in pixels, a multiple of 32 (224; demo.image_size for --data demo)
@@ -297,7 +297,7 @@ def _validate(config: TrainConfig) -> None:
     if config.stage not in STAGES:
         fail(f"--stage must be one of {', '.join(STAGES)}, got {config.stage!r}")
     at_least_one = {
-        "batch_size": config.batch_size, "image_size": config.image_size, "personalize.steps": config.personalize.steps,
+        "fold": config.fold, "batch_size": config.batch_size, "image_size": config.image_size, "personalize.steps": config.personalize.steps,
         "personalize.min_heatmaps": config.personalize.min_heatmaps, "demo.count": config.demo.count,
         "label_free.video_every": config.label_free.video_every,
     }

@@ -95,7 +95,8 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
-    fig.tight_layout()
+    # fixed margins: tight_layout measured every tick label first, two thirds of the cost of a plot
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.12 / lines, top=1 - 0.08 / lines, wspace=0.28, hspace=0.45)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)

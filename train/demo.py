@@ -36,7 +36,7 @@ import numpy as np
 from memgaze.atomic import atomic_dir
 from memgaze.console import console
 from memgaze.errors import fail
-from memgaze.layout import FIXATIONS_NAME
+from memgaze.layout import FIXATIONS_NAME, split_text
 
 USER_PROFILES: tuple[tuple[str, str], ...] = (
     ("user_faces", "face"),
@@ -93,9 +93,10 @@ class DemoSummary:
     count: int
     image_size: int
     users: list[str]
-    splits: dict[str, int]
+    splits: dict[str, int]  # image counts of split 1
     score_mean: float
     score_std: float
+    folds: int = 1
 
 
 def make_scene(seed: int, index: int) -> Scene:
@@ -235,11 +236,16 @@ def _fixation_rows(heat: np.ndarray, user: str, image: str, rng: np.random.Gener
     return [f"{user},{image},{f % size},{f // size},{d}" for f, d in zip(flat, durations)]
 
 
-def make_demo_dataset(root: str | os.PathLike[str], count: int, image_size: int, users: int, seed: int) -> DemoSummary:
-    """Write the demo dataset to ``root`` (replaced as a whole, atomically); byte-identical per seed."""
+def make_demo_dataset(
+    root: str | os.PathLike[str], count: int, image_size: int, users: int, seed: int, folds: int = 1
+) -> DemoSummary:
+    """Write the demo dataset to ``root`` (replaced as a whole, atomically) with ``folds`` train/val/test
+    splits; byte-identical per seed (split 1 does not depend on ``folds``)."""
     root = Path(root)
     if count < 5:
         fail(f"the demo dataset needs at least 5 images (got {count})")
+    if folds < 1:
+        fail(f"the demo dataset needs at least 1 split (got --folds {folds})")
     if not 16 <= image_size <= 1024:
         fail(f"demo image size must be in 16..1024 (got {image_size})")
     if not 1 <= users <= len(USER_PROFILES):
@@ -265,11 +271,11 @@ def make_demo_dataset(root: str | os.PathLike[str], count: int, image_size: int,
                 _write(tmp / "gaze" / user / f"{name}.png", ".png", np.rint(heat * 255).astype(np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 3])
                 fixations += _fixation_rows(heat, user, f"{name}.jpg", np.random.default_rng([seed, i, 200 + p]))
         (tmp / "gaze" / FIXATIONS_NAME).write_text("\n".join(fixations) + "\n")
-        splits = _write_splits(tmp / "splits", names, scores, seed)
-        (tmp / "README.txt").write_text(_readme(count, image_size, users, seed))
+        splits = _write_splits(tmp / "splits", names, scores, seed, folds)
+        (tmp / "README.txt").write_text(_readme(count, image_size, users, seed, folds))
     values = np.array(scores)
     return DemoSummary(root, count, image_size, [USER_PROFILES[p][0] for p in profiles], splits,
-                       float(values.mean()), float(values.std()))
+                       float(values.mean()), float(values.std()), folds)
 
 
 def _write(path: Path, ext: str, array: np.ndarray, params: list[int]) -> None:
@@ -279,16 +285,22 @@ def _write(path: Path, ext: str, array: np.ndarray, params: list[int]) -> None:
     path.write_bytes(data.tobytes())
 
 
-def _write_splits(folder: Path, names: list[str], scores: list[float], seed: int) -> dict[str, int]:
-    """60/20/20 random train/val/test split (fold 1), lines ``<name>.jpg <score>``, sorted by name."""
+def _write_splits(folder: Path, names: list[str], scores: list[float], seed: int, folds: int) -> dict[str, int]:
+    """``folds`` independent 60/20/20 random train/val/test splits (LaMem's naming: ``train_k``, ``val_k``,
+    ``test_k``), lines ``<name>.jpg <score>`` sorted by name; the counts of split 1, which ``folds`` leaves as it was."""
     folder.mkdir()
-    order = np.random.default_rng([seed, 2**31 - 1]).permutation(len(names))
     n_train, n_val = round(0.6 * len(names)), round(0.2 * len(names))
-    parts = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
-    for split, rows in parts.items():
-        lines = [f"{names[r]}.jpg {scores[r]:.4f}" for r in sorted(rows)]
-        (folder / f"{split}_1.txt").write_text("\n".join(lines) + "\n")
-    return {split: len(rows) for split, rows in parts.items()}
+    counts: dict[str, int] = {}
+    for fold in range(1, folds + 1):
+        stream = [seed, 2**31 - 1] if fold == 1 else [seed, 2**31 - 1, fold]
+        order = np.random.default_rng(stream).permutation(len(names))
+        parts = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
+        for split, rows in parts.items():
+            text = split_text(((f"{names[r]}.jpg", scores[r]) for r in sorted(rows)), digits=4)
+            (folder / f"{split}_{fold}.txt").write_text(text)
+        if fold == 1:
+            counts = {split: len(rows) for split, rows in parts.items()}
+    return counts
 
 
 def _read_text(path: Path) -> str:
@@ -298,24 +310,28 @@ def _read_text(path: Path) -> str:
         return ""
 
 
-def _readme(count: int, size: int, users: int, seed: int) -> str:
+def _readme(count: int, size: int, users: int, seed: int, folds: int) -> str:
     buffer = io.StringIO()
     buffer.write(f"{README_MARK}: the images, scores and gaze here are SYNTHETIC.\n")
     buffer.write("They are procedural scenes, not photographs; no person's gaze was recorded.\n\n")
     buffer.write(f"generator: memgaze.train.demo, {count} images at {size}x{size}, {users} users, seed {seed}\n")
     buffer.write("score = clip(0.35 + 0.30*faces/3 + 0.25*bright/4 + 0.05*text/2 - 0.30*busy + N(0, 0.04^2), 0, 1)\n")
     buffer.write("users: " + ", ".join(f"{name} (prefers {kind})" for name, kind in USER_PROFILES[:users]) + "\n")
-    buffer.write("layout: images/*.jpg, splits/{train,val,test}_1.txt, gaze/<user>/*.png, gaze/fixations.csv\n")
+    splits = "splits/{train,val,test}_1.txt" if folds == 1 else f"splits/{{train,val,test}}_k.txt for k = 1..{folds}"
+    buffer.write(f"layout: images/*.jpg, {splits}, gaze/<user>/*.png, gaze/fixations.csv\n")
     return buffer.getvalue()
 
 
-def main_make_demo(out: str | os.PathLike[str], count: int, image_size: int, users: int, seed: int) -> DemoSummary:
+def main_make_demo(
+    out: str | os.PathLike[str], count: int, image_size: int, users: int, seed: int, folds: int = 1
+) -> DemoSummary:
     """Make the demo dataset and print a one-line summary (for ``memgaze-train --make-demo-data``)."""
     start = time.perf_counter()
-    summary = make_demo_dataset(out, count, image_size, users, seed)
+    summary = make_demo_dataset(out, count, image_size, users, seed, folds)
     console.print(
         f"wrote SYNTHETIC demo dataset {summary.root}: {count} images at {image_size}px, "
-        f"{len(summary.users)} users ({', '.join(summary.users)}), splits "
+        f"{len(summary.users)} users ({', '.join(summary.users)}), "
+        + (f"{folds} splits of " if folds > 1 else "splits ")
         + "/".join(f"{k} {v}" for k, v in summary.splits.items())
         + f", score mean {summary.score_mean:.2f} sd {summary.score_std:.2f}, seed {seed}, "
         f"{time.perf_counter() - start:.1f}s",

@@ -15,6 +15,7 @@ import torch
 
 from memgaze.console import WarningCounter, console
 from memgaze.errors import fail
+from memgaze.layout import is_synthetic
 from memgaze.train.config import TrainConfig
 from memgaze.train.curves import MetricLog
 from memgaze.train.distributed import DistContext, barrier, cleanup, setup
@@ -109,7 +110,7 @@ def _resolve_data(cfg: TrainConfig, out: Path, dist: DistContext) -> tuple[Path,
     root = Path(cfg.data)
     if not root.is_dir():
         fail(f"--data {root} is not a folder (give a dataset root in the LaMem layout, or 'demo')")
-    synthetic = (root / "README.txt").is_file() and "synthetic" in (root / "README.txt").read_text(errors="replace").lower()
+    synthetic = is_synthetic(root)
     if synthetic and dist.is_main:
         console.print(f"training on SYNTHETIC demo data: {root}")
     return root, synthetic

@@ -21,6 +21,7 @@ from memgaze.train.kd_targets import BatchTargets, ResNetTargets
 from memgaze.train.loop import Batch, Compute, StageSpec
 from memgaze.train.models import build_model, default_config
 from memgaze.train.stages.context import StageContext, StageOutcome, monitor, prefixed, trunk_lr_mult
+from memgaze.train.stages.heldout import student_metrics
 
 TEACHER_FILE = "teacher.safetensors"
 USER_MODULES = ("users.", "films.", "query.")
@@ -80,10 +81,7 @@ def train_student(
     result = ctx.fit(spec)
     if hook is not None:
         hook.remove()
-    test_maps = ctx.dataset("test", "user", people)
-    test = score_metrics(model, ctx.dataset("test", "image"), ctx.compute, ctx.batch_size)
-    test.update(map_metrics(model, test_maps, ctx.compute, ctx.batch_size, users, fixation_lookup(users, test_maps)))
-    return StageOutcome("student", model, config, test, result.epochs_run)
+    return StageOutcome("student", model, config, student_metrics(ctx, model, users), result.epochs_run)
 
 
 def resnet_teacher(path: Path, compute: Compute) -> TargetSource:
@@ -114,8 +112,3 @@ def student_param_groups(model: nn.Module, optim: OptimConfig) -> list[dict[str,
     backbone = [p for _, p in named if id(p) in trunk]
     mult = trunk_lr_mult(optim.lr_student_backbone_mult, model)
     return [{"params": rest, "lr": lr}, {"params": user, "lr": lr * optim.lr_user_mult}, {"params": backbone, "lr": lr * mult}]
-
-
-def fixation_lookup(users: list[str], dataset: MemorabilityDataset) -> Callable[[int, int], Any]:
-    """``(user index, image index) -> bool [h, w] | None``: the binary fixation map for NSS."""
-    return lambda user, index: dataset.gaze.fixations(users[user], dataset.images[index].name)

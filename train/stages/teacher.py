@@ -11,6 +11,7 @@ from memgaze.train.evaluate import score_metrics
 from memgaze.train.loop import Batch, StageSpec
 from memgaze.train.models import build_model, default_config
 from memgaze.train.stages.context import StageContext, StageOutcome, monitor, prefixed, trunk_lr_mult
+from memgaze.train.stages.heldout import teacher_metrics
 
 
 def train_teacher(
@@ -42,6 +43,5 @@ def train_teacher(
         epochs=epochs,
     )
     result = ctx.fit(spec)
-    test = score_metrics(model, ctx.dataset("test", "image"), ctx.compute, ctx.batch_size)
-    return StageOutcome("teacher", model, config, test, result.epochs_run)
+    return StageOutcome("teacher", model, config, teacher_metrics(ctx, model), result.epochs_run)
 
