@@ -112,13 +112,13 @@ def test_latency_compares_two_student_backbones(bundle: Path, tmp_path: Path) ->
     from memgaze.export.cli import app as export_app
 
     config = default_config("student", image_size=SIZE, users=["generic", "user_a"], backbone_weights=None,
-                            backbone="efficientnet_lite0")
-    lite0 = save_checkpoint(tmp_path / "lite0.safetensors", build_model(config), config)
-    result = CliRunner().invoke(export_app, ["--checkpoint", str(lite0), "--out", str(tmp_path / "lite0"), "--int8", "--calib",
+                            backbone="mobilenet_v3_small")
+    mnv3 = save_checkpoint(tmp_path / "mnv3.safetensors", build_model(config), config)
+    result = CliRunner().invoke(export_app, ["--checkpoint", str(mnv3), "--out", str(tmp_path / "mnv3"), "--int8", "--calib",
                                              str(bundle.parent / "demo-data" / "images"), "--calib-count", "16", "--allow-degraded"])
     assert result.exit_code == 0, result.output
-    # the module's bundle has the default student (MobileNetV3-Small)
-    _bench(["latency", "--model", str(tmp_path / "lite0"), "--compare", str(bundle), "--backends", "onnxruntime",
+    # the module's bundle has the default student (EfficientNet-Lite0)
+    _bench(["latency", "--model", str(bundle), "--compare", str(tmp_path / "mnv3"), "--backends", "onnxruntime",
             "--precisions", "fp32,int8", "--models", "student", "--batch", "1", "--iters", "3", "--warmup", "1",
             "--rounds", "1", "--out", str(tmp_path / "bench")])
     data = json.loads((tmp_path / "bench" / "latency.json").read_text())

@@ -22,7 +22,8 @@ def test_train_speed_cli_writes_rows_and_report(tmp_path: Path) -> None:
     for row in data["rows"]:
         assert row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
         assert row["images_per_s"] == pytest.approx(2 * 1000 / row["mean_ms"])
-    assert data["models"]["macs"]["teacher"] > 15 * data["models"]["macs"]["student"]
+    # ResNet-50 against the default student, EfficientNet-Lite0: about 11x the MACs at any input size
+    assert data["models"]["macs"]["teacher"] > 8 * data["models"]["macs"]["student"]
     assert data["settings"]["device"] == "cpu"
     md = (tmp_path / "report.md").read_text()
     assert all(f"| {name} |" in md for name in ROWS)
