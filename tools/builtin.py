@@ -117,6 +117,14 @@ def recipe_commands() -> str:
     return "\n".join(line.replace(str(ROOT) + "/", "") for line in text.strip().splitlines())
 
 
+def seeds_line(seeds: list[int]) -> str:
+    """Which seed ships, and what the other seeds are for (or that there were none)."""
+    if len(seeds) == 1:
+        return (f"The model shipped is seed {seeds[0]}'s. Only that seed was trained for this version: how much the "
+                "recipe's result varies with the seed is not measured here.")
+    return f"The model shipped is seed {seeds[0]}'s; the other seeds show how much the recipe's result varies."
+
+
 def card(run: Path, seeds: list[int], samples: list[tuple[str, float, float]]) -> str:
     """MODEL.md."""
     table, settings = figures_table(run, seeds)
@@ -140,7 +148,7 @@ allows non-commercial use only; so is this model, unless you obtain rights from 
 - **heatmap** (generic viewer): learned from ResMem's **Grad-CAM** (the gradient-weighted activations of its
   ResNet-152's last stage, for its score, on the whole frame at 227×227): the regions whose features raise ResMem's
   predicted memorability. **It is not gaze**: no eye-tracking data went into it. Add a real viewer's gaze with
-  `memgaze-train --stage personalize` on this checkpoint (the README says how).
+  `memgaze-train --stage personalize` on this checkpoint (memgaze's docs, page "The built-in model", say how).
 
 ## Model
 
@@ -175,7 +183,7 @@ with `memgaze/builtin/recipe.json`:
 {recipe}
 ```
 
-The model shipped is seed {seeds[0]}'s; the other seeds show how much the recipe's result varies.
+{seeds_line(seeds)}
 
 ## Figures
 
