@@ -11,7 +11,7 @@ BUILTIN := runs/builtin
 BUILTIN_SEEDS ?= 0 1 2
 BUILTIN_DIR = $(shell $(BIN)/python -c "from memgaze import builtin; print(builtin.folder())")
 
-.PHONY: install demo builtin builtin-seed test test-fast typecheck trt-api-check jetson-check test-teacher clean
+.PHONY: install demo builtin builtin-seed test test-fast docs typecheck trt-api-check jetson-check test-teacher clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt requirements/nodeps.txt setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The documentation site (docs/, mkdocs.yml) into build/site/; --strict turns every warning (a broken link or
+# anchor, a page missing from the nav) into an error. Needs no network.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
 
 # mypy reads a corrected copy of the tensorrt stubs (tools/trt_stubs.py), so a misspelled TensorRT call fails here.
 TRT_STUBS := build/trt-stubs

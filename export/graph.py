@@ -1,7 +1,7 @@
 """The exportable graph: uint8 NHWC BGR frames in, ``score`` and ``heatmap`` out.
 
-Everything a camera frame needs besides resizing happens inside the graph (DESIGN.md
-"Exported graph contract"): NHWC→NCHW, BGR→RGB, /255 and mean/std folded into one
+Everything a camera frame needs besides resizing happens inside the graph (docs/design.md,
+"The exported graph"): NHWC→NCHW, BGR→RGB, /255 and mean/std folded into one
 multiply-add, then the model and the spatial softmax of its map logits.
 """
 

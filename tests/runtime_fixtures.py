@@ -1,6 +1,6 @@
 """Test fixtures for the runtime: a real deploy bundle from a tiny torch model, and frames/clips to score.
 
-The bundle follows the graph contract in DESIGN.md (uint8 NHWC BGR ``image``, optional int64
+The bundle follows the graph contract in docs/design.md ("The exported graph") (uint8 NHWC BGR ``image``, optional int64
 ``user``; ``score`` [N], ``heatmap`` [N,1,h,w]) and the manifest keys in docs/internals.md.
 Only tests import this module (it needs torch, onnx and onnxruntime.quantization).
 """

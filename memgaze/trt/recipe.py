@@ -163,6 +163,6 @@ class Recipe:
 
 
 def bundle_inputs(height: int, width: int, personalized: bool) -> list[TensorShape]:
-    """The graph contract's inputs (DESIGN.md), for when no parsed network is at hand (``--print-trtexec``)."""
+    """The graph contract's inputs (docs/design.md, "The exported graph"), for when no parsed network is at hand (``--print-trtexec``)."""
     inputs = [TensorShape("image", (-1, height, width, 3))]
     return inputs + [TensorShape("user", (-1,))] if personalized else inputs
