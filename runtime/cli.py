@@ -26,7 +26,9 @@ from memgaze.runtime.mjpeg import MjpegServer, parse_host_port  # noqa: E402
 from memgaze.runtime.pipeline import Pipeline, Stream  # noqa: E402
 from memgaze.runtime.progress import ProgressSink, show_progress  # noqa: E402
 from memgaze.runtime.reader import CollectionReader  # noqa: E402
-from memgaze.runtime.sinks import CalibSink, CsvSink, JsonlSink, MjpegSink, Sink, VideoSink, WindowSink  # noqa: E402
+from memgaze.runtime.sinks import (  # noqa: E402
+    CalibSink, CsvSink, JsonlSink, MjpegSink, Sink, VideoSink, WindowSink, check_video_target,
+)
 from memgaze.runtime.sources import parse_source  # noqa: E402
 from memgaze.version import version_option  # noqa: E402
 
@@ -128,6 +130,8 @@ def run(
 ) -> None:
     """Score every frame of a source: memorability + gaze heatmap, to a window, JSON lines, CSV, a gallery, a video or a browser."""
     targets = _source_args(camera, source)
+    if save_video:
+        check_video_target(save_video)  # before the model loads (a TensorRT build can take minutes)
     warnings = WarningCounter("frames")
     with load(model, backend, precision, user, threads=threads, providers=providers.split(",") if providers else None,
               build=not no_build) as scorer:

@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import pytest
 
 from memgaze.runtime.mjpeg import MjpegServer
@@ -188,8 +189,6 @@ def test_every_cli_has_version(program: str) -> None:
 
 
 def test_csi_source_without_gstreamer_is_one_line(bundle: Path) -> None:
-    import cv2
-
     from memgaze.cv2_build import has_gstreamer
 
     if has_gstreamer():
@@ -197,3 +196,29 @@ def test_csi_source_without_gstreamer_is_one_line(bundle: Path) -> None:
     proc = run_cli(["--source", "csi://0", "--model", str(bundle), "--headless"])
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and "pip uninstall opencv-python-headless" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [("missing/x.mp4", "missing does not exist"), ("clip.mp4/x.mp4", "clip.mp4 is not a folder"),
+     ("x.unknown", "OpenCV cannot write video")],
+)
+def test_unwritable_save_video_is_one_line_before_scoring(bundle: Path, tmp_path: Path, target: str, message: str) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", frames=3, size=64)
+    before = sorted(tmp_path.iterdir())
+    proc = run_cli(["--source", str(clip), "--model", str(bundle), "--headless", "--save-video", str(tmp_path / target)])
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and message in lines[0] and "Traceback" not in proc.stderr
+    assert sorted(tmp_path.iterdir()) == before  # no trial or partial file left behind
+
+
+def test_save_video_writes_the_annotated_clip(bundle: Path, tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", frames=5, size=64)
+    out = tmp_path / "out.mp4"
+    proc = run_cli(["--source", str(clip), "--model", str(bundle), "--headless", "--save-video", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    video = cv2.VideoCapture(str(out))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 5 and int(video.get(cv2.CAP_PROP_FRAME_WIDTH)) == 64
+    video.release()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
