@@ -147,7 +147,8 @@ class Model:
         opened: list[FrameSource] = []
         try:
             for spec in specs:
-                opened.append(open_source(spec, size, options.rate, model_size=self.input_size))
+                opened.append(open_source(spec, size, options.rate, model_size=self.input_size,
+                                          rtsp_transport=options.rtsp_transport))
         except BaseException:
             for source in opened:
                 source.close()
@@ -167,6 +168,7 @@ class Model:
         batch: int | None = STREAM_BATCH,
         decode_threads: int | None = None,
         recursive: bool = True,
+        rtsp_transport: str = "auto",
     ) -> Stream:
         """Predictions for every frame of one source or several.
 
@@ -176,8 +178,9 @@ class Model:
         ``recursive``), decoded on ``decode_threads`` threads (default: every core) and scored ``batch`` per engine
         call; each prediction names its ``file``. With a live source among them (or ``batch=None``), a batch is the
         newest frame of each source, files are read in step and live sources keep only their newest frame. Cameras are asked for
-        ``input_width`` × ``input_height`` at ``input_rate`` (default: a mode near the model's size)."""
-        options = CaptureOptions(input_width, input_height, input_rate)
+        ``input_width`` × ``input_height`` at ``input_rate`` (default: a mode near the model's size). An rtsp:// source
+        gets RTP over ``rtsp_transport``: auto (OpenCV's default: TCP, UDP when the server refuses TCP), tcp or udp."""
+        options = CaptureOptions(input_width, input_height, input_rate, rtsp_transport)
         opened = self.open_sources(sources, options, recursive)
         try:
             return Stream(self.backend, opened, user=self.user, max_frames=max_frames,

@@ -8,6 +8,7 @@ import os
 # Before OpenCV loads: its own warnings (e.g. for a missing camera) would break the one-line errors.
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 os.environ.setdefault("OPENCV_VIDEOIO_DEBUG", "0")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own (e.g. an RTSP server's 461 Unsupported transport)
 
 import signal  # noqa: E402
 import time  # noqa: E402
@@ -29,7 +30,7 @@ from memgaze.runtime.reader import CollectionReader  # noqa: E402
 from memgaze.runtime.sinks import (  # noqa: E402
     CalibSink, CsvSink, JsonlSink, MjpegSink, Sink, VideoSink, WindowSink, check_video_target,
 )
-from memgaze.runtime.sources import parse_source  # noqa: E402
+from memgaze.runtime.sources import RTSP_TRANSPORTS, check_rtsp_transport, parse_source  # noqa: E402
 from memgaze.version import version_option  # noqa: E402
 
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
@@ -126,10 +127,15 @@ def run(
         None, "--providers", help="ONNX Runtime providers, comma-separated (tensorrt,cuda,cpu or full names)."
     ),
     reconnect: int = typer.Option(5, "--reconnect", min=0, help="Reconnect attempts for a lost camera or stream."),
+    rtsp_transport: str = typer.Option(
+        "auto", "--rtsp-transport", help=f"{' | '.join(RTSP_TRANSPORTS)}: how an rtsp:// source sends RTP; auto is OpenCV's "
+        "TCP, falling back to UDP when the server refuses TCP.",
+    ),
     version: bool = version_option(),
 ) -> None:
     """Score every frame of a source: memorability + gaze heatmap, to a window, JSON lines, CSV, a gallery, a video or a browser."""
     targets = _source_args(camera, source)
+    check_rtsp_transport(rtsp_transport)
     if save_video:
         check_video_target(save_video)  # before the model loads (a TensorRT build can take minutes)
     warnings = WarningCounter("frames")
@@ -137,7 +143,7 @@ def run(
               build=not no_build) as scorer:
         stream = scorer.stream(targets, input_width=input_width, input_height=input_height, input_rate=input_rate,
                                max_frames=max_frames, reconnect=reconnect, warnings=warnings, batch=batch,
-                               decode_threads=decode_threads, recursive=recursive)
+                               decode_threads=decode_threads, recursive=recursive, rtsp_transport=rtsp_transport)
         sinks: list[Sink] = []
         try:
             sinks += _sinks(headless, jsonl, csv, save_video, serve, save_calib, every, stream)

@@ -14,9 +14,13 @@ input (:func:`capture_size`), or the ``--input-width/--input-height/--input-rate
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -28,7 +32,13 @@ from memgaze.runtime.collection import (
     LIST_SUFFIXES, MediaItem, file_item, folder_items, glob_items, is_glob, list_file_items,
 )
 
-URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+RTSP_SCHEMES = ("rtsp://", "rtsps://")
+URL_SCHEMES = (*RTSP_SCHEMES, "rtmp://", "http://", "https://", "udp://", "tcp://")
+# How RTP reaches an rtsp:// source: auto is OpenCV's default (TCP interleaved, falling back to UDP when the server
+# refuses TCP); tcp or udp insists on one (FFmpeg's rtsp_transport).
+RTSP_TRANSPORTS = ("auto", "tcp", "udp")
+FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"  # read by OpenCV's FFmpeg backend at each open: key;value|key;value
+_FFMPEG_ENV_LOCK = threading.Lock()  # the environment is the process's: capture threads may (re)open sources at once
 CSI_SCHEME = "csi://"
 V4L2_SCHEME = "v4l2://"
 HOW_TO_CHOOSE = "choose a source with --camera N or --source FILE|FOLDER|GLOB|LIST.txt|URL|csi://N|v4l2:///dev/videoN|PIPELINE"
@@ -93,6 +103,44 @@ class CaptureOptions:
     width: int | None = None
     height: int | None = None
     rate: float | None = None
+    rtsp_transport: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_rtsp_transport(self.rtsp_transport)
+
+
+def check_rtsp_transport(transport: str) -> str:
+    """``transport`` if it is one of :data:`RTSP_TRANSPORTS`; one-line error otherwise."""
+    if transport not in RTSP_TRANSPORTS:
+        fail(f"the RTSP transport is one of {', '.join(RTSP_TRANSPORTS)}, not {transport!r}")
+    return transport
+
+
+def ffmpeg_capture_options(current: str | None, transport: str) -> str | None:
+    """The value of :data:`FFMPEG_OPTIONS_ENV` for opening an RTSP source over ``transport``: ``current`` (the user's,
+    None when unset) with its ``rtsp_transport`` replaced; ``current`` itself for auto."""
+    if transport == "auto":
+        return current
+    kept = [pair for pair in (current or "").split("|") if pair and pair.split(";", 1)[0] != "rtsp_transport"]
+    return "|".join([*kept, f"rtsp_transport;{transport}"])
+
+
+@contextlib.contextmanager
+def rtsp_transport_env(transport: str) -> Iterator[None]:
+    """Within: :data:`FFMPEG_OPTIONS_ENV` asks FFmpeg for ``transport`` (:func:`ffmpeg_capture_options`), under a lock
+    shared by every RTSP open; the user's value (or its absence) is restored on the way out."""
+    with _FFMPEG_ENV_LOCK:
+        previous = os.environ.get(FFMPEG_OPTIONS_ENV)
+        wanted = ffmpeg_capture_options(previous, transport)
+        if wanted is not None:
+            os.environ[FFMPEG_OPTIONS_ENV] = wanted
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop(FFMPEG_OPTIONS_ENV, None)
+            else:
+                os.environ[FFMPEG_OPTIONS_ENV] = previous
 
 
 def capture_size(options: CaptureOptions, model_size: tuple[int, int]) -> tuple[int, int]:
@@ -211,14 +259,15 @@ class VideoCaptureSource(FrameSource):
     """A camera, CSI camera, video file, URL or GStreamer pipeline through ``cv2.VideoCapture``.
 
     Cameras are asked for ``size`` (W, H) and ``rate``; the device picks its nearest mode. A video file named ``name``
-    gives each frame its :class:`Origin`."""
+    gives each frame its :class:`Origin`. An rtsp:// URL is read over ``rtsp_transport`` (:data:`RTSP_TRANSPORTS`)."""
 
     def __init__(self, spec: SourceSpec, size: tuple[int, int] | None = None, rate: float | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, rtsp_transport: str = "auto") -> None:
         super().__init__(spec)
         self.size = size or CAMERA_MODES[2]
         self.rate = rate
         self.name = name
+        self.rtsp_transport = check_rtsp_transport(rtsp_transport)
         self._capture: cv2.VideoCapture | None = None
         self._after_bad: tuple[np.ndarray, Origin | None] | None = None  # the good frame found past an undecodable one
 
@@ -232,8 +281,12 @@ class VideoCaptureSource(FrameSource):
             return cv2.VideoCapture(str(self.spec.target), cv2.CAP_GSTREAMER)
         threads = [cv2.CAP_PROP_N_THREADS, DECODE_THREADS]
         if self.spec.kind == "url":
+            url = str(self.spec.target)
             timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
-            return cv2.VideoCapture(str(self.spec.target), cv2.CAP_FFMPEG, timeouts + threads)
+            if not url.lower().startswith(RTSP_SCHEMES):
+                return cv2.VideoCapture(url, cv2.CAP_FFMPEG, timeouts + threads)
+            with rtsp_transport_env(self.rtsp_transport):
+                return cv2.VideoCapture(url, cv2.CAP_FFMPEG, timeouts + threads)
         return cv2.VideoCapture(str(self.spec.target), cv2.CAP_ANY, threads)
 
     def open(self) -> None:
@@ -363,22 +416,26 @@ def read_image(item: MediaItem, model_size: tuple[int, int] | None) -> tuple[np.
 
 
 def open_source(spec: SourceSpec, size: tuple[int, int] | None = None, rate: float | None = None,
-                model_size: tuple[int, int] | None = None) -> FrameSource:
+                model_size: tuple[int, int] | None = None, rtsp_transport: str = "auto") -> FrameSource:
     """Open ``spec`` (a camera asked for ``size`` (W, H) at ``rate``; a collection's JPEGs decoded no larger than a model
-    of ``model_size`` (H, W) needs); one-line error when it cannot be opened."""
+    of ``model_size`` (H, W) needs; an rtsp:// URL read over ``rtsp_transport``); one-line error when it cannot be
+    opened."""
     if spec.kind in ("csi", "pipeline") and not has_gstreamer():
         fail(f"{spec} needs OpenCV built with GStreamer, and this cv2 {cv2.__version__} has none "
              f"(pip's opencv-python-headless?); {SYSTEM_OPENCV_FIX}")
-    source: FrameSource = VideoCaptureSource(spec, size, rate) if spec.live else CollectionSource(spec, model_size)
+    source: FrameSource = (VideoCaptureSource(spec, size, rate, rtsp_transport=rtsp_transport) if spec.live
+                           else CollectionSource(spec, model_size))
     try:
         source.open()
     except SourceLost:
-        fail(_open_failure(spec))
+        fail(_open_failure(spec, rtsp_transport))
     return source
 
 
-def _open_failure(spec: SourceSpec) -> str:
+def _open_failure(spec: SourceSpec, rtsp_transport: str) -> str:
     if spec.kind == "camera":
         where = f"at index {spec.target}" if isinstance(spec.target, int) else f"at {spec.target}"
         return f"no camera {where} (or it is busy); {HOW_TO_CHOOSE}"
+    if str(spec.target).lower().startswith(RTSP_SCHEMES):
+        return f"could not open {spec} with RTP over {rtsp_transport} (--rtsp-transport {'|'.join(RTSP_TRANSPORTS)})"
     return f"could not open {spec}; {HOW_TO_CHOOSE}"

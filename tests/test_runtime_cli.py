@@ -19,7 +19,7 @@ import pytest
 
 from memgaze.runtime.mjpeg import MjpegServer
 from memgaze.runtime.sinks import encode_jpeg
-from runtime_fixtures import make_bundle, make_clip, synthetic_frame
+from runtime_fixtures import make_bundle, make_clip, rtsp_server, synthetic_frame
 
 RUN = [str(Path(sys.executable).with_name("memgaze-run"))]
 BLOCKER = '''
@@ -222,3 +222,19 @@ def test_save_video_writes_the_annotated_clip(bundle: Path, tmp_path: Path) -> N
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 5 and int(video.get(cv2.CAP_PROP_FRAME_WIDTH)) == 64
     video.release()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_rtsp_transport_udp_reads_a_udp_only_server(bundle: Path) -> None:
+    with rtsp_server("udp") as url:
+        base = ["--source", url, "--model", str(bundle), "--headless", "--max-frames", "3"]
+        proc = run_cli([*base, "--jsonl", "-", "--rtsp-transport", "udp"])
+        assert proc.returncode == 0, proc.stderr
+        assert [json.loads(line)["source"] for line in proc.stdout.splitlines()] == [0, 0, 0]
+        refused = run_cli([*base, "--rtsp-transport", "tcp"])
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 2 and len(lines) == 1 and f"could not open url {url} with RTP over tcp" in lines[0], refused.stderr
+
+
+def test_unknown_rtsp_transport_is_one_line(bundle: Path) -> None:
+    proc = run_cli(["--source", "rtsp://127.0.0.1:9/none", "--model", str(bundle), "--headless", "--rtsp-transport", "http"])
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: the RTSP transport is one of auto, tcp, udp, not 'http'"
