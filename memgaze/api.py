@@ -23,7 +23,7 @@ from memgaze.runtime.bundle import Bundle, load_bundle
 from memgaze.runtime.capture import ReconnectPolicy
 from memgaze.runtime.pipeline import Stream, batch_of
 from memgaze.runtime.prediction import Prediction, heatmap_peak
-from memgaze.runtime.sources import CaptureOptions, FrameSource, capture_size, open_source, source_spec
+from memgaze.runtime.sources import CaptureOptions, FrameSource, capture_wh, open_source, source_spec
 
 __all__ = ["Model", "Prediction", "Stream", "load", "MemgazeError"]
 
@@ -33,18 +33,18 @@ MAX_BATCH = 32  # images per engine call in predict(); longer lists are split
 STREAM_BATCH = 8  # frames of a collection per engine call in stream() (a TensorRT plan's profile covers 1-8 by default)
 
 
-def check_image(image: object, size: tuple[int, int], position: int | None = None) -> tuple[np.ndarray, tuple[int, int] | None]:
+def check_image(image: object, model_hw: tuple[int, int], position: int | None = None) -> tuple[np.ndarray, tuple[int, int] | None]:
     """``image`` as a uint8 BGR ``[H, W, 3]`` array, and its full (H, W) when a path's (or an encoded file's bytes')
-    JPEG was decoded smaller for a model of input ``size`` (:func:`memgaze.media.read_image_for`), else None;
+    JPEG was decoded smaller for a model of input ``model_hw`` (:func:`memgaze.media.read_image_for`), else None;
     one-line error otherwise."""
     where = "" if position is None else f" (image {position})"
     if isinstance(image, (str, Path)):
-        read, full_shape = read_image_for(Path(image), size)
+        read, full_shape = read_image_for(Path(image), model_hw)
         if read is None:
             fail(f"cannot read an image from {image}{where}")
         return read, full_shape
     if isinstance(image, bytes):
-        read, full_shape = decode_image_for(image, size)
+        read, full_shape = decode_image_for(image, model_hw)
         if read is None:
             fail(f"cannot decode an image from {len(image)} bytes{where}")
         return read, full_shape
@@ -143,11 +143,11 @@ class Model:
         if not items:
             fail("stream() got an empty list of sources")
         specs = [source_spec(item, recursive) for item in items]
-        size = capture_size(options, self.input_size)
+        wanted_wh = capture_wh(options, self.input_size)
         opened: list[FrameSource] = []
         try:
             for spec in specs:
-                opened.append(open_source(spec, size, options.rate, model_size=self.input_size,
+                opened.append(open_source(spec, wanted_wh, options.rate, model_hw=self.input_size,
                                           rtsp_transport=options.rtsp_transport))
         except BaseException:
             for source in opened:

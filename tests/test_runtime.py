@@ -28,7 +28,7 @@ from memgaze.runtime.pipeline import Pipeline, Stream, preprocess
 from memgaze.runtime.prediction import heatmap_peak
 from memgaze.runtime.sinks import CalibSink, JsonlSink, VideoSink, WindowSink, encode_jpeg
 from memgaze.runtime.sources import (
-    FFMPEG_OPTIONS_ENV, CaptureOptions, FrameSource, SourceLost, SourceSpec, VideoCaptureSource, capture_size, csi_pipeline,
+    FFMPEG_OPTIONS_ENV, CaptureOptions, FrameSource, SourceLost, SourceSpec, VideoCaptureSource, capture_wh, csi_pipeline,
     ffmpeg_capture_options, open_source, parse_source, source_spec,
 )
 from memgaze.runtime.timing import StageTimes
@@ -231,10 +231,10 @@ def test_jetson_inference_uris_and_capture_size(monkeypatch: pytest.MonkeyPatch)
         with pytest.raises(MemgazeError, match=message):
             source_spec(bad)
     # Cameras are asked for the smallest common mode that covers the model, or exactly what was given.
-    assert capture_size(CaptureOptions(), (128, 128)) == (320, 240)
-    assert capture_size(CaptureOptions(), (384, 384)) == (640, 480)
-    assert capture_size(CaptureOptions(), (800, 800)) == (1920, 1080)
-    assert capture_size(CaptureOptions(width=800, height=600), (128, 128)) == (800, 600)
+    assert capture_wh(CaptureOptions(), (128, 128)) == (320, 240)
+    assert capture_wh(CaptureOptions(), (384, 384)) == (640, 480)
+    assert capture_wh(CaptureOptions(), (800, 800)) == (1920, 1080)
+    assert capture_wh(CaptureOptions(width=800, height=600), (128, 128)) == (800, 600)
     pipeline = csi_pipeline(1, (320, 240), 60.0)
     assert pipeline.startswith("nvarguscamerasrc sensor-id=1 ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=60000/1000")
     assert "! nvvidconv ! video/x-raw,width=320,height=240,format=BGRx !" in pipeline and "appsink drop=1 max-buffers=1" in pipeline
@@ -318,6 +318,22 @@ def test_rtsp_opens_in_parallel_threads_keep_their_transport(rtsp_urls: dict[str
     for thread in threads:
         thread.join(60)
     assert results == {(t, r): True for r in range(3) for t in ("udp", "tcp")}
+
+
+def test_size_conventions_on_a_non_square_model(tmp_path: Path) -> None:
+    """``*_hw`` is (height, width), ``*_wh`` (width, height): a non-square size tells a swap."""
+    from memgaze.media import read_image_for, resize_frame
+    from memgaze.runtime.overlay import colorize
+
+    model_hw = (300, 400)
+    assert capture_wh(CaptureOptions(), model_hw) == (640, 360)  # 640 >= 400 wide, 360 >= 300 high
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    assert resize_frame(frame, model_hw).shape == (300, 400, 3)
+    assert colorize(np.ones((4, 4), np.float32), (400, 300)).shape == (300, 400, 3)
+    photo = tmp_path / "wide.jpg"
+    cv2.imwrite(str(photo), frame)
+    image, full_hw = read_image_for(photo, (150, 300))
+    assert full_hw == (720, 1280) and image.shape[:2] == (360, 640)  # decoded at 1/2: still 2x the model
 
 
 def _clip_with_a_wiped_frame(path: Path, frames: int = 20, wiped: int = 10) -> Path:
