@@ -38,7 +38,7 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from memgaze.api import Model, load
+from memgaze.runtime.api import Model, load
 from memgaze.bench.machine import describe_machine
 from memgaze.bench.report import Block, Heading, Para, Table
 from memgaze.errors import fail

@@ -1,5 +1,5 @@
 """``memgaze-run``: score cameras, videos, photo collections (folders, globs, lists of paths), URLs or GStreamer pipelines
-(a thin CLI over :mod:`memgaze.api`)."""
+(a thin CLI over :mod:`memgaze.runtime.api`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import cv2  # noqa: E402
 import typer  # noqa: E402
 
 from memgaze import __version__  # noqa: E402
-from memgaze.api import STREAM_BATCH, Model, load  # noqa: E402
+from memgaze.runtime.api import STREAM_BATCH, Model, load  # noqa: E402
 from memgaze.console import WarningCounter, console  # noqa: E402
 from memgaze.errors import fail, run_cli  # noqa: E402
 from memgaze.runtime.backends import BACKENDS, PRECISIONS  # noqa: E402

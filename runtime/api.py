@@ -1,5 +1,6 @@
 """The Python API: ``memgaze.load(bundle) -> Model``; ``Model.predict(images)`` and ``Model.stream(sources)``.
 
+``memgaze`` re-exports ``load``, ``Model``, ``Prediction`` and ``MemgazeError`` from here on first access;
 ``memgaze-run`` is a thin command line over this module. It imports the runtime (numpy, OpenCV; ONNX
 Runtime or TensorRT when a model is loaded), never torch or onnx.
 """
