@@ -238,3 +238,11 @@ def test_rtsp_transport_udp_reads_a_udp_only_server(bundle: Path) -> None:
 def test_unknown_rtsp_transport_is_one_line(bundle: Path) -> None:
     proc = run_cli(["--source", "rtsp://127.0.0.1:9/none", "--model", str(bundle), "--headless", "--rtsp-transport", "http"])
     assert proc.returncode == 2 and proc.stderr.strip() == "error: the RTSP transport is one of auto, tcp, udp, not 'http'"
+
+
+def test_help_shows_its_bracketed_notes() -> None:
+    """Rich renders help as markup, where "[the built-in model]" would be a tag and vanish: the notes are escaped."""
+    proc = subprocess.run(RUN + ["--help"], capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "300"})
+    assert proc.returncode == 0
+    assert "bundle folder written by memgaze-export [the built-in model, memgaze-lite0-resmem]." in proc.stdout
+    assert "auto | tcp | udp: how an rtsp:// source sends RTP" in proc.stdout
