@@ -38,11 +38,11 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from memgaze.api import Model, load
+from memgaze.runtime.api import Model, load
 from memgaze.bench.machine import describe_machine
 from memgaze.bench.report import Block, Heading, Para, Table
 from memgaze.errors import fail
-from memgaze.media import jpeg_size, read_image_for, resize_frame
+from memgaze.media import jpeg_wh, read_image_for, resize_frame
 from memgaze.runtime.collection import MediaItem
 from memgaze.runtime.pipeline import Pipeline
 from memgaze.runtime.sinks import JsonlSink
@@ -62,7 +62,7 @@ def photo_items(sources: list[str]) -> list[MediaItem]:
 
 def photo_size(item: MediaItem) -> tuple[int, int] | None:
     """A photo's (width, height): a JPEG's from its header, another's decoded."""
-    if (dims := jpeg_size(item.path)) is not None:
+    if (dims := jpeg_wh(item.path)) is not None:
         return dims
     image = cv2.imread(str(item.path))
     return None if image is None else (image.shape[1], image.shape[0])

@@ -28,7 +28,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from memgaze.api import STREAM_BATCH, Model, load
+from memgaze.runtime.api import STREAM_BATCH, Model, load
 from memgaze.bench.machine import describe_machine
 from memgaze.bench.report import Block, Heading, Para, Table, plot_bars
 from memgaze.bench.timing import summarize, time_interleaved

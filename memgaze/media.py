@@ -38,14 +38,14 @@ def list_media(folder: Path, what: str = "folder", skip: Path | None = None,
     return [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES], [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
 
 
-def resize_frame(frame: np.ndarray, size: tuple[int, int], prescale: int = PRESCALE) -> np.ndarray:
-    """A BGR frame at ``size`` = (height, width), as the runtime feeds the model; the frame itself when it fits.
+def resize_frame(frame: np.ndarray, model_hw: tuple[int, int], prescale: int = PRESCALE) -> np.ndarray:
+    """A BGR frame at ``model_hw`` = (height, width), as the runtime feeds the model; the frame itself when it fits.
 
     Shrinking a frame at least ``prescale`` times the model size: INTER_LINEAR to ``prescale`` × the size
     (cheap: it reads only the pixels around its sample points), then INTER_AREA (which averages what is
     left). INTER_AREA straight from 1280×720 costs ~40× more for nearly the same model output (see
     ``memgaze-bench resize``). Other shrinks: INTER_AREA; enlarging: INTER_LINEAR. ``prescale=1``: INTER_AREA only."""
-    height, width = size
+    height, width = model_hw
     if frame.shape[:2] == (height, width):
         return frame
     if prescale > 1 and frame.shape[0] >= prescale * height and frame.shape[1] >= prescale * width:
@@ -60,16 +60,16 @@ REDUCED_READS = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4
 SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame (not DHT, JPG, DAC)
 
 
-def jpeg_size(source: Path | bytes) -> tuple[int, int] | None:
+def jpeg_wh(source: Path | bytes) -> tuple[int, int] | None:
     """(width, height) from a JPEG's frame header (a file or its bytes), without decoding it; None when the header
     cannot be read."""
     if isinstance(source, bytes):
-        return _jpeg_header_size(io.BytesIO(source))
+        return _jpeg_header_wh(io.BytesIO(source))
     with open(source, "rb") as file:
-        return _jpeg_header_size(file)
+        return _jpeg_header_wh(file)
 
 
-def _jpeg_header_size(file: BinaryIO) -> tuple[int, int] | None:
+def _jpeg_header_wh(file: BinaryIO) -> tuple[int, int] | None:
     if file.read(2) != b"\xff\xd8":
         return None
     while True:
@@ -90,39 +90,39 @@ def _jpeg_header_size(file: BinaryIO) -> tuple[int, int] | None:
         file.seek(int.from_bytes(length, "big") - 2, 1)
 
 
-def reduced_read(dims: tuple[int, int], size: tuple[int, int], prescale: int = PRESCALE) -> tuple[int, int]:
-    """(OpenCV read flag, scale divisor) for a JPEG of ``dims`` (either orientation): the smallest 1/8, 1/4 or
-    1/2 decode that keeps it at least ``prescale`` × a model of input ``size``, else a full decode (1)."""
-    short, long = sorted(dims)
-    need_short, need_long = sorted(prescale * side for side in size)
+def reduced_read(jpeg_wh: tuple[int, int], model_hw: tuple[int, int], prescale: int = PRESCALE) -> tuple[int, int]:
+    """(OpenCV read flag, scale divisor) for a JPEG of ``jpeg_wh`` (either orientation): the smallest 1/8, 1/4 or
+    1/2 decode that keeps it at least ``prescale`` × a model of input ``model_hw``, else a full decode (1)."""
+    short, long = sorted(jpeg_wh)
+    need_short, need_long = sorted(prescale * side for side in model_hw)
     return next(((flag, k) for k, flag in REDUCED_READS if short // k >= need_short and long // k >= need_long),
                 (cv2.IMREAD_COLOR, 1))
 
 
-def read_image_for(path: Path, size: tuple[int, int], prescale: int = PRESCALE) -> tuple[np.ndarray | None, tuple[int, int] | None]:
-    """A BGR image for a model of input ``size`` (H, W), and its full (H, W) when it was decoded smaller, else None.
+def read_image_for(path: Path, model_hw: tuple[int, int], prescale: int = PRESCALE) -> tuple[np.ndarray | None, tuple[int, int] | None]:
+    """A BGR image for a model of input ``model_hw`` (H, W), and its full (H, W) when it was decoded smaller, else None.
 
     A JPEG is decoded at the smallest 1/8, 1/4 or 1/2 scale that keeps it at least ``prescale`` × the model
     size (:func:`resize_frame` then shrinks it as it would the full image): 2.5× cheaper than a full decode
     of a 1280×720 JPEG, as close to INTER_AREA (``memgaze-bench resize``). Other files: read in full."""
-    dims = jpeg_size(path) if path.suffix.lower() in JPEG_SUFFIXES and path.is_file() else None
-    flag, factor = reduced_read(dims, size, prescale) if dims is not None else (cv2.IMREAD_COLOR, 1)
-    return _with_full_shape(cv2.imread(str(path), flag), dims, factor)
+    header_wh = jpeg_wh(path) if path.suffix.lower() in JPEG_SUFFIXES and path.is_file() else None
+    flag, factor = reduced_read(header_wh, model_hw, prescale) if header_wh is not None else (cv2.IMREAD_COLOR, 1)
+    return _with_full_shape(cv2.imread(str(path), flag), header_wh, factor)
 
 
-def decode_image_for(data: bytes, size: tuple[int, int], prescale: int = PRESCALE) -> tuple[np.ndarray | None, tuple[int, int] | None]:
+def decode_image_for(data: bytes, model_hw: tuple[int, int], prescale: int = PRESCALE) -> tuple[np.ndarray | None, tuple[int, int] | None]:
     """:func:`read_image_for` on a file's bytes (e.g. read from object storage): the same decode, the same pixels."""
-    dims = jpeg_size(data)
-    flag, factor = reduced_read(dims, size, prescale) if dims is not None else (cv2.IMREAD_COLOR, 1)
-    return _with_full_shape(cv2.imdecode(np.frombuffer(data, np.uint8), flag), dims, factor)
+    header_wh = jpeg_wh(data)
+    flag, factor = reduced_read(header_wh, model_hw, prescale) if header_wh is not None else (cv2.IMREAD_COLOR, 1)
+    return _with_full_shape(cv2.imdecode(np.frombuffer(data, np.uint8), flag), header_wh, factor)
 
 
-def _with_full_shape(image: np.ndarray | None, dims: tuple[int, int] | None,
+def _with_full_shape(image: np.ndarray | None, header_wh: tuple[int, int] | None,
                      factor: int) -> tuple[np.ndarray | None, tuple[int, int] | None]:
     """The decoded image and its full (H, W) when it was decoded at 1/``factor``, else None."""
-    if image is None or factor == 1 or dims is None:
+    if image is None or factor == 1 or header_wh is None:
         return image, None
-    width, height = dims  # the header's, before any EXIF rotation that the decoder applied
+    width, height = header_wh  # the header's, before any EXIF rotation that the decoder applied
     rotated = (image.shape[0] > image.shape[1]) != (height > width)
     return image, (width, height) if rotated else (height, width)
 

@@ -1,5 +1,5 @@
 """``memgaze-run``: score cameras, videos, photo collections (folders, globs, lists of paths), URLs or GStreamer pipelines
-(a thin CLI over :mod:`memgaze.api`)."""
+(a thin CLI over :mod:`memgaze.runtime.api`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 # Before OpenCV loads: its own warnings (e.g. for a missing camera) would break the one-line errors.
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 os.environ.setdefault("OPENCV_VIDEOIO_DEBUG", "0")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own (e.g. an RTSP server's 461 Unsupported transport)
 
 import signal  # noqa: E402
 import time  # noqa: E402
@@ -17,7 +18,7 @@ import cv2  # noqa: E402
 import typer  # noqa: E402
 
 from memgaze import __version__  # noqa: E402
-from memgaze.api import STREAM_BATCH, Model, load  # noqa: E402
+from memgaze.runtime.api import STREAM_BATCH, Model, load  # noqa: E402
 from memgaze.console import WarningCounter, console  # noqa: E402
 from memgaze.errors import fail, run_cli  # noqa: E402
 from memgaze.runtime.backends import BACKENDS, PRECISIONS  # noqa: E402
@@ -26,8 +27,10 @@ from memgaze.runtime.mjpeg import MjpegServer, parse_host_port  # noqa: E402
 from memgaze.runtime.pipeline import Pipeline, Stream  # noqa: E402
 from memgaze.runtime.progress import ProgressSink, show_progress  # noqa: E402
 from memgaze.runtime.reader import CollectionReader  # noqa: E402
-from memgaze.runtime.sinks import CalibSink, CsvSink, JsonlSink, MjpegSink, Sink, VideoSink, WindowSink  # noqa: E402
-from memgaze.runtime.sources import parse_source  # noqa: E402
+from memgaze.runtime.sinks import (  # noqa: E402
+    CalibSink, CsvSink, JsonlSink, MjpegSink, Sink, VideoSink, WindowSink, check_video_target,
+)
+from memgaze.runtime.sources import RTSP_TRANSPORTS, check_rtsp_transport, parse_source  # noqa: E402
 from memgaze.version import version_option  # noqa: E402
 
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
@@ -94,7 +97,7 @@ def run(
     ),
     recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Read a folder's sub-folders too."),
     model: Optional[str] = typer.Option(
-        None, "--model", help="Deploy bundle folder written by memgaze-export [the built-in model, memgaze-lite0-resmem]."
+        None, "--model", help=r"Deploy bundle folder written by memgaze-export \[the built-in model, memgaze-lite0-resmem]."
     ),
     backend: str = typer.Option("auto", "--backend", help=f"{' | '.join(BACKENDS)}."),
     no_build: bool = typer.Option(
@@ -124,16 +127,23 @@ def run(
         None, "--providers", help="ONNX Runtime providers, comma-separated (tensorrt,cuda,cpu or full names)."
     ),
     reconnect: int = typer.Option(5, "--reconnect", min=0, help="Reconnect attempts for a lost camera or stream."),
+    rtsp_transport: str = typer.Option(
+        "auto", "--rtsp-transport", help=f"{' | '.join(RTSP_TRANSPORTS)}: how an rtsp:// source sends RTP; auto is OpenCV's "
+        "TCP, falling back to UDP when the server refuses TCP.",
+    ),
     version: bool = version_option(),
 ) -> None:
     """Score every frame of a source: memorability + gaze heatmap, to a window, JSON lines, CSV, a gallery, a video or a browser."""
     targets = _source_args(camera, source)
+    check_rtsp_transport(rtsp_transport)
+    if save_video:
+        check_video_target(save_video)  # before the model loads (a TensorRT build can take minutes)
     warnings = WarningCounter("frames")
     with load(model, backend, precision, user, threads=threads, providers=providers.split(",") if providers else None,
               build=not no_build) as scorer:
         stream = scorer.stream(targets, input_width=input_width, input_height=input_height, input_rate=input_rate,
                                max_frames=max_frames, reconnect=reconnect, warnings=warnings, batch=batch,
-                               decode_threads=decode_threads, recursive=recursive)
+                               decode_threads=decode_threads, recursive=recursive, rtsp_transport=rtsp_transport)
         sinks: list[Sink] = []
         try:
             sinks += _sinks(headless, jsonl, csv, save_video, serve, save_calib, every, stream)

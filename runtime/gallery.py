@@ -66,7 +66,7 @@ class Entry:
     peak_at: tuple[float, float]  # the peak as fractions of the thumbnail's width and height
     thumb: str
     heat: str
-    size: tuple[int, int]  # the thumbnail's (width, height)
+    size_wh: tuple[int, int]  # the thumbnail's (width, height)
     video: bool  # a frame of a video file
 
 
@@ -187,7 +187,7 @@ class GallerySink(Sink):
     @staticmethod
     def _figure(rank: int, entry: Entry) -> str:
         esc = html.escape
-        width, height = entry.size
+        width, height = entry.size_wh
         lazy = " loading='lazy'" if rank > EAGER else ""
         left, top = entry.peak_at
         return (

@@ -8,11 +8,11 @@ import numpy as np
 BAR_HEIGHT_FRACTION = 0.05
 
 
-def colorize(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Heatmap ``[h, w]`` → BGR uint8 ``[H, W, 3]`` (``size`` = (W, H)), scaled to its own max, JET colours."""
+def colorize(heatmap: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
+    """Heatmap ``[h, w]`` → BGR uint8 ``[H, W, 3]`` (``size_wh`` = (W, H)), scaled to its own max, JET colours."""
     peak = float(heatmap.max())
     scaled = cv2.convertScaleAbs(heatmap.astype(np.float32), alpha=255.0 / peak if peak > 0 else 0.0)
-    return cv2.applyColorMap(cv2.resize(scaled, size, interpolation=cv2.INTER_LINEAR), cv2.COLORMAP_JET)
+    return cv2.applyColorMap(cv2.resize(scaled, size_wh, interpolation=cv2.INTER_LINEAR), cv2.COLORMAP_JET)
 
 
 def annotate(

@@ -33,9 +33,9 @@ from memgaze.runtime.timing import RateMeter, StageTimes
 NO_ORIGIN = Origin("")  # a live frame: no file
 
 
-def preprocess(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """BGR frame → uint8 batch ``[1, H, W, 3]`` at the model's ``size`` (H, W); all the work is in OpenCV."""
-    return resize_frame(frame, size)[np.newaxis]
+def preprocess(frame: np.ndarray, model_hw: tuple[int, int]) -> np.ndarray:
+    """BGR frame → uint8 batch ``[1, H, W, 3]`` at the model's ``model_hw`` (H, W); all the work is in OpenCV."""
+    return resize_frame(frame, model_hw)[np.newaxis]
 
 
 def batch_of(inputs: list[np.ndarray]) -> np.ndarray:
@@ -109,9 +109,9 @@ class Stream:
         self.warnings = warnings or WarningCounter("frames")
         self.group: CaptureGroup | CollectionReader
         if batch is not None and not any(source.live for source in sources):
-            self.group = CollectionReader(sources, size=backend.input_size, batch=batch, threads=threads, warnings=self.warnings)
+            self.group = CollectionReader(sources, model_hw=backend.input_size, batch=batch, threads=threads, warnings=self.warnings)
         else:
-            prepare = functools.partial(resize_frame, size=backend.input_size)
+            prepare = functools.partial(resize_frame, model_hw=backend.input_size)
             self.group = CaptureGroup(sources, policy=policy, warnings=self.warnings, prepare=prepare)
         self.summary = RunSummary()
         self.started = 0.0

@@ -23,7 +23,7 @@ def score(
     sources: List[str] = typer.Argument(..., help="Folders, globs, text files of paths, or URIs Ray reads (s3://bucket/photos/, gs://…)."),
     out: str = typer.Option(..., "--out", help="Folder or URI prefix for the Parquet files (path, file, score, peak_x, peak_y, width, height, error)."),
     model: Optional[str] = typer.Option(
-        None, "--model", help="Deploy bundle folder on this machine, sent to the workers as bytes [the built-in model]."
+        None, "--model", help=r"Deploy bundle folder on this machine, sent to the workers as bytes \[the built-in model]."
     ),
     address: Optional[str] = typer.Option(
         None, "--address", help="Ray cluster to run on ('auto': the one this machine belongs to; default: a local one, or RAY_ADDRESS)."
@@ -34,7 +34,7 @@ def score(
     backend: str = typer.Option("onnxruntime", "--backend", help=f"{' | '.join(BACKENDS)}."),
     precision: Optional[str] = typer.Option(None, "--precision", help=f"{' | '.join(PRECISIONS)}; default: the best available."),
     user: Optional[str] = typer.Option(None, "--user", help="Predict this user's gaze (one of the bundle's users)."),
-    heatmaps: bool = typer.Option(False, "--heatmaps", help="Also write each heatmap ([h][w] floats)."),
+    heatmaps: bool = typer.Option(False, "--heatmaps", help=r"Also write each heatmap (\[h]\[w] floats)."),
     recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Read local folders' sub-folders too."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace what --out already holds."),
     quiet: bool = typer.Option(False, "--quiet", help="No Ray Data progress output."),

@@ -86,7 +86,7 @@ class BundleScorer:
 
     def __init__(self, bundle: Any, *, backend: str = "onnxruntime", precision: str | None = None,
                  user: str | None = None, threads: int = 1, heatmaps: bool = False, roots: list[str] | None = None) -> None:
-        from memgaze.api import load
+        from memgaze.runtime.api import load
 
         if not isinstance(bundle, (str, Path, PackedBundle)):  # an ObjectRef: the bundle sent once through the object store
             bundle = require_ray().get(bundle)
@@ -101,7 +101,7 @@ class BundleScorer:
     def __call__(self, batch: dict[str, np.ndarray]) -> Any:
         import pyarrow as pa
 
-        from memgaze.api import check_image
+        from memgaze.runtime.api import check_image
 
         paths = [str(path) for path in batch["path"]]
         checked: list[tuple[np.ndarray, tuple[int, int] | None]] = []

@@ -42,11 +42,11 @@ def _done(result: Frame | Skipped) -> Future[Frame | Skipped]:
 
 
 class CollectionReader:
-    """The frames of finite ``sources`` (collections of files) for a model of input ``size`` (H, W), ``batch`` at a time,
+    """The frames of finite ``sources`` (collections of files) for a model of input ``model_hw`` (H, W), ``batch`` at a time,
     decoded on ``threads`` threads (default: every usable core). The same interface as
     :class:`memgaze.runtime.capture.CaptureGroup`: :meth:`start`, :meth:`next_batch`, :meth:`stop` and the counters."""
 
-    def __init__(self, sources: list[FrameSource], *, size: tuple[int, int], batch: int, threads: int | None = None,
+    def __init__(self, sources: list[FrameSource], *, model_hw: tuple[int, int], batch: int, threads: int | None = None,
                  warnings: WarningCounter | None = None) -> None:
         if batch < 1:
             fail(f"the batch size must be at least 1, got {batch}")
@@ -55,7 +55,7 @@ class CollectionReader:
         if any(source.live for source in sources):
             fail("a live source cannot be read as a collection of files")
         self.sources = sources
-        self.size = size
+        self.model_hw = model_hw
         self.batch = batch
         self.threads = threads or usable_cores()
         self.warnings = warnings or WarningCounter("frames")
@@ -127,11 +127,11 @@ class CollectionReader:
 
     def _prepare(self, frame: Frame) -> Frame:
         start = time.perf_counter()
-        model_input = resize_frame(frame.image, self.size)
+        model_input = resize_frame(frame.image, self.model_hw)
         return replace(frame, model_input=model_input, pre_seconds=time.perf_counter() - start)
 
     def _load_image(self, source_id: int, item: MediaItem) -> Frame | Skipped:
-        image, full_shape = read_image_for(item.path, self.size)
+        image, full_shape = read_image_for(item.path, self.model_hw)
         if image is None:
             return Skipped(f"cannot decode {item.path}", item.name)
         return self._prepare(Frame(0, image, time.perf_counter(), source=source_id, full_shape=full_shape,

@@ -116,16 +116,52 @@ class CsvSink(RowSink):
         return self._take()
 
 
+VIDEO_FOURCC = "mp4v"
+PROBE_SIZE = (64, 64)  # (width, height) of the trial writer that checks the codec and container before the run
+
+
+def partial_video_path(path: Path) -> Path:
+    """Where a video is written until complete: beside ``path``, same suffix (OpenCV picks the container by it)."""
+    return path.with_name(f".{path.stem}.partial{path.suffix or '.mp4'}")
+
+
+def open_video_writer(path: Path, fps: float, size_wh: tuple[int, int]) -> cv2.VideoWriter | None:
+    """An mp4v ``cv2.VideoWriter`` of frames ``size_wh`` (width, height) at ``path``; None when OpenCV cannot open it."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*VIDEO_FOURCC), fps, size_wh)
+    if writer.isOpened():
+        return writer
+    writer.release()
+    return None
+
+
+def check_video_target(target: str) -> Path:
+    """``--save-video`` ``target`` as a path, after checking that its folder exists and is writable and that OpenCV
+    opens a writer there (a trial file, removed again); one-line error otherwise, before any frame is scored."""
+    path = Path(target)
+    folder = path.parent
+    if not folder.is_dir():
+        fail(f"cannot write --save-video {target}: {folder} {'is not a folder' if folder.exists() else 'does not exist'}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        fail(f"cannot write --save-video {target}: folder {folder} is not writable")
+    partial = partial_video_path(path)
+    writer = open_video_writer(partial, 30.0, PROBE_SIZE)
+    if writer is not None:
+        writer.release()
+    partial.unlink(missing_ok=True)
+    if writer is None:
+        fail(f"OpenCV cannot write video {target} (try a .mp4 or .avi name)")
+    return path
+
+
 class VideoSink(Sink):
-    """The annotated frames as a video (mp4v); written beside the target and renamed when complete."""
+    """The annotated frames as a video (mp4v); written beside the target and renamed when complete. The target is
+    checked when the sink is made (:func:`check_video_target`)."""
 
     wants_overlay = True
 
     def __init__(self, path: str, fps: float) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Same suffix so OpenCV picks the right container; renamed to `path` on close.
-        self._partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix or '.mp4'}")
+        self.path = check_video_target(path)
+        self._partial = partial_video_path(self.path)
         self._fps = fps if 0 < fps < 1000 else 30.0
         self._writer: cv2.VideoWriter | None = None
 
@@ -133,9 +169,9 @@ class VideoSink(Sink):
         assert annotated is not None
         if self._writer is None:
             height, width = annotated.shape[:2]
-            self._writer = cv2.VideoWriter(str(self._partial), cv2.VideoWriter.fourcc(*"mp4v"), self._fps, (width, height))
-            if not self._writer.isOpened():
-                fail(f"OpenCV cannot write video {self.path} (try a .mp4 or .avi name)")
+            self._writer = open_video_writer(self._partial, self._fps, (width, height))
+            if self._writer is None:
+                fail(f"OpenCV cannot write video {self.path} at {width}x{height}")
         self._writer.write(annotated)
 
     def close(self) -> None:

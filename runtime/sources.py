@@ -9,14 +9,18 @@ frame's number and time in it).
 The URIs jetson-inference users type work as they do there: ``csi://0`` is a Jetson CSI camera
 (``nvarguscamerasrc``; the frame is scaled to the capture size by ``nvvidconv`` in hardware) and
 ``v4l2:///dev/video0`` a V4L2 (USB) camera. Cameras are asked for a capture size near the model's
-input (:func:`capture_size`), or the ``--input-width/--input-height/--input-rate`` given.
+input (:func:`capture_wh`), or the ``--input-width/--input-height/--input-rate`` given.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -28,7 +32,13 @@ from memgaze.runtime.collection import (
     LIST_SUFFIXES, MediaItem, file_item, folder_items, glob_items, is_glob, list_file_items,
 )
 
-URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+RTSP_SCHEMES = ("rtsp://", "rtsps://")
+URL_SCHEMES = (*RTSP_SCHEMES, "rtmp://", "http://", "https://", "udp://", "tcp://")
+# How RTP reaches an rtsp:// source: auto is OpenCV's default (TCP interleaved, falling back to UDP when the server
+# refuses TCP); tcp or udp insists on one (FFmpeg's rtsp_transport).
+RTSP_TRANSPORTS = ("auto", "tcp", "udp")
+FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"  # read by OpenCV's FFmpeg backend at each open: key;value|key;value
+_FFMPEG_ENV_LOCK = threading.Lock()  # the environment is the process's: capture threads may (re)open sources at once
 CSI_SCHEME = "csi://"
 V4L2_SCHEME = "v4l2://"
 HOW_TO_CHOOSE = "choose a source with --camera N or --source FILE|FOLDER|GLOB|LIST.txt|URL|csi://N|v4l2:///dev/videoN|PIPELINE"
@@ -93,13 +103,51 @@ class CaptureOptions:
     width: int | None = None
     height: int | None = None
     rate: float | None = None
+    rtsp_transport: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_rtsp_transport(self.rtsp_transport)
 
 
-def capture_size(options: CaptureOptions, model_size: tuple[int, int]) -> tuple[int, int]:
-    """(width, height) to ask a camera for: the size given, else the smallest common mode covering ``model_size`` (H, W)."""
+def check_rtsp_transport(transport: str) -> str:
+    """``transport`` if it is one of :data:`RTSP_TRANSPORTS`; one-line error otherwise."""
+    if transport not in RTSP_TRANSPORTS:
+        fail(f"the RTSP transport is one of {', '.join(RTSP_TRANSPORTS)}, not {transport!r}")
+    return transport
+
+
+def ffmpeg_capture_options(current: str | None, transport: str) -> str | None:
+    """The value of :data:`FFMPEG_OPTIONS_ENV` for opening an RTSP source over ``transport``: ``current`` (the user's,
+    None when unset) with its ``rtsp_transport`` replaced; ``current`` itself for auto."""
+    if transport == "auto":
+        return current
+    kept = [pair for pair in (current or "").split("|") if pair and pair.split(";", 1)[0] != "rtsp_transport"]
+    return "|".join([*kept, f"rtsp_transport;{transport}"])
+
+
+@contextlib.contextmanager
+def rtsp_transport_env(transport: str) -> Iterator[None]:
+    """Within: :data:`FFMPEG_OPTIONS_ENV` asks FFmpeg for ``transport`` (:func:`ffmpeg_capture_options`), under a lock
+    shared by every RTSP open; the user's value (or its absence) is restored on the way out."""
+    with _FFMPEG_ENV_LOCK:
+        previous = os.environ.get(FFMPEG_OPTIONS_ENV)
+        wanted = ffmpeg_capture_options(previous, transport)
+        if wanted is not None:
+            os.environ[FFMPEG_OPTIONS_ENV] = wanted
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop(FFMPEG_OPTIONS_ENV, None)
+            else:
+                os.environ[FFMPEG_OPTIONS_ENV] = previous
+
+
+def capture_wh(options: CaptureOptions, model_hw: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) to ask a camera for: the size given, else the smallest common mode covering ``model_hw`` (H, W)."""
     if options.width and options.height:
         return options.width, options.height
-    height, width = model_size
+    height, width = model_hw
     for mode in CAMERA_MODES:
         if mode[0] >= (options.width or width) and mode[1] >= (options.height or height):
             return mode
@@ -162,9 +210,9 @@ def collection_items(spec: SourceSpec) -> list[MediaItem]:
     fail(f"{spec} is a live source, not a collection of files")
 
 
-def csi_pipeline(sensor: int, size: tuple[int, int], rate: float) -> str:
-    """The GStreamer pipeline of a Jetson CSI camera, scaled to ``size`` (W, H) by nvvidconv (in hardware)."""
-    width, height = size
+def csi_pipeline(sensor: int, capture_wh: tuple[int, int], rate: float) -> str:
+    """The GStreamer pipeline of a Jetson CSI camera, scaled to ``capture_wh`` (W, H) by nvvidconv (in hardware)."""
+    width, height = capture_wh
     sensor_w, sensor_h = max(CSI_SENSOR_MODE[0], width), max(CSI_SENSOR_MODE[1], height)
     fps = f"{int(round(rate * 1000))}/1000"
     return (
@@ -210,15 +258,16 @@ class FrameSource:
 class VideoCaptureSource(FrameSource):
     """A camera, CSI camera, video file, URL or GStreamer pipeline through ``cv2.VideoCapture``.
 
-    Cameras are asked for ``size`` (W, H) and ``rate``; the device picks its nearest mode. A video file named ``name``
-    gives each frame its :class:`Origin`."""
+    Cameras are asked for ``capture_wh`` (W, H) and ``rate``; the device picks its nearest mode. A video file named ``name``
+    gives each frame its :class:`Origin`. An rtsp:// URL is read over ``rtsp_transport`` (:data:`RTSP_TRANSPORTS`)."""
 
-    def __init__(self, spec: SourceSpec, size: tuple[int, int] | None = None, rate: float | None = None,
-                 name: str | None = None) -> None:
+    def __init__(self, spec: SourceSpec, capture_wh: tuple[int, int] | None = None, rate: float | None = None,
+                 name: str | None = None, rtsp_transport: str = "auto") -> None:
         super().__init__(spec)
-        self.size = size or CAMERA_MODES[2]
+        self.capture_wh = capture_wh or CAMERA_MODES[2]
         self.rate = rate
         self.name = name
+        self.rtsp_transport = check_rtsp_transport(rtsp_transport)
         self._capture: cv2.VideoCapture | None = None
         self._after_bad: tuple[np.ndarray, Origin | None] | None = None  # the good frame found past an undecodable one
 
@@ -227,13 +276,17 @@ class VideoCaptureSource(FrameSource):
             api = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
             return cv2.VideoCapture(self.spec.target, api)
         if self.spec.kind == "csi":
-            return cv2.VideoCapture(csi_pipeline(int(self.spec.target), self.size, self.rate or DEFAULT_RATE), cv2.CAP_GSTREAMER)
+            return cv2.VideoCapture(csi_pipeline(int(self.spec.target), self.capture_wh, self.rate or DEFAULT_RATE), cv2.CAP_GSTREAMER)
         if self.spec.kind == "pipeline":
             return cv2.VideoCapture(str(self.spec.target), cv2.CAP_GSTREAMER)
         threads = [cv2.CAP_PROP_N_THREADS, DECODE_THREADS]
         if self.spec.kind == "url":
+            url = str(self.spec.target)
             timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
-            return cv2.VideoCapture(str(self.spec.target), cv2.CAP_FFMPEG, timeouts + threads)
+            if not url.lower().startswith(RTSP_SCHEMES):
+                return cv2.VideoCapture(url, cv2.CAP_FFMPEG, timeouts + threads)
+            with rtsp_transport_env(self.rtsp_transport):
+                return cv2.VideoCapture(url, cv2.CAP_FFMPEG, timeouts + threads)
         return cv2.VideoCapture(str(self.spec.target), cv2.CAP_ANY, threads)
 
     def open(self) -> None:
@@ -244,8 +297,8 @@ class VideoCaptureSource(FrameSource):
             raise SourceLost(f"could not open {self.spec}")
         if self.spec.kind == "camera":
             capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-            capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
-            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.capture_wh[0])
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.capture_wh[1])
             if self.rate:
                 capture.set(cv2.CAP_PROP_FPS, self.rate)
         self._capture = capture
@@ -295,12 +348,12 @@ class VideoCaptureSource(FrameSource):
 
 class CollectionSource(FrameSource):
     """The files of a file, folder, glob or list source, read one after the other (a video frame by frame); JPEGs
-    decoded smaller for a model of ``model_size`` (H, W) where that is given (:func:`memgaze.media.read_image_for`).
+    decoded smaller for a model of ``model_hw`` (H, W) where that is given (:func:`memgaze.media.read_image_for`).
     An unreadable file is skipped and counted (:class:`Undecodable`)."""
 
-    def __init__(self, spec: SourceSpec, model_size: tuple[int, int] | None = None) -> None:
+    def __init__(self, spec: SourceSpec, model_hw: tuple[int, int] | None = None) -> None:
         super().__init__(spec)
-        self.model_size = model_size
+        self.model_hw = model_hw
         self.items = collection_items(spec)
         self._next = 0
         self._video: VideoCaptureSource | None = None
@@ -336,7 +389,7 @@ class CollectionSource(FrameSource):
                 except SourceLost:
                     raise Undecodable(f"cannot open video {item.path}", item.name) from None
                 continue
-            frame, self.full_shape = read_image(item, self.model_size)
+            frame, self.full_shape = read_image(item, self.model_hw)
             if frame is None:
                 raise Undecodable(f"cannot decode {item.path}", item.name)
             self.origin = Origin(item.name)
@@ -355,30 +408,34 @@ def open_video(item: MediaItem) -> VideoCaptureSource:
     return video
 
 
-def read_image(item: MediaItem, model_size: tuple[int, int] | None) -> tuple[np.ndarray | None, tuple[int, int] | None]:
-    """A collection's image (None when unreadable) and its full (H, W) when decoded smaller for ``model_size``."""
-    if model_size is None:
+def read_image(item: MediaItem, model_hw: tuple[int, int] | None) -> tuple[np.ndarray | None, tuple[int, int] | None]:
+    """A collection's image (None when unreadable) and its full (H, W) when decoded smaller for ``model_hw``."""
+    if model_hw is None:
         return cv2.imread(str(item.path), cv2.IMREAD_COLOR), None
-    return read_image_for(item.path, model_size)
+    return read_image_for(item.path, model_hw)
 
 
-def open_source(spec: SourceSpec, size: tuple[int, int] | None = None, rate: float | None = None,
-                model_size: tuple[int, int] | None = None) -> FrameSource:
-    """Open ``spec`` (a camera asked for ``size`` (W, H) at ``rate``; a collection's JPEGs decoded no larger than a model
-    of ``model_size`` (H, W) needs); one-line error when it cannot be opened."""
+def open_source(spec: SourceSpec, capture_wh: tuple[int, int] | None = None, rate: float | None = None,
+                model_hw: tuple[int, int] | None = None, rtsp_transport: str = "auto") -> FrameSource:
+    """Open ``spec`` (a camera asked for ``capture_wh`` (W, H) at ``rate``; a collection's JPEGs decoded no larger than a model
+    of ``model_hw`` (H, W) needs; an rtsp:// URL read over ``rtsp_transport``); one-line error when it cannot be
+    opened."""
     if spec.kind in ("csi", "pipeline") and not has_gstreamer():
         fail(f"{spec} needs OpenCV built with GStreamer, and this cv2 {cv2.__version__} has none "
              f"(pip's opencv-python-headless?); {SYSTEM_OPENCV_FIX}")
-    source: FrameSource = VideoCaptureSource(spec, size, rate) if spec.live else CollectionSource(spec, model_size)
+    source: FrameSource = (VideoCaptureSource(spec, capture_wh, rate, rtsp_transport=rtsp_transport) if spec.live
+                           else CollectionSource(spec, model_hw))
     try:
         source.open()
     except SourceLost:
-        fail(_open_failure(spec))
+        fail(_open_failure(spec, rtsp_transport))
     return source
 
 
-def _open_failure(spec: SourceSpec) -> str:
+def _open_failure(spec: SourceSpec, rtsp_transport: str) -> str:
     if spec.kind == "camera":
         where = f"at index {spec.target}" if isinstance(spec.target, int) else f"at {spec.target}"
         return f"no camera {where} (or it is busy); {HOW_TO_CHOOSE}"
+    if str(spec.target).lower().startswith(RTSP_SCHEMES):
+        return f"could not open {spec} with RTP over {rtsp_transport} (--rtsp-transport {'|'.join(RTSP_TRANSPORTS)})"
     return f"could not open {spec}; {HOW_TO_CHOOSE}"

@@ -7,12 +7,16 @@ Only tests import this module (it needs torch, onnx and onnxruntime.quantization
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import subprocess
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
+import pytest
 
 from memgaze import __version__
 from memgaze.gate_samples import Samples, write_samples
@@ -164,3 +168,34 @@ def make_folder(path: Path, frames: int = 6, size: int = 64, corrupt: tuple[int,
         else:
             cv2.imwrite(str(target), synthetic_frame(i, size))
     return path
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with python3-gi: the RTSP server runs on GStreamer, not on the venv
+GST_RTSP_PACKAGES = "python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good"
+
+
+@contextlib.contextmanager
+def rtsp_server(transport: str) -> Iterator[str]:
+    """A real RTSP server on 127.0.0.1 (tests/rtsp_server.py) sending RTP over ``transport`` (udp or tcp) only; yields
+    its URL. Skips the test when Debian's GStreamer RTSP server is not installed."""
+    probe = [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"]
+    try:
+        installed = subprocess.run(probe, capture_output=True, timeout=60).returncode == 0
+    except FileNotFoundError:
+        installed = False
+    if not installed:
+        pytest.skip(f"no GStreamer RTSP server for {SYSTEM_PYTHON} (apt-get install {GST_RTSP_PACKAGES})")
+    server = subprocess.Popen([SYSTEM_PYTHON, str(Path(__file__).with_name("rtsp_server.py")), transport],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None and server.stderr is not None
+        url = server.stdout.readline().strip()
+        if not url:
+            reason = server.stderr.read().strip()
+            if server.wait(timeout=10) == 3:
+                pytest.skip(reason)
+            raise AssertionError(f"the RTSP server did not start: {reason}")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -3,6 +3,7 @@ several sources (batched, ordered, tagged), bad inputs as one-line errors, and a
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -179,12 +180,16 @@ def test_stream_stops_at_max_frames_and_rejects_no_sources(model, tmp_path: Path
 LIGHT = """
 import sys
 import memgaze
-heavy = ("torch", "onnx", "tensorrt", "onnxruntime", "cv2", "memgaze.runtime")
+assert issubclass(memgaze.MemgazeError, Exception)
+heavy = ("torch", "onnx", "tensorrt", "onnxruntime", "cv2", "numpy", "rich", "typer")
 before = sorted(m for m in sys.modules if m.split(".")[0] in heavy or m.startswith("memgaze.runtime"))
 model = memgaze.load(sys.argv[1], backend="onnxruntime")
 prediction = model.predict(memgaze_image := __import__("numpy").zeros((40, 50, 3), "uint8"))
 after = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "onnx", "tensorrt"))
-print(__import__("json").dumps({"before": before, "after": after, "score": prediction.score}))
+api = sys.modules["memgaze.runtime.api"]
+same = [memgaze.load is api.load, memgaze.Model is api.Model, memgaze.Prediction is api.Prediction]
+print(__import__("json").dumps({"before": before, "after": after, "score": prediction.score, "same": same,
+                                "old": "memgaze.api" in sys.modules}))
 """
 
 
@@ -193,6 +198,25 @@ def test_import_memgaze_is_light_and_load_needs_no_torch_or_onnx(bundle: Path) -
     proc = subprocess.run([sys.executable, "-c", LIGHT, str(bundle)], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["before"] == []  # `import memgaze` loads no runtime, OpenCV or inference library
+    assert result["before"] == []  # `import memgaze` (and its MemgazeError) loads no runtime, numpy, OpenCV or inference library
     assert result["after"] == []  # a model in use on ONNX Runtime: never torch, onnx or tensorrt
     assert 0.0 <= result["score"] <= 1.0
+    assert result["same"] == [True, True, True] and not result["old"]  # memgaze.load & co. are memgaze.runtime.api's
+
+
+def test_the_core_never_imports_the_runtime() -> None:
+    """memgaze's core modules import nothing of memgaze.runtime: the API lives there, and memgaze/__init__.py alone
+    reaches it, lazily (a frame's path is runtime → runtime, not runtime → core → runtime)."""
+    core = Path(memgaze.__file__).parent
+    offenders = []
+    for path in sorted(core.rglob("*.py")):
+        if path.name == "__init__.py" and path.parent == core:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            if any(name == "memgaze.runtime" or name.startswith("memgaze.runtime.") for name in names):
+                offenders.append(f"{path.relative_to(core)}:{node.lineno}")
+    assert offenders == []
+    assert not (core / "api.py").exists()

@@ -139,7 +139,7 @@ def test_files_decode_on_several_threads_and_live_sources_keep_the_capture_path(
 
     monkeypatch.setattr(reader, "read_image_for", slow_read)
     with open_backend(load_bundle(bundle), "onnxruntime", "fp32") as backend:
-        stream = Stream(backend, [open_source(source_spec(folder), model_size=(64, 64))], batch=5, threads=3)
+        stream = Stream(backend, [open_source(source_spec(folder), model_hw=(64, 64))], batch=5, threads=3)
         assert isinstance(stream.group, CollectionReader)
         got = list(stream)
         assert [p.file for p in got] == [f"img_{i:03d}.jpg" for i in range(12)]  # in order, whatever thread decoded it

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from memgaze.media import jpeg_size, read_image_for, resize_frame
+from memgaze.media import jpeg_wh, read_image_for, resize_frame
 from memgaze.runtime.backends import open_backend
 from memgaze.runtime.bundle import load_bundle
 from memgaze.correlation import pearson
@@ -73,7 +73,7 @@ def test_jpeg_is_decoded_smaller_within_the_same_tolerance(tmp_path: Path) -> No
     photo, png = tmp_path / "photo.jpg", tmp_path / "photo.png"
     cv2.imwrite(str(photo), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
     cv2.imwrite(str(png), frame)
-    assert jpeg_size(photo) == (1280, 720) and jpeg_size(png) is None
+    assert jpeg_wh(photo) == (1280, 720) and jpeg_wh(png) is None
     # 1/2 keeps 640×360 ≥ 2 × 128 on both sides; 1/4 (320×180) would not.
     image, full = read_image_for(photo, (128, 128))
     assert image is not None and image.shape == (360, 640, 3) and full == (720, 1280)
@@ -86,4 +86,4 @@ def test_jpeg_is_decoded_smaller_within_the_same_tolerance(tmp_path: Path) -> No
     assert np.abs(ours.astype(np.int16) - ref).mean() <= PIXEL_TOLERANCE
     assert np.abs(resize_frame(full_decode, (128, 128)).astype(np.int16) - ref).mean() <= PIXEL_TOLERANCE
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00")
-    assert jpeg_size(tmp_path / "broken.jpg") is None
+    assert jpeg_wh(tmp_path / "broken.jpg") is None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -25,11 +28,12 @@ from memgaze.runtime.pipeline import Pipeline, Stream, preprocess
 from memgaze.runtime.prediction import heatmap_peak
 from memgaze.runtime.sinks import CalibSink, JsonlSink, VideoSink, WindowSink, encode_jpeg
 from memgaze.runtime.sources import (
-    CaptureOptions, FrameSource, SourceSpec, VideoCaptureSource, capture_size, csi_pipeline, open_source, parse_source, source_spec,
+    FFMPEG_OPTIONS_ENV, CaptureOptions, FrameSource, SourceLost, SourceSpec, VideoCaptureSource, capture_wh, csi_pipeline,
+    ffmpeg_capture_options, open_source, parse_source, source_spec,
 )
 from memgaze.runtime.timing import StageTimes
 from memgaze.trt.fit import Machine
-from runtime_fixtures import USERS, make_bundle, make_folder, synthetic_frame
+from runtime_fixtures import USERS, make_bundle, make_folder, rtsp_server, synthetic_frame
 
 SIZE = 64
 
@@ -227,10 +231,10 @@ def test_jetson_inference_uris_and_capture_size(monkeypatch: pytest.MonkeyPatch)
         with pytest.raises(MemgazeError, match=message):
             source_spec(bad)
     # Cameras are asked for the smallest common mode that covers the model, or exactly what was given.
-    assert capture_size(CaptureOptions(), (128, 128)) == (320, 240)
-    assert capture_size(CaptureOptions(), (384, 384)) == (640, 480)
-    assert capture_size(CaptureOptions(), (800, 800)) == (1920, 1080)
-    assert capture_size(CaptureOptions(width=800, height=600), (128, 128)) == (800, 600)
+    assert capture_wh(CaptureOptions(), (128, 128)) == (320, 240)
+    assert capture_wh(CaptureOptions(), (384, 384)) == (640, 480)
+    assert capture_wh(CaptureOptions(), (800, 800)) == (1920, 1080)
+    assert capture_wh(CaptureOptions(width=800, height=600), (128, 128)) == (800, 600)
     pipeline = csi_pipeline(1, (320, 240), 60.0)
     assert pipeline.startswith("nvarguscamerasrc sensor-id=1 ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=60000/1000")
     assert "! nvvidconv ! video/x-raw,width=320,height=240,format=BGRx !" in pipeline and "appsink drop=1 max-buffers=1" in pipeline
@@ -241,6 +245,95 @@ def test_jetson_inference_uris_and_capture_size(monkeypatch: pytest.MonkeyPatch)
         with pytest.raises(MemgazeError, match="needs OpenCV built with GStreamer.*pip uninstall opencv-python-headless") as caught:
             open_source(spec)
         assert "\n" not in str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def rtsp_urls() -> Iterator[dict[str, str]]:
+    """Two real RTSP servers on 127.0.0.1: one sends RTP over UDP only, the other over TCP only."""
+    with contextlib.ExitStack() as stack:
+        yield {transport: stack.enter_context(rtsp_server(transport)) for transport in ("udp", "tcp")}
+
+
+def _rtsp_frame(url: str, transport: str) -> np.ndarray | None:
+    """A frame of ``url`` read over ``transport``; None when the source cannot be opened."""
+    source = VideoCaptureSource(SourceSpec("url", url), rtsp_transport=transport)
+    try:
+        source.open()
+    except SourceLost:
+        return None
+    try:
+        return source.read()
+    finally:
+        source.close()
+
+
+@pytest.mark.parametrize("server", ["udp", "tcp"])
+def test_rtsp_transport_reaches_only_a_server_that_offers_it(rtsp_urls: dict[str, str], server: str) -> None:
+    for transport in ("auto", "tcp", "udp"):
+        frame = _rtsp_frame(rtsp_urls[server], transport)
+        if transport in ("auto", server):  # auto: OpenCV asks for TCP and falls back to UDP
+            assert frame is not None and frame.shape == (64, 64, 3), (server, transport)
+        else:
+            assert frame is None, (server, transport)
+    with pytest.raises(MemgazeError, match="RTP over tcp") as caught:
+        open_source(SourceSpec("url", rtsp_urls["udp"]), rtsp_transport="tcp")
+    assert "\n" not in str(caught.value)
+
+
+def test_rtsp_transport_merges_with_the_users_ffmpeg_options(
+    rtsp_urls: dict[str, str], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+) -> None:
+    user = "max_delay;500000|rtsp_transport;tcp"
+    assert ffmpeg_capture_options(None, "udp") == "rtsp_transport;udp"
+    assert ffmpeg_capture_options(user, "udp") == "max_delay;500000|rtsp_transport;udp"
+    assert ffmpeg_capture_options(user, "auto") == user and ffmpeg_capture_options(None, "auto") is None
+    monkeypatch.setenv(FFMPEG_OPTIONS_ENV, user)
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_DEBUG)
+    try:
+        frame = _rtsp_frame(rtsp_urls["udp"], "udp")  # the user's tcp alone could not reach this server
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+    assert frame is not None
+    # What OpenCV's FFmpeg backend read at the open; the user's value is back afterwards.
+    logged = capfd.readouterr()
+    assert "capture options from environment: max_delay;500000|rtsp_transport;udp" in logged.out + logged.err
+    assert os.environ[FFMPEG_OPTIONS_ENV] == user
+    monkeypatch.delenv(FFMPEG_OPTIONS_ENV)
+    assert _rtsp_frame(rtsp_urls["udp"], "udp") is not None and FFMPEG_OPTIONS_ENV not in os.environ
+    with pytest.raises(MemgazeError, match="one of auto, tcp, udp, not 'sctp'"):
+        CaptureOptions(rtsp_transport="sctp")
+
+
+def test_rtsp_opens_in_parallel_threads_keep_their_transport(rtsp_urls: dict[str, str]) -> None:
+    """Capture threads reopen sources at once: each open must see its own transport in the shared environment."""
+    results: dict[tuple[str, int], bool] = {}
+
+    def read(transport: str, round_: int) -> None:
+        results[transport, round_] = _rtsp_frame(rtsp_urls[transport], transport) is not None
+
+    threads = [threading.Thread(target=read, args=(t, r)) for r in range(3) for t in ("udp", "tcp")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert results == {(t, r): True for r in range(3) for t in ("udp", "tcp")}
+
+
+def test_size_conventions_on_a_non_square_model(tmp_path: Path) -> None:
+    """``*_hw`` is (height, width), ``*_wh`` (width, height): a non-square size tells a swap."""
+    from memgaze.media import read_image_for, resize_frame
+    from memgaze.runtime.overlay import colorize
+
+    model_hw = (300, 400)
+    assert capture_wh(CaptureOptions(), model_hw) == (640, 360)  # 640 >= 400 wide, 360 >= 300 high
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    assert resize_frame(frame, model_hw).shape == (300, 400, 3)
+    assert colorize(np.ones((4, 4), np.float32), (400, 300)).shape == (300, 400, 3)
+    photo = tmp_path / "wide.jpg"
+    cv2.imwrite(str(photo), frame)
+    image, full_hw = read_image_for(photo, (150, 300))
+    assert full_hw == (720, 1280) and image.shape[:2] == (360, 640)  # decoded at 1/2: still 2x the model
 
 
 def _clip_with_a_wiped_frame(path: Path, frames: int = 20, wiped: int = 10) -> Path:

@@ -14,11 +14,12 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import pytest
 
 from memgaze.runtime.mjpeg import MjpegServer
 from memgaze.runtime.sinks import encode_jpeg
-from runtime_fixtures import make_bundle, make_clip, synthetic_frame
+from runtime_fixtures import make_bundle, make_clip, rtsp_server, synthetic_frame
 
 RUN = [str(Path(sys.executable).with_name("memgaze-run"))]
 BLOCKER = '''
@@ -188,8 +189,6 @@ def test_every_cli_has_version(program: str) -> None:
 
 
 def test_csi_source_without_gstreamer_is_one_line(bundle: Path) -> None:
-    import cv2
-
     from memgaze.cv2_build import has_gstreamer
 
     if has_gstreamer():
@@ -197,3 +196,53 @@ def test_csi_source_without_gstreamer_is_one_line(bundle: Path) -> None:
     proc = run_cli(["--source", "csi://0", "--model", str(bundle), "--headless"])
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and "pip uninstall opencv-python-headless" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [("missing/x.mp4", "missing does not exist"), ("clip.mp4/x.mp4", "clip.mp4 is not a folder"),
+     ("x.unknown", "OpenCV cannot write video")],
+)
+def test_unwritable_save_video_is_one_line_before_scoring(bundle: Path, tmp_path: Path, target: str, message: str) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", frames=3, size=64)
+    before = sorted(tmp_path.iterdir())
+    proc = run_cli(["--source", str(clip), "--model", str(bundle), "--headless", "--save-video", str(tmp_path / target)])
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and message in lines[0] and "Traceback" not in proc.stderr
+    assert sorted(tmp_path.iterdir()) == before  # no trial or partial file left behind
+
+
+def test_save_video_writes_the_annotated_clip(bundle: Path, tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", frames=5, size=64)
+    out = tmp_path / "out.mp4"
+    proc = run_cli(["--source", str(clip), "--model", str(bundle), "--headless", "--save-video", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    video = cv2.VideoCapture(str(out))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 5 and int(video.get(cv2.CAP_PROP_FRAME_WIDTH)) == 64
+    video.release()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_rtsp_transport_udp_reads_a_udp_only_server(bundle: Path) -> None:
+    with rtsp_server("udp") as url:
+        base = ["--source", url, "--model", str(bundle), "--headless", "--max-frames", "3"]
+        proc = run_cli([*base, "--jsonl", "-", "--rtsp-transport", "udp"])
+        assert proc.returncode == 0, proc.stderr
+        assert [json.loads(line)["source"] for line in proc.stdout.splitlines()] == [0, 0, 0]
+        refused = run_cli([*base, "--rtsp-transport", "tcp"])
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 2 and len(lines) == 1 and f"could not open url {url} with RTP over tcp" in lines[0], refused.stderr
+
+
+def test_unknown_rtsp_transport_is_one_line(bundle: Path) -> None:
+    proc = run_cli(["--source", "rtsp://127.0.0.1:9/none", "--model", str(bundle), "--headless", "--rtsp-transport", "http"])
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: the RTSP transport is one of auto, tcp, udp, not 'http'"
+
+
+def test_help_shows_its_bracketed_notes() -> None:
+    """Rich renders help as markup, where "[the built-in model]" would be a tag and vanish: the notes are escaped."""
+    proc = subprocess.run(RUN + ["--help"], capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "300"})
+    assert proc.returncode == 0
+    assert "bundle folder written by memgaze-export [the built-in model, memgaze-lite0-resmem]." in proc.stdout
+    assert "auto | tcp | udp: how an rtsp:// source sends RTP" in proc.stdout

@@ -119,3 +119,46 @@ def test_bad_config(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     config.write_text('{"learning_rate": 1}')
     proc = train_in_process(monkeypatch, capsys, "--data", str(data), "--out", str(tmp_path / "o"), "--config", str(config), *TINY)
     assert_one_line_error(proc, "learning_rate")
+
+
+def test_help_shows_the_config_defaults() -> None:
+    """Every bracketed default in `memgaze-train --help`, as rendered, is what TrainConfig (and build_config) gives;
+    the options that describe a rule instead are those whose config default is None (resolved at run time)."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from memgaze.train.cli import app
+    from memgaze.train.config import TrainConfig, build_config
+
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    shown = {match[1]: match[2] for line in result.output.splitlines()
+             if (match := re.match(r"│ (--[\w-]+)\b.*\[([^\]]+)\]", line))}
+    defaults, real, demo = TrainConfig(), build_config(None, {"data": "/lamem"}), build_config(None, {"data": "demo"})
+    values = {
+        "--out": defaults.out, "--stage": defaults.stage, "--fold": defaults.fold, "--batch-size": defaults.batch_size,
+        "--device": defaults.device, "--teacher-arch": defaults.teacher_arch, "--student-backbone": defaults.student_backbone,
+        "--seed": defaults.seed, "--video-every": defaults.label_free.video_every,
+        "--epochs-teacher": f"{real.epochs_teacher}; {demo.epochs_teacher} for --data demo",
+        "--epochs-student": f"{real.epochs_student}; {demo.epochs_student} for --data demo",
+        "--image-size": f"{real.image_size}; {demo.image_size} for --data demo",
+        "--demo-count": f"default: {defaults.demo.count}", "--demo-users": f"default: {defaults.demo.users}",
+        "--folds": "default: 1",  # --make-demo-data's own option, not a training setting
+    }
+    rules = {"--workers": defaults.workers, "--cache": defaults.cache, "--teacher-size": defaults.label_free.teacher_size,
+             "--teacher-mean": defaults.label_free.teacher_mean, "--teacher-std": defaults.label_free.teacher_std,
+             "--teacher-online": defaults.label_free.teacher_online}
+    assert set(shown) == set(values) | set(rules)
+    assert {option: shown[option] for option in values} == {option: str(value) for option, value in values.items()}
+    assert all(value is None for value in rules.values())
+
+
+def test_help_needs_no_torch() -> None:
+    """The defaults come from memgaze.train.config, which imports no torch: `memgaze-train --help` stays quick."""
+    import subprocess
+    import sys
+
+    probe = "import sys, memgaze.train.cli; print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'torchvision'}))"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr

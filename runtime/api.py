@@ -1,5 +1,6 @@
 """The Python API: ``memgaze.load(bundle) -> Model``; ``Model.predict(images)`` and ``Model.stream(sources)``.
 
+``memgaze`` re-exports ``load``, ``Model``, ``Prediction`` and ``MemgazeError`` from here on first access;
 ``memgaze-run`` is a thin command line over this module. It imports the runtime (numpy, OpenCV; ONNX
 Runtime or TensorRT when a model is loaded), never torch or onnx.
 """
@@ -23,7 +24,7 @@ from memgaze.runtime.bundle import Bundle, load_bundle
 from memgaze.runtime.capture import ReconnectPolicy
 from memgaze.runtime.pipeline import Stream, batch_of
 from memgaze.runtime.prediction import Prediction, heatmap_peak
-from memgaze.runtime.sources import CaptureOptions, FrameSource, capture_size, open_source, source_spec
+from memgaze.runtime.sources import CaptureOptions, FrameSource, capture_wh, open_source, source_spec
 
 __all__ = ["Model", "Prediction", "Stream", "load", "MemgazeError"]
 
@@ -33,18 +34,18 @@ MAX_BATCH = 32  # images per engine call in predict(); longer lists are split
 STREAM_BATCH = 8  # frames of a collection per engine call in stream() (a TensorRT plan's profile covers 1-8 by default)
 
 
-def check_image(image: object, size: tuple[int, int], position: int | None = None) -> tuple[np.ndarray, tuple[int, int] | None]:
+def check_image(image: object, model_hw: tuple[int, int], position: int | None = None) -> tuple[np.ndarray, tuple[int, int] | None]:
     """``image`` as a uint8 BGR ``[H, W, 3]`` array, and its full (H, W) when a path's (or an encoded file's bytes')
-    JPEG was decoded smaller for a model of input ``size`` (:func:`memgaze.media.read_image_for`), else None;
+    JPEG was decoded smaller for a model of input ``model_hw`` (:func:`memgaze.media.read_image_for`), else None;
     one-line error otherwise."""
     where = "" if position is None else f" (image {position})"
     if isinstance(image, (str, Path)):
-        read, full_shape = read_image_for(Path(image), size)
+        read, full_shape = read_image_for(Path(image), model_hw)
         if read is None:
             fail(f"cannot read an image from {image}{where}")
         return read, full_shape
     if isinstance(image, bytes):
-        read, full_shape = decode_image_for(image, size)
+        read, full_shape = decode_image_for(image, model_hw)
         if read is None:
             fail(f"cannot decode an image from {len(image)} bytes{where}")
         return read, full_shape
@@ -143,11 +144,12 @@ class Model:
         if not items:
             fail("stream() got an empty list of sources")
         specs = [source_spec(item, recursive) for item in items]
-        size = capture_size(options, self.input_size)
+        wanted_wh = capture_wh(options, self.input_size)
         opened: list[FrameSource] = []
         try:
             for spec in specs:
-                opened.append(open_source(spec, size, options.rate, model_size=self.input_size))
+                opened.append(open_source(spec, wanted_wh, options.rate, model_hw=self.input_size,
+                                          rtsp_transport=options.rtsp_transport))
         except BaseException:
             for source in opened:
                 source.close()
@@ -167,6 +169,7 @@ class Model:
         batch: int | None = STREAM_BATCH,
         decode_threads: int | None = None,
         recursive: bool = True,
+        rtsp_transport: str = "auto",
     ) -> Stream:
         """Predictions for every frame of one source or several.
 
@@ -176,8 +179,9 @@ class Model:
         ``recursive``), decoded on ``decode_threads`` threads (default: every core) and scored ``batch`` per engine
         call; each prediction names its ``file``. With a live source among them (or ``batch=None``), a batch is the
         newest frame of each source, files are read in step and live sources keep only their newest frame. Cameras are asked for
-        ``input_width`` × ``input_height`` at ``input_rate`` (default: a mode near the model's size)."""
-        options = CaptureOptions(input_width, input_height, input_rate)
+        ``input_width`` × ``input_height`` at ``input_rate`` (default: a mode near the model's size). An rtsp:// source
+        gets RTP over ``rtsp_transport``: auto (OpenCV's default: TCP, UDP when the server refuses TCP), tcp or udp."""
+        options = CaptureOptions(input_width, input_height, input_rate, rtsp_transport)
         opened = self.open_sources(sources, options, recursive)
         try:
             return Stream(self.backend, opened, user=self.user, max_frames=max_frames,
