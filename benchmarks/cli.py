@@ -26,7 +26,7 @@ def _version(version: bool = version_option()) -> None:
     """Benchmark memgaze (``--version`` answers before any command)."""
 
 
-MODEL_HELP = "Deploy bundle folder (memgaze-export) [the built-in model]."
+MODEL_HELP = r"Deploy bundle folder (memgaze-export) \[the built-in model]."
 RESULT_FILES = ("latency.json", "pipeline.json", "resize.json", "photos.json", "accuracy.json", "agreement.json", "train.json", "lamem.json")
 
 
@@ -215,7 +215,7 @@ def accuracy(
 @app.command()
 def agreement(
     model: Optional[list[str]] = typer.Option(
-        None, "--model", help="LABEL=BUNDLE (repeatable): deploy bundles to compare [the built-in model]."
+        None, "--model", help=r"LABEL=BUNDLE (repeatable): deploy bundles to compare \[the built-in model]."
     ),
     data: Path = typer.Option(..., "--data", help="Folder with images/ of photos none of the models trained on."),
     reference: str = typer.Option("resmem", "--reference", help="Reference model: 'resmem' or an ONNX file (as --teacher-model)."),
@@ -249,8 +249,8 @@ def train(
 def lamem(
     data: Path = typer.Argument(..., help="Dataset root in the LaMem layout: images/ and splits/{train,val,test}_<k>.txt (LaMem's own release folder as it is)."),
     train: bool = typer.Option(False, "--train", help="Train teacher and student on every split first, with the same settings; a finished split is kept, an interrupted one resumed."),
-    runs: Optional[Path] = typer.Option(None, "--runs", help="Per-split runs RUNS/fold_<k>/ (memgaze-train --fold K --out RUNS/fold_K) [OUT/runs]."),
-    folds: Optional[str] = typer.Option(None, "--folds", help="Comma list of split numbers [every complete split in DATA/splits]."),
+    runs: Optional[Path] = typer.Option(None, "--runs", help=r"Per-split runs RUNS/fold_<k>/ (memgaze-train --fold K --out RUNS/fold_K) \[OUT/runs]."),
+    folds: Optional[str] = typer.Option(None, "--folds", help=r"Comma list of split numbers \[every complete split in DATA/splits]."),
     ablation: bool = typer.Option(False, "--ablation", help="Also the student without gaze imitation, same seed, split and teacher (RUNS/fold_<k>/no-gaze/)."),
     peer: Optional[list[str]] = typer.Option(None, "--peer", help="'resmem' or an ONNX memorability model, scored on each split's test list (repeatable)."),
     config: Optional[Path] = typer.Option(None, "--config", help="memgaze-train settings (JSON) every split trains with."),

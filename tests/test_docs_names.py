@@ -35,8 +35,6 @@ DOTTED = re.compile(r"(?<![\w.-])(memgaze(?:\.[A-Za-z_]\w*)+)")
 PY_FILE = re.compile(r"(?<![\w./-])((?:[\w-]+/)*[\w-]+\.py)\b")
 PLACEHOLDER = re.compile(r"[<>*{}…]|\.\.\.")
 LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)\s]*)?\)")
-# Names that another branch is moving into place: checked once the file exists, expected to fail before.
-PENDING = {"memgaze.runtime.api": "runtime/api.py"}
 
 
 def spans() -> list[tuple[str, str]]:
@@ -136,8 +134,6 @@ def test_readme_links_exist() -> None:
 
 @pytest.mark.parametrize("dotted", sorted({name for _, name in DOTTED_NAMES}))
 def test_dotted_names_resolve(dotted: str) -> None:
-    if dotted in PENDING and not (ROOT / PENDING[dotted]).exists():
-        pytest.xfail(f"{PENDING[dotted]} is not in this checkout yet")
     try:
         resolve(dotted)
     except (ImportError, AttributeError) as exc:
