@@ -8,7 +8,8 @@ becomes the built-in model: a copy gets ``MODEL.md`` (data, licences, the comman
 at every seed) and the card in its manifest; beside it go the student checkpoint, ``data-sources.json`` (every
 photo and its licence) and ``samples/`` (held-out photos at the model's size with the FP32 and INT8 scores the
 card lists, which the tests check). The folder under ``memgaze/builtin/`` is replaced as a whole, and the
-manifest's sha256 is pinned in ``memgaze/builtin/__init__.py``.
+manifest's sha256 is pinned in ``memgaze/builtin/__init__.py``; the card's figures are copied into
+``docs/builtin-model.md``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from memgaze.media import resize_frame
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = 24
 CARD = "MODEL.md"
+FIGURES_HEADING = "## Measured figures"
 
 
 def agreement_rows(run: Path, seed: int) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
@@ -59,6 +61,26 @@ def figures_table(run: Path, seeds: list[int]) -> tuple[str, dict[str, Any]]:
     first, _ = agreement_rows(run, seeds[0])
     settings["centre_cc"], settings["centre_sigma"] = first["fp32"]["centre_cc"], first["fp32"]["centre_sigma"]
     return "\n".join(lines), settings
+
+
+BARS = {"spearman": 0.85, "map_cc": 0.75, "int8_delta": 0.01}
+
+
+def bars_line(run: Path, seeds: list[int]) -> str:
+    """The bars the recipe must hold, and at which seeds each file holds them."""
+    held, missed = [], []
+    for seed in seeds:
+        rows, _ = agreement_rows(run, seed)
+        fp32 = rows["fp32"]
+        for label, row in rows.items():
+            if label == "fp32":
+                ok = row["spearman"] >= BARS["spearman"] and row["map_cc"] >= BARS["map_cc"]
+            else:
+                ok = all(abs(row[k] - fp32[k]) <= BARS["int8_delta"] for k in ("spearman", "map_cc"))
+            (held if ok else missed).append(f"seed {seed} {label}")
+    verdict = "held by every row" if not missed else f"missed by {', '.join(missed)}"
+    return (f"Bars: FP32 Spearman ρ ≥ {BARS['spearman']} and map CC ≥ {BARS['map_cc']} against ResMem, each INT8 file "
+            f"within {BARS['int8_delta']} of FP32 on both: {verdict}.")
 
 
 def data_table(sources: dict[str, Any]) -> str:
@@ -194,6 +216,8 @@ maps: the baseline a map must beat.
 
 {table}
 
+{bars_line(run, seeds)}
+
 Speed: {latency_line(run)}.
 
 ## Sample scores (checked by the tests)
@@ -204,6 +228,16 @@ Held-out photos at the model's size, in `../samples/images/`; scores of the gene
 |---|---|---|
 {sample_rows}
 """
+
+
+def publish_figures(card_text: str) -> None:
+    """Replace the "Measured figures" section of ``docs/builtin-model.md`` with the card's figures and data counts."""
+    page = ROOT / "docs" / "builtin-model.md"
+    sections = {s.split("\n", 1)[0]: s.split("\n", 1)[1].strip() for s in card_text.split("\n## ")[1:]}
+    head = page.read_text().split(FIGURES_HEADING)[0]
+    body = (f"{FIGURES_HEADING}\n\nCopied from the model card (`deploy/{CARD}`) by `tools/builtin.py`.\n\n"
+            f"{sections['Figures']}\n\n### Photos per package\n\n{sections['Data']}\n")
+    write_text(page, head + body)
 
 
 def pin(manifest_sha: str) -> None:
@@ -226,7 +260,8 @@ def main() -> None:
             shutil.copy2(shipped / name, staging / name)
         shutil.copy2(run / "photos" / "sources.json", staging / "data-sources.json")
         samples = write_samples(staging / "deploy", run / "photos" / "heldout", staging / "samples")
-        write_text(staging / "deploy" / CARD, card(run, seeds, samples))
+        card_text = card(run, seeds, samples)
+        write_text(staging / "deploy" / CARD, card_text)
 
         def add_card(manifest: Any) -> None:
             manifest.card = {"name": f"{builtin.NAME} v{builtin.VERSION}", "licence": builtin.LICENCE, "file": CARD,
@@ -236,6 +271,7 @@ def main() -> None:
         (staging / "deploy" / ".manifest.lock").unlink(missing_ok=True)
         digest = sha256_file(staging / "deploy" / "manifest.json")
     pin(digest)
+    publish_figures(card_text)
     sizes = sum(p.stat().st_size for p in builtin.folder().rglob("*") if p.is_file())
     print(f"built-in model written to {builtin.folder()} ({sizes / 2**20:.1f} MB), manifest sha256 {digest}")
 

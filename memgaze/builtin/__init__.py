@@ -20,7 +20,7 @@ NAME = "memgaze-lite0-resmem"
 VERSION = 1
 LICENCE = "NON-COMMERCIAL (derived from ResMem, University of Chicago)"
 MAP = "what drives the score (learned from ResMem's Grad-CAM), not gaze"  # what its generic heatmap is
-MANIFEST_SHA256 = ""  # written by `make builtin` (tools/builtin.py)
+MANIFEST_SHA256 = "5faa0843401f768294b5da43ab643103ae9bd03e25fb1f984fe9233e42531cc7"  # written by `make builtin` (tools/builtin.py)
 
 
 def folder() -> Path:
