@@ -41,7 +41,8 @@ def test_the_manifest_is_the_pinned_one_and_every_file_matches_it() -> None:
     assert builtin.MANIFEST_SHA256 and sha256_file(BUNDLE / "manifest.json") == builtin.MANIFEST_SHA256
     manifest = read_manifest(BUNDLE)
     listed = set(manifest.files)
-    assert {"model.onnx", "model.int8.onnx", "model.int8.ort.onnx", "gate_samples.npz", "MODEL.md"} <= listed
+    assert {"model.onnx", "model.int8.onnx", "model.int8.ort.onnx", "gate_samples.npz", "MODEL.md", "student.safetensors",
+            "student.json"} <= listed
     for name, entry in manifest.files.items():
         assert sha256_file(BUNDLE / name) == entry["sha256"], name
     assert manifest.card == {"name": f"{builtin.NAME} v{builtin.VERSION}", "licence": builtin.LICENCE, "file": "MODEL.md",

@@ -34,6 +34,7 @@ from memgaze.media import resize_frame
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = 24
 CARD = "MODEL.md"
+CHECKPOINT = ("student.safetensors", "student.json")  # shipped in the bundle, for personalization
 FIGURES_HEADING = "## Measured figures"
 
 
@@ -178,7 +179,7 @@ EfficientNet-Lite0 student (ImageNet weights of the `efficientnet-lite0-pytorch-
 decoder to stride 8, input 160×160 BGR uint8, heatmap 20×20; {student.get('params', 0):,} parameters,
 {student.get('macs', 0) / 1e6:.0f} M multiply-accumulates. Files: `model.onnx` (FP32), `model.int8.onnx` (INT8 Q/DQ
 for TensorRT), `model.int8.ort.onnx` (INT8 for ONNX Runtime on a CPU), `gate_samples.npz`, `calibration.cache`;
-`../student.safetensors` is the checkpoint they were exported from. Built with memgaze {memgaze.__version__}.
+`student.safetensors` (+ `student.json`) is the checkpoint they were exported from. Built with memgaze {memgaze.__version__}.
 
 ## Data
 
@@ -256,8 +257,8 @@ def main() -> None:
     shipped = run / f"seed{seeds[0]}"
     with atomic_dir(builtin.folder()) as staging:
         shutil.copytree(shipped / "deploy", staging / "deploy")
-        for name in ("student.safetensors", "student.json"):
-            shutil.copy2(shipped / name, staging / name)
+        for name in CHECKPOINT:
+            shutil.copy2(shipped / name, staging / "deploy" / name)
         shutil.copy2(run / "photos" / "sources.json", staging / "data-sources.json")
         samples = write_samples(staging / "deploy", run / "photos" / "heldout", staging / "samples")
         card_text = card(run, seeds, samples)
@@ -267,7 +268,7 @@ def main() -> None:
             manifest.card = {"name": f"{builtin.NAME} v{builtin.VERSION}", "licence": builtin.LICENCE, "file": CARD,
                              "map": builtin.MAP}
 
-        update_manifest(staging / "deploy", add_card, added=[CARD])
+        update_manifest(staging / "deploy", add_card, added=[CARD, *CHECKPOINT])
         (staging / "deploy" / ".manifest.lock").unlink(missing_ok=True)
         digest = sha256_file(staging / "deploy" / "manifest.json")
     pin(digest)

@@ -20,7 +20,7 @@ NAME = "memgaze-lite0-resmem"
 VERSION = 1
 LICENCE = "NON-COMMERCIAL (derived from ResMem, University of Chicago)"
 MAP = "what drives the score (learned from ResMem's Grad-CAM), not gaze"  # what its generic heatmap is
-MANIFEST_SHA256 = "5faa0843401f768294b5da43ab643103ae9bd03e25fb1f984fe9233e42531cc7"  # written by `make builtin` (tools/builtin.py)
+MANIFEST_SHA256 = "51508b5dc014bd2d3ddabfb1b0e19c9438bc07f1c0b4930a25bd9d13a7ad9827"  # written by `make builtin` (tools/builtin.py)
 
 
 def folder() -> Path:
@@ -34,8 +34,9 @@ def bundle_path() -> Path:
 
 
 def checkpoint_path() -> Path:
-    """The student checkpoint the bundle was exported from (``.safetensors`` + ``.json``)."""
-    return folder() / "student.safetensors"
+    """The student checkpoint the bundle was exported from (``.safetensors`` + ``.json``), inside the bundle and
+    listed in its manifest, so that its checksum is checked like the ONNX files'."""
+    return bundle_path() / "student.safetensors"
 
 
 def samples_path() -> Path:
