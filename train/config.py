@@ -25,8 +25,8 @@ amp                         ``auto`` (bf16 if supported, else fp16 + GradScaler;
   lr_student                peak AdamW learning rate of the student (3e-3)
   lr_student_backbone_mult  student trunk lr = lr_student * this (null = 0.1 from pretrained weights, else 1;
                             0 = frozen trunk, batch-norm statistics included)
-  freeze_student_bn         keep the student trunk's batch-norm statistics while its weights learn: fine-tuning
-                            a pretrained trunk on few images (false)
+  freeze_student_bn         keep the student trunk's batch-norm statistics while its weights learn (null = true
+                            from pretrained weights: small batches fine-tune it, and its INT8 ranges stay; else false)
   lr_user_mult              student user conditioning (embedding, FiLM, query) lr = lr_student * this (10.0)
   weight_decay              AdamW weight decay (1e-4)
   warmup_frac               fraction of steps spent warming up (OneCycle ``pct_start``) (0.2)
@@ -119,7 +119,7 @@ class OptimConfig:
     lr_backbone_mult: float | None = None
     lr_student: float = 3e-3
     lr_student_backbone_mult: float | None = None
-    freeze_student_bn: bool = False
+    freeze_student_bn: bool | None = None
     lr_user_mult: float = 10.0
     weight_decay: float = 1e-4
     warmup_frac: float = 0.2

@@ -78,39 +78,34 @@ def map_metrics(
     callable returning a bool ``[h, w]`` array or None) when given; ``cc_generic_target``: the
     generic viewer's map against the generic items' own targets (a reference model's map, or the
     mean of the users' maps), NaN when they have none.
+
+    Each image is run once per viewer (:class:`ViewerMaps`), however many of its items hold a map.
     """
     was_training = model.training
     model.eval()
     real = list(range(1, len(users)))
+    viewer_maps = ViewerMaps(model, compute, len(users), batch_size)
     rows: dict[tuple[int, int], tuple[int, float, float, float, float]] = {}
     generic_rows: dict[int, float] = {}
     for batch in _batches(dataset, compute, batch_size):
-        has_map = batch["has_heatmap"].bool()
-        generic_items = has_map & (batch["user"] == 0)
-        if generic_items.any():
-            predicted = _forward(model, compute, batch["image"][generic_items], batch["user"][generic_items])[1]
-            generic_rows.update(zip(batch["index"][generic_items].tolist(), cc_rows(predicted, batch["heatmap"][generic_items])))
-        keep = has_map & (batch["user"] > 0)
+        keep = batch["has_heatmap"].bool()
         if not keep.any():
             continue
-        image, user, target = batch["image"][keep], batch["user"][keep], batch["heatmap"][keep]
-        index = batch["index"][keep].tolist()
-        own_map = _forward(model, compute, image, user)[1]
-        own = cc_rows(own_map, target)
-        generic = cc_rows(_forward(model, compute, image, torch.zeros_like(user))[1], target)
-        other_sum = np.zeros_like(own)
-        user_np = user.cpu().numpy()
-        for k in real:
-            cc_k = cc_rows(_forward(model, compute, image, torch.full_like(user, k))[1], target)
-            other_sum += np.where(user_np == k, 0.0, cc_k)
-        other = other_sum / max(1, len(real) - 1)
-        for j, (i, u) in enumerate(zip(index, user.tolist())):
+        index, user, target = batch["index"][keep].tolist(), batch["user"][keep].tolist(), batch["heatmap"][keep]
+        predicted = viewer_maps.of(batch["image"][keep], index)  # [N, viewers, 1, h, w]
+        cc = np.stack([cc_rows(predicted[:, k], target) for k in range(len(users))], axis=1)  # [N, viewers]
+        for j, (i, u) in enumerate(zip(index, user)):
+            if u == 0:
+                generic_rows[i] = float(cc[j, 0])
+                continue
             nss = float("nan")
             if fixations is not None:
                 fix = fixations(u, i)
                 if fix is not None and fix.any():
-                    nss = float(metrics.nss(own_map[j, 0].cpu().numpy(), fix))
-            rows[(i, u)] = (u, float(own[j]), float(other[j]), float(generic[j]), nss)
+                    nss = float(metrics.nss(predicted[j, u, 0].cpu().numpy(), fix))
+            other = float(np.mean([cc[j, k] for k in real if k != u])) if len(real) > 1 else float("nan")
+            rows[(i, u)] = (u, float(cc[j, u]), other, float(cc[j, 0]), nss)
+        viewer_maps.forget_before(max(index))
     model.train(was_training)
     table = np.asarray(_gather_rows(compute, rows), dtype=np.float64).reshape(-1, 5)
     by_user = {users[k]: _mean(table[table[:, 0] == k, 1]) for k in real}
@@ -122,6 +117,32 @@ def map_metrics(
         "cc_generic_target": _mean(np.asarray(_gather_rows(compute, generic_rows), dtype=np.float64)),
         "cc_by_user": by_user,
     }
+
+
+class ViewerMaps:
+    """A student's maps of each image for every viewer (0 = generic, then the users), computed once per image
+    and kept while items of that image keep coming (a ``mode="user"`` dataset lists them together)."""
+
+    def __init__(self, model: nn.Module, compute: Compute, viewers: int, batch_size: int) -> None:
+        self.model, self.compute, self.viewers, self.batch_size = model, compute, viewers, batch_size
+        self.maps: dict[int, torch.Tensor] = {}
+
+    def of(self, images: torch.Tensor, index: list[int]) -> torch.Tensor:
+        """``[N, viewers, 1, h, w]`` heatmaps of the images with dataset indices ``index``."""
+        new = [j for j, i in enumerate(index) if i not in self.maps and index.index(i) == j]
+        if new:
+            pairs = [(j, k) for j in new for k in range(self.viewers)]
+            chunks = []
+            for start in range(0, len(pairs), self.batch_size):
+                image, viewer = zip(*pairs[start : start + self.batch_size])
+                chunks.append(_forward(self.model, self.compute, images[list(image)], torch.tensor(viewer, device=images.device))[1])
+            maps = torch.cat(chunks).unflatten(0, (len(new), self.viewers))
+            self.maps.update((index[j], m) for j, m in zip(new, maps))
+        return torch.stack([self.maps[i] for i in index])
+
+    def forget_before(self, index: int) -> None:
+        """Drop the maps of images before ``index``: the loader has passed them."""
+        self.maps = {i: m for i, m in self.maps.items() if i >= index}
 
 
 def cc_rows(pred: torch.Tensor, target: torch.Tensor) -> np.ndarray:

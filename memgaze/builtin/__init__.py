@@ -20,7 +20,7 @@ NAME = "memgaze-lite0-resmem"
 VERSION = 1
 LICENCE = "NON-COMMERCIAL (derived from ResMem, University of Chicago)"
 MAP = "what drives the score (learned from ResMem's Grad-CAM), not gaze"  # what its generic heatmap is
-MANIFEST_SHA256 = "51508b5dc014bd2d3ddabfb1b0e19c9438bc07f1c0b4930a25bd9d13a7ad9827"  # written by `make builtin` (tools/builtin.py)
+MANIFEST_SHA256 = "69a060e48cdf8a1c96cd7565347880775fb005018c81e71a15975fad37fa6a95"  # written by `make builtin` (tools/builtin.py)
 
 
 def folder() -> Path:

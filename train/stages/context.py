@@ -123,6 +123,13 @@ def trunk_lr_mult(configured: float | None, model: nn.Module) -> float:
     return 0.1 if model.pretrained_backbone else 1.0
 
 
+def freezes_trunk_bn(configured: bool | None, model: nn.Module) -> bool:
+    """Whether the student trunk keeps its batch-norm statistics: ``configured`` when set, else only for a trunk that
+    started from pretrained weights (statistics of small fine-tuning batches would replace ImageNet's, and with
+    them the ranges INT8 calibration finds)."""
+    return bool(model.pretrained_backbone) if configured is None else configured
+
+
 def prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
     return {prefix + k: v for k, v in values.items()}
 

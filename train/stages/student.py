@@ -20,7 +20,7 @@ from memgaze.train.evaluate import map_metrics, predict_scores, score_metrics
 from memgaze.train.kd_targets import BatchTargets, ResNetTargets
 from memgaze.train.loop import Batch, Compute, StageSpec
 from memgaze.train.models import build_model, default_config
-from memgaze.train.stages.context import StageContext, StageOutcome, monitor, prefixed, trunk_lr_mult
+from memgaze.train.stages.context import StageContext, StageOutcome, freezes_trunk_bn, monitor, prefixed, trunk_lr_mult
 from memgaze.train.stages.heldout import student_metrics
 
 TEACHER_FILE = "teacher.safetensors"
@@ -47,7 +47,7 @@ def train_student(
     feature_dim = 0 if features is None else int(features.shape[1])
     config = default_config("student", ctx.image_size, users, backbone=backbone, feature_dim=feature_dim)
     model = build_model(config)
-    if ctx.optim.lr_student_backbone_mult == 0 or ctx.optim.freeze_student_bn:
+    if ctx.optim.lr_student_backbone_mult == 0 or freezes_trunk_bn(ctx.optim.freeze_student_bn, model):
         model.freeze_backbone(weights=ctx.optim.lr_student_backbone_mult == 0)
     trunk: dict[str, torch.Tensor] = {}  # the stride-32 features of the batch, for feature distillation
     hook = model.enc32.register_forward_hook(lambda module, inputs, output: trunk.update(c32=output)) if features is not None else None
