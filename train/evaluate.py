@@ -79,7 +79,8 @@ def map_metrics(
     generic viewer's map against the generic items' own targets (a reference model's map, or the
     mean of the users' maps), NaN when they have none.
 
-    Each image is run once per viewer (:class:`ViewerMaps`), however many of its items hold a map.
+    Each image is run once per viewer (:class:`ViewerMaps`), however many of its items hold a map, so the
+    dataset must not augment: every item of an image shows the same pixels.
     """
     was_training = model.training
     model.eval()
