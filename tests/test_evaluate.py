@@ -42,7 +42,7 @@ def test_map_metrics_match_item_by_item(demo_data: Path, batch_size: int) -> Non
     with torch.no_grad():  # distinct viewers, so a mixed-up viewer changes the figures
         model.users.weight.normal_(0.0, 2.0)
     dataset = MemorabilityDataset(demo_data, "val", image_size=64, users=users, mode="user")
-    compute = make_compute(DistContext(device=torch.device("cpu"), rank=0, world_size=1, local_rank=0), "off", 0, 0)
+    compute = make_compute(DistContext(device=torch.device("cpu")), "off", 0, 0)
 
     found = map_metrics(model, dataset, compute, batch_size, ["generic", *users])
     expected = direct_map_metrics(model, dataset, 1 + len(users))
