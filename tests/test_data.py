@@ -13,6 +13,7 @@ import torch
 from memgaze.console import WarningCounter
 from memgaze.errors import MemgazeError
 from memgaze.train.augment import JointAugment
+from memgaze.train.config import AugmentConfig, OptimConfig
 from memgaze.layout import read_split
 from memgaze.train.data import MemorabilityDataset, list_users
 from memgaze.train.gaze import GazeStore
@@ -152,7 +153,7 @@ def test_bad_heatmaps_are_left_out_of_the_items(demo_copy: Path) -> None:
 
 
 def test_augmentation_is_joint(demo_data: Path) -> None:
-    flip = JointAugment(16, scale=(1.0, 1.0), flip_p=1.0, jitter=0.0)
+    flip = JointAugment(16, AugmentConfig(min_scale=1.0, flip=1.0, jitter=0.0))
     image = torch.arange(3 * 16 * 16, dtype=torch.uint8).reshape(3, 16, 16)
     heat = torch.zeros(1, 4, 4)
     heat[0, 1, 0] = 1.0
@@ -160,8 +161,11 @@ def test_augmentation_is_joint(demo_data: Path) -> None:
     out_image, out_heat = flip(image, heat)
     assert torch.equal(out_image, image.flip(-1))
     assert out_heat[0].argmax().item() == 1 * 4 + 3  # column 0 → column 3, same row
+    colour_only = JointAugment(16, AugmentConfig(min_scale=1.0, flip=0.0, jitter=0.5))
+    shaded, same_heat = colour_only(image, heat)
+    assert same_heat[0].argmax().item() == 1 * 4 + 0 and not torch.equal(shaded, image)  # no crop, no flip: the map stays put
     torch.manual_seed(0)
-    ds = MemorabilityDataset(demo_data, "train", image_size=32, augment=True, warnings=WarningCounter("t"))
+    ds = MemorabilityDataset(demo_data, "train", image_size=32, augment=JointAugment(32), warnings=WarningCounter("t"))
     items = [ds[i] for i in range(6)]
     for item in items:
         assert item["image"].shape == (3, 32, 32) and item["heatmap"].shape == (1, 4, 4)
@@ -169,7 +173,7 @@ def test_augmentation_is_joint(demo_data: Path) -> None:
     plain = MemorabilityDataset(demo_data, "train", image_size=32, warnings=WarningCounter("t"))
     assert any(not torch.equal(a["image"], plain[i]["image"]) for i, a in enumerate(items))
     torch.manual_seed(0)
-    again = MemorabilityDataset(demo_data, "train", image_size=32, augment=True, warnings=WarningCounter("t"))
+    again = MemorabilityDataset(demo_data, "train", image_size=32, augment=JointAugment(32), warnings=WarningCounter("t"))
     assert all(torch.equal(a["image"], again[i]["image"]) for i, a in enumerate(items))
 
 
@@ -183,3 +187,24 @@ def test_dataloader_batches(demo_data: Path) -> None:
 def test_bad_mode(demo_data: Path) -> None:
     with pytest.raises(MemgazeError, match="unknown dataset mode"):
         MemorabilityDataset(demo_data, "train", mode="viewer")
+
+
+def test_stage_datasets_take_the_augment_section(demo_data: Path, tmp_path: Path) -> None:
+    from torchvision.transforms import v2
+
+    from memgaze.train.distributed import DistContext
+    from memgaze.train.loop import make_compute
+    from memgaze.train.stages.context import StageContext
+
+    def crops(augmentation: AugmentConfig) -> list[bool]:
+        ctx = StageContext(
+            compute=make_compute(DistContext(device=torch.device("cpu")), "off", 0, 0), out=tmp_path, root=demo_data,
+            synthetic=True, fold=1, image_size=32, batch_size=4, seed=0, cache=False, resume=False, optim=OptimConfig(),
+            warnings=WarningCounter("t"), log=None, augmentation=augmentation,
+        )
+        train, val = ctx.dataset("train", "image", augment=True), ctx.dataset("val", "image")
+        assert train.augment is not None and val.augment is None
+        return [isinstance(step, v2.RandomResizedCrop) for step in train.augment.geometric.transforms]
+
+    assert crops(AugmentConfig()) == [False, True]  # flip, then the scale-crop
+    assert crops(AugmentConfig(min_scale=1.0)) == [False]

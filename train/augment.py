@@ -1,5 +1,6 @@
 """Train-time augmentation: flip and scale-crop applied identically to image and heatmap
-(torchvision.transforms.v2 on a pair of tv_tensors), colour jitter on the image only."""
+(torchvision.transforms.v2 on a pair of tv_tensors), colour jitter on the image only; its
+settings are the ``augment`` section of the training config."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torchvision import tv_tensors
 from torchvision.transforms import v2
+
+from memgaze.train.config import AugmentConfig
 
 
 class JointAugment:
@@ -16,16 +19,13 @@ class JointAugment:
     (bilinear for both), then area-downsampled back to h×w; its sum is not renormalised here.
     """
 
-    def __init__(
-        self,
-        image_size: int,
-        scale: tuple[float, float] = (0.6, 1.0),
-        flip_p: float = 0.5,
-        jitter: float = 0.3,
-    ) -> None:
-        self.geometric = v2.Compose(
-            [v2.RandomHorizontalFlip(flip_p), v2.RandomResizedCrop(image_size, scale=scale, antialias=True)]
-        )
+    def __init__(self, image_size: int, settings: AugmentConfig | None = None) -> None:
+        settings = settings or AugmentConfig()
+        steps: list[v2.Transform] = [v2.RandomHorizontalFlip(settings.flip)]
+        if settings.min_scale < 1.0:  # images arrive at image_size already: scale 1 is no crop at all
+            steps.append(v2.RandomResizedCrop(image_size, scale=(settings.min_scale, 1.0), antialias=True))
+        self.geometric = v2.Compose(steps)
+        jitter = settings.jitter
         self.color = v2.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter)
 
     def __call__(self, image: torch.Tensor, heatmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

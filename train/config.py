@@ -65,6 +65,12 @@ amp                         ``auto`` (bf16 if supported, else fp16 + GradScaler;
   video_every               keep every K-th video frame (30)
   video_min_change          skip a frame whose 32×32 grey thumbnail differs from the last kept one by
                             less than this mean absolute grey level, 0–255 (2.0)
+**augment**                 train-time augmentation of the teacher's and the student's images
+                            (:class:`memgaze.train.augment.JointAugment`; the maps move with them)
+  min_scale                 smallest area fraction of the random scale-crop, 1 = no crop (0.6; an external
+                            model's cached scores are of the whole image, which a crop shows only part of)
+  flip                      probability of a horizontal flip (0.5)
+  jitter                    brightness, contrast and saturation jitter, 0 = off (0.3)
 ==========================  ===================================================================
 
 Files of memgaze 0.1 hold the same settings as flat keys (``lr_teacher``, ``teacher_w_score``,
@@ -162,6 +168,15 @@ class LabelFreeConfig:
 
 
 @dataclasses.dataclass
+class AugmentConfig:
+    """Train-time augmentation of images and their maps."""
+
+    min_scale: float = 0.6
+    flip: float = 0.5
+    jitter: float = 0.3
+
+
+@dataclasses.dataclass
 class TrainConfig:
     """Every knob of ``memgaze-train``; see the module docstring for the meaning of each key."""
 
@@ -187,6 +202,7 @@ class TrainConfig:
     personalize: PersonalizeConfig = dataclasses.field(default_factory=PersonalizeConfig)
     demo: DemoConfig = dataclasses.field(default_factory=DemoConfig)
     label_free: LabelFreeConfig = dataclasses.field(default_factory=LabelFreeConfig)
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Nested plain dict (JSON-ready except NaN/inf floats, which ``json`` writes as literals)."""
@@ -334,5 +350,12 @@ def _validate(config: TrainConfig) -> None:
         fail(f"label_free.teacher_size must be at least 1, got {lf.teacher_size}")
     if lf.teacher_model is not None and config.stage in ("teacher", "personalize"):
         fail(f"--teacher-model trains the student from an external model; it does not go with --stage {config.stage}")
+    augment = config.augment
+    if not 0.0 < augment.min_scale <= 1.0:
+        fail(f"augment.min_scale must be above 0 and at most 1, got {augment.min_scale}")
+    if not 0.0 <= augment.flip <= 1.0:
+        fail(f"augment.flip must be between 0 and 1, got {augment.flip}")
+    if augment.jitter < 0.0:
+        fail(f"augment.jitter must not be negative, got {augment.jitter}")
     if not 0.0 < config.optim.warmup_frac < 1.0:
         fail(f"optim.warmup_frac must be between 0 and 1, got {config.optim.warmup_frac}")

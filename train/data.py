@@ -76,7 +76,7 @@ class MemorabilityDataset(Dataset[dict[str, torch.Tensor]]):
         map_size: int | tuple[int, int] | None = None,
         users: Sequence[str] | None = None,
         mode: str = "image",
-        augment: bool = False,
+        augment: JointAugment | None = None,
         cache: str | os.PathLike[str] | None = None,
         sigma: float | None = None,
         warnings: WarningCounter | None = None,
@@ -107,7 +107,7 @@ class MemorabilityDataset(Dataset[dict[str, torch.Tensor]]):
         self.scores = np.array([im.score for im in images], dtype=np.float32)
         self.gaze = GazeStore(self.root, self.map_size, sigma, self.warnings)
         self.maps, self.items = self._index_gaze(generic_maps or {})
-        self.augment = JointAugment(self.image_size) if augment else None
+        self.augment = augment
         if own:
             self.warnings.summary()
 

@@ -44,6 +44,7 @@ def run(cfg: TrainConfig, user: str | None = None, gaze: Path | None = None) -> 
             fold=cfg.fold, image_size=cfg.image_size, batch_size=cfg.batch_size, seed=cfg.seed,
             cache=(dist.device.type == "cuda") if cfg.cache is None else cfg.cache, resume=cfg.resume,
             optim=cfg.optim, warnings=WarningCounter("data"), log=MetricLog(out, cfg.resume) if dist.is_main else None,
+            augmentation=cfg.augment,
         )
         if cfg.resume and ctx.main and not saved_states(out):
             console.print(f"[yellow]warning:[/yellow] --resume: {out} holds no training state to resume; training from scratch",

@@ -15,7 +15,8 @@ from torch import nn
 from memgaze.console import WarningCounter, console
 from memgaze.errors import fail
 from memgaze.train.checkpoint import save_checkpoint
-from memgaze.train.config import OptimConfig, monitor_terms
+from memgaze.train.augment import JointAugment
+from memgaze.train.config import AugmentConfig, OptimConfig, monitor_terms
 from memgaze.train.curves import MetricLog
 from memgaze.train.data import MemorabilityDataset
 from memgaze.train.distributed import barrier
@@ -41,6 +42,7 @@ class StageContext:
     warnings: WarningCounter
     log: MetricLog | None
     generic_maps: Mapping[str, np.ndarray] | None = None  # the generic viewer's map target per image (a reference model's)
+    augmentation: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)  # of the datasets built with augment=True
 
     @property
     def main(self) -> bool:
@@ -68,7 +70,7 @@ class StageContext:
             barrier(self.compute.ctx)
         data = MemorabilityDataset(
             self.root, split, fold=self.fold, image_size=self.image_size, map_size=self.map_size, users=users,
-            mode=mode, augment=augment, cache=cache, warnings=self.warnings, generic_maps=self.generic_maps,
+            mode=mode, augment=JointAugment(self.image_size, self.augmentation) if augment else None, cache=cache, warnings=self.warnings, generic_maps=self.generic_maps,
         )
         if cache is not None and self.main:
             barrier(self.compute.ctx)
