@@ -2,8 +2,9 @@
 model does.
 
 For each bundle and each of its ONNX models (FP32; INT8 as ONNX Runtime runs it on this CPU; the
-TensorRT Q/DQ INT8 in exact emulation), the Spearman ρ, Pearson r and pairwise ranking accuracy of
-its scores against the reference model's (ResMem by default) on the photos of ``DATA/images/``, and,
+TensorRT Q/DQ INT8 in exact emulation), the Spearman ρ (with its 95% bootstrap interval over the photos),
+Pearson r and pairwise ranking accuracy of its scores against the reference model's (ResMem by default)
+on the photos of ``DATA/images/``, and,
 where the reference has a map (ResMem: Grad-CAM of its score), the mean CC of the student's generic
 heatmap with it, next to the best centred Gaussian's (the centre-bias baseline). The reference's
 outputs are cached (keyed by model and file contents), so a rerun only runs the students. Agreement
@@ -21,7 +22,7 @@ import numpy as np
 from memgaze.bench.machine import describe_machine
 from memgaze.bench.report import Block, Bullets, Heading, Para, Table
 from memgaze.console import WarningCounter, console
-from memgaze.correlation import pearson, pearson_rows, spearman
+from memgaze.correlation import pearson, pearson_rows, spearman, spearman_interval
 from memgaze.errors import fail
 
 BATCH = 8
@@ -128,6 +129,7 @@ def run_agreement(models: list[tuple[str, Path]], data: Path, reference: str = "
             pred, heat = _outputs(run, frames, bundle.input_size)
             row = {"model": label, "bundle": str(path), "precision": precision, "file": file,
                    "input": list(bundle.input_size), "spearman": spearman(pred, ref.scores),
+                   "spearman_ci95": list(spearman_interval(pred, ref.scores)),
                    "pearson": pearson(pred, ref.scores), "pairwise": metrics.pairwise_accuracy(pred, ref.scores),
                    "score_std": float(pred.std()), "map_cc": None, "centre_cc": None}
             if targets is not None:
@@ -135,7 +137,7 @@ def run_agreement(models: list[tuple[str, Path]], data: Path, reference: str = "
                 row["centre_cc"], row["centre_sigma"] = baselines[bundle.map_size]
             rows.append(row)
             maps_text = f", map CC {row['map_cc']:.3f} (centre {row['centre_cc']:.3f})" if targets is not None else ""
-            console.print(f"{label} {precision}: Spearman {row['spearman']:.3f}, pairwise {row['pairwise']:.3f}{maps_text} "
+            console.print(f"{label} {precision}: Spearman {row['spearman']:.3f} ({interval(row)}), pairwise {row['pairwise']:.3f}{maps_text} "
                           f"vs {teacher.name}")
     return {
         "machine": describe_machine(),
@@ -146,6 +148,12 @@ def run_agreement(models: list[tuple[str, Path]], data: Path, reference: str = "
     }
 
 
+def interval(row: dict[str, Any]) -> str:
+    """A row's 95% interval of ρ as text ("n/a" in rows written before memgaze recorded it)."""
+    bounds = row.get("spearman_ci95")
+    return f"{bounds[0]:.3f}–{bounds[1]:.3f}" if bounds else "n/a"
+
+
 def section(result: dict[str, Any], folder: Path) -> list[Block]:
     """Report blocks for an agreement result."""
     s = result["settings"]
@@ -154,11 +162,14 @@ def section(result: dict[str, Any], folder: Path) -> list[Block]:
         Para(f"Scores of each model on {s['images']} photos of {s['data']} against {s['reference']} "
              f"(reference score std {s['reference_score_std']:.3f}). Pairwise = share of photo pairs ordered like "
              "the reference (0.5 is chance)."),
-        Table(["model", "precision", "file", "input", "Spearman ρ", "Pearson r", "pairwise", "score std", "map CC",
-               "centred Gaussian CC"],
-              [[r["model"], r["precision"], r["file"], "x".join(map(str, r["input"])), r["spearman"], r["pearson"],
-                r["pairwise"], r["score_std"], r.get("map_cc"), r.get("centre_cc")] for r in result["rows"]]),
-        Bullets(["Agreement with a model is not accuracy on human memorability: on LaMem, published models reach "
+        Table(["model", "precision", "file", "input", "Spearman ρ", "ρ 95% interval", "Pearson r", "pairwise",
+               "score std", "map CC", "centred Gaussian CC"],
+              [[r["model"], r["precision"], r["file"], "x".join(map(str, r["input"])), r["spearman"], interval(r),
+                r["pearson"], r["pairwise"], r["score_std"], r.get("map_cc"), r.get("centre_cc")] for r in result["rows"]]),
+        Bullets([f"ρ 95% interval: where ρ could fall on another {s['images']} photos like these (percentile bootstrap, "
+                 "the photos resampled 2000 times). Two models whose intervals overlap widely are not told apart "
+                 "by this set.",
+                 "Agreement with a model is not accuracy on human memorability: on LaMem, published models reach "
                  "ρ 0.64–0.72 with human scores, and humans agree with each other at ρ 0.68.",
                  f"Map CC: the student's generic heatmap against the reference's map ({s.get('reference_map') or 'none'}), "
                  "averaged over the photos; the centred Gaussian is the best of several widths against the same maps. "

@@ -1,4 +1,5 @@
-"""Correlation of two samples (numpy only): Pearson r, per pair of rows or of whole arrays, and Spearman ρ.
+"""Correlation of two samples (numpy only): Pearson r, per pair of rows or of whole arrays, and Spearman ρ
+with its bootstrap interval.
 
 The one implementation the accuracy gate, the training metrics and the benchmarks share (the training loss
 has its own, differentiable one in torch: :func:`memgaze.train.losses.correlation`). Where scipy returns NaN
@@ -65,6 +66,22 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     if x.size and (np.ptp(x) == 0 or np.ptp(y) == 0):
         return pearson(x, y)
     return pearson(rankdata(x), rankdata(y))
+
+
+def spearman_interval(
+    a: np.ndarray, b: np.ndarray, level: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of Spearman ρ: the pairs resampled with replacement ``resamples`` times
+    (``seed`` fixed, so a rerun gives the same interval). How far ρ on these items could move on another
+    sample of the same size."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"interval level must be between 0 and 1, got {level}")
+    x, y = _flat_pair(a, b)
+    picks = np.random.default_rng(seed).integers(0, x.size, (resamples, x.size))
+    values = np.array([spearman(x[p], y[p]) for p in picks])
+    tail = 50.0 * (1.0 - level)
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
 
 
 def _flat_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

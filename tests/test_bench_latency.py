@@ -143,11 +143,16 @@ def test_agreement_with_a_reference_model(bundle: Path, tmp_path: Path) -> None:
     assert {r["file"] for r in first["rows"]} == {"model.onnx", "model.int8.ort.onnx", "model.int8.onnx"}
     for row in first["rows"]:
         assert -1 <= row["spearman"] <= 1 and 0 <= row["pairwise"] <= 1 and row["model"] == "lite"
+        low, high = row["spearman_ci95"]
+        assert low <= row["spearman"] <= high
         assert -1 <= row["map_cc"] <= 1 and 0 < row["centre_cc"] <= 1  # the reference has a map: CC and its baseline
     assert first["settings"]["images"] == 32 and not first["settings"]["reference_cached"]
+    low, high = first["rows"][0]["spearman_ci95"]
+    assert high - low > 0.1  # an untrained FP32 student on 32 photos: ρ is far from pinned down
     _bench(args)
     assert json.loads((tmp_path / "a" / "agreement.json").read_text())["settings"]["reference_cached"]
-    assert "pairwise" in (tmp_path / "a" / "report.md").read_text() and "centred Gaussian" in (tmp_path / "a" / "report.md").read_text()
+    report = (tmp_path / "a" / "report.md").read_text()
+    assert "pairwise" in report and "centred Gaussian" in report and f"{low:.3f}–{high:.3f}" in report
 
 
 def test_the_centre_baseline_is_the_best_centred_gaussian() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from memgaze.correlation import pearson, pearson_rows, rankdata, spearman
+from memgaze.correlation import pearson, pearson_rows, rankdata, spearman, spearman_interval
 from memgaze.gate import compare_outputs
 
 
@@ -70,3 +70,23 @@ def test_nothing_to_correlate_and_mismatched_sizes() -> None:
         spearman(np.arange(3.0), np.arange(4.0))
     with pytest.raises(ValueError, match="different shapes"):
         pearson_rows(np.zeros((2, 3)), np.zeros((2, 4)))
+
+
+def test_spearman_interval_is_scipys_percentile_bootstrap_and_narrows_with_more_items() -> None:
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=1400)
+    b = a + rng.normal(scale=0.6, size=1400)
+    small = spearman_interval(a[:140], b[:140])
+    low, high = small
+    assert low < spearman(a[:140], b[:140]) < high
+
+    def rho(x: np.ndarray, y: np.ndarray) -> float:
+        return float(stats.spearmanr(x, y).statistic)
+    scipy_ci = stats.bootstrap((a[:140], b[:140]), rho, paired=True, vectorized=False, method="percentile",
+                               n_resamples=2000, random_state=np.random.default_rng(3)).confidence_interval
+    assert low == pytest.approx(scipy_ci.low, abs=0.015) and high == pytest.approx(scipy_ci.high, abs=0.015)
+    large = spearman_interval(a, b)
+    assert large[1] - large[0] < 0.5 * (high - low)  # ten times the items: about a third of the width
+    assert spearman_interval(a[:140], b[:140]) == small  # seeded: a rerun gives the same interval
+    with pytest.raises(ValueError, match="level"):
+        spearman_interval(a, b, level=95)

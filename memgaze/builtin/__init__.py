@@ -20,7 +20,7 @@ NAME = "memgaze-lite0-resmem"
 VERSION = 1
 LICENCE = "NON-COMMERCIAL (derived from ResMem, University of Chicago)"
 MAP = "what drives the score (learned from ResMem's Grad-CAM), not gaze"  # what its generic heatmap is
-MANIFEST_SHA256 = "69a060e48cdf8a1c96cd7565347880775fb005018c81e71a15975fad37fa6a95"  # written by `make builtin` (tools/builtin.py)
+MANIFEST_SHA256 = "d4fc0a41bb77762a0838ddfab47cc8d878aa36e9562f7e5bdedae79b81bfad19"  # written by `make builtin` (tools/builtin.py)
 
 
 def folder() -> Path:
