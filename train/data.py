@@ -63,7 +63,8 @@ class MemorabilityDataset(Dataset[dict[str, torch.Tensor]]):
     image's position in ``self.images``. All gaze maps are read when the dataset is built
     (unreadable ones are warned about then) and kept in memory; ``cache`` is a folder for the
     preprocessed-image cache (then no image is decoded in ``__getitem__``). ``sigma`` is the
-    fixation Gaussian's sigma in map pixels (default: see :mod:`memgaze.train.gaze`).
+    fixation Gaussian's sigma in map pixels (default: see :mod:`memgaze.train.gaze`). ``augment``
+    transforms each item's image and map together (training splits; none = as stored).
     """
 
     def __init__(
