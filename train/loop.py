@@ -36,11 +36,11 @@ LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, float]]]
 
 @dataclasses.dataclass(frozen=True)
 class Compute:
-    """How tensors are computed: device, process rank, autocast dtype, layout, loader settings."""
+    """How tensors are computed: device, process rank, autocast dtype, loader settings; always channels_last
+    (faster convolutions on CUDA and on CPU alike)."""
 
     ctx: DistContext
     amp_dtype: torch.dtype | None
-    channels_last: bool
     workers: int
     seed: int
 
@@ -57,15 +57,14 @@ class Compute:
     def to_device(self, batch: Batch) -> Batch:
         """Copy a batch to the device (non-blocking from pinned memory); images channels_last."""
         moved = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-        if self.channels_last and "image" in moved:
+        if "image" in moved:
             moved["image"] = moved["image"].contiguous(memory_format=torch.channels_last)
         return moved
 
     def prepare(self, model: nn.Module) -> nn.Module:
-        """Move a model to the device, channels_last (faster convolutions on CUDA and on CPU alike)."""
+        """Move a model to the device, channels_last."""
         model.to(self.device)
-        if self.channels_last:
-            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         return model
 
 
@@ -77,7 +76,7 @@ def make_compute(ctx: DistContext, amp: str, workers: int | None, seed: int) -> 
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if workers is None:
         workers = min(8, torch.get_num_threads()) if cuda else 0
-    return Compute(ctx=ctx, amp_dtype=dtype, channels_last=True, workers=workers, seed=seed)
+    return Compute(ctx=ctx, amp_dtype=dtype, workers=workers, seed=seed)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

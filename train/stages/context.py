@@ -70,7 +70,8 @@ class StageContext:
             barrier(self.compute.ctx)
         data = MemorabilityDataset(
             self.root, split, fold=self.fold, image_size=self.image_size, map_size=self.map_size, users=users,
-            mode=mode, augment=JointAugment(self.image_size, self.augmentation) if augment else None, cache=cache, warnings=self.warnings, generic_maps=self.generic_maps,
+            mode=mode, augment=JointAugment(self.image_size, self.augmentation) if augment else None, cache=cache,
+            warnings=self.warnings, generic_maps=self.generic_maps,
         )
         if cache is not None and self.main:
             barrier(self.compute.ctx)
