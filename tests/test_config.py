@@ -27,11 +27,11 @@ def test_defaults_and_demo_sizes() -> None:
 
 
 def test_sections_go_to_their_code(tmp_path: Path) -> None:
-    file = write(tmp_path, {"seed": 3, "optim": {"lr_student": 0.01, "patience": 2}, "loss": {"student_gaze": 4},
+    file = write(tmp_path, {"seed": 3, "optim": {"lr_student": 0.01, "patience": 2, "ema_decay": 0.99}, "loss": {"student_gaze": 4},
                             "personalize": {"steps": 7}, "demo": {"count": 50}, "label_free": {"video_every": 5},
                             "augment": {"min_scale": 1}})
     cfg = build_config(read_config_file(file), {"label_free.teacher_online": True, "seed": None})
-    assert cfg.seed == 3 and cfg.optim.lr_student == 0.01 and cfg.optim.patience == 2
+    assert cfg.seed == 3 and cfg.optim.lr_student == 0.01 and cfg.optim.patience == 2 and cfg.optim.ema_decay == 0.99
     assert isinstance(cfg.loss, LossWeights) and cfg.loss.student_gaze == 4.0 and isinstance(cfg.loss.student_gaze, float)
     assert cfg.personalize.steps == 7 and cfg.demo.count == 50
     assert cfg.label_free.video_every == 5 and cfg.label_free.teacher_online is True
@@ -64,6 +64,7 @@ def test_flat_files_of_memgaze_0_1_keep_working(tmp_path: Path, capsys: pytest.C
         ({"optim": {"monitor_teacher": "cc"}}, "optim.monitor_teacher 'cc'"),
         ({"optim": {"monitor_student": "spearman+nss"}}, "optim.monitor_student"),
         ({"optim": {"warmup_frac": 1.0}}, "warmup_frac"),
+        ({"optim": {"ema_decay": 1.0}}, "optim.ema_decay must be at least 0 and below 1"),
         ({"augment": {"min_scale": 0}}, "augment.min_scale must be above 0"),
         ({"augment": {"flip": 1.5}}, "augment.flip must be between 0 and 1"),
         ({"augment": {"jitter": -0.1}}, "augment.jitter must not be negative"),

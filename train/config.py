@@ -31,6 +31,9 @@ amp                         ``auto`` (bf16 if supported, else fp16 + GradScaler;
   weight_decay              AdamW weight decay (1e-4)
   warmup_frac               fraction of steps spent warming up (OneCycle ``pct_start``) (0.2)
   grad_clip                 max gradient norm, 0 = off (5.0)
+  ema_decay                 validate, keep and save an exponential moving average of the weights, updated after
+                            every step: EMA = decay · EMA + (1 − decay) · weights (0.0 = off, the weights as trained;
+                            0.998 averages about the last 500 steps); batch-norm statistics are the model's own
   patience                  epochs without a better validation score before stopping (5)
   monitor_teacher           validation metric(s) for early stopping and best weights, summed:
                             ``spearman``, ``pearson``, or both joined by ``+`` (``spearman``)
@@ -130,6 +133,7 @@ class OptimConfig:
     weight_decay: float = 1e-4
     warmup_frac: float = 0.2
     grad_clip: float = 5.0
+    ema_decay: float = 0.0
     patience: int = 5
     monitor_teacher: str = "spearman"
     monitor_student: str = "spearman+cc"
@@ -357,5 +361,7 @@ def _validate(config: TrainConfig) -> None:
         fail(f"augment.flip must be between 0 and 1, got {augment.flip}")
     if augment.jitter < 0.0:
         fail(f"augment.jitter must not be negative, got {augment.jitter}")
+    if not 0.0 <= config.optim.ema_decay < 1.0:
+        fail(f"optim.ema_decay must be at least 0 and below 1, got {config.optim.ema_decay}")
     if not 0.0 < config.optim.warmup_frac < 1.0:
         fail(f"optim.warmup_frac must be between 0 and 1, got {config.optim.warmup_frac}")

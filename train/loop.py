@@ -1,8 +1,9 @@
 """The generic epoch loop shared by the teacher and student stages.
 
-AdamW + OneCycle (cosine, warmup), bf16/fp16 autocast on CUDA, channels_last, pinned memory
+AdamW + OneCycle (cosine, warmup), an optional exponential moving average of the weights (what is
+validated, kept and saved when on), bf16/fp16 autocast on CUDA, channels_last, pinned memory
 and non-blocking copies, a NaN/inf stop, an atomic training-state checkpoint after every epoch
-(``OUT/state/<stage>.pt``: weights, optimizer, scheduler, scaler, RNG states, best metric,
+(``OUT/state/<stage>.pt``: weights, optimizer, scheduler, scaler, averaged weights, RNG states, best metric,
 early-stop counter), exact ``--resume``, early stopping on a validation metric and the best
 weights restored at the end. Data order depends only on (seed, epoch), so a resumed run
 reproduces an uninterrupted one.
@@ -20,6 +21,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
 from memgaze.console import console
@@ -176,8 +178,9 @@ def saved_states(out: Path) -> list[Path]:
 @dataclasses.dataclass
 class TrainingRun:
     """One stage's training in progress: its model (and the DistributedDataParallel wrapper that trains it),
-    loader, AdamW optimizer, OneCycle schedule, gradient scaler (fp16 only) and progress, all saved after every
-    epoch to ``path`` and restored from it by :meth:`resume`."""
+    loader, AdamW optimizer, OneCycle schedule, gradient scaler (fp16 only), moving average of the weights
+    (``optim.ema_decay`` > 0) and progress, all saved after every epoch to ``path`` and restored from it by
+    :meth:`resume`."""
 
     spec: StageSpec
     compute: Compute
@@ -189,6 +192,8 @@ class TrainingRun:
     scaler: torch.amp.GradScaler | None
     grad_clip: float
     path: Path
+    ema_decay: float = 0.0
+    ema: AveragedModel | None = None
     progress: _Progress = dataclasses.field(default_factory=_Progress)
 
     @classmethod
@@ -212,12 +217,25 @@ class TrainingRun:
             final_div_factor=100.0,
         )
         scaler = torch.amp.GradScaler("cuda") if compute.amp_dtype == torch.float16 else None
-        return cls(spec, compute, model, wrapped, loader, optimizer, scheduler, scaler, optim.grad_clip, path)
+        ema = None
+        if optim.ema_decay > 0:
+            # batch-norm statistics are not averaged: the averaged weights use the model's current ones
+            ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(optim.ema_decay), use_buffers=False)
+        return cls(
+            spec, compute, model, wrapped, loader, optimizer, scheduler, scaler, optim.grad_clip, path, optim.ema_decay, ema
+        )
 
     @property
     def identity(self) -> dict[str, Any]:
         """What a saved state must match to be resumed by this run."""
-        return {"stage": self.spec.name, "epochs": self.spec.epochs, "steps_per_epoch": len(self.loader)}
+        return {
+            "stage": self.spec.name, "epochs": self.spec.epochs, "steps_per_epoch": len(self.loader), "ema_decay": self.ema_decay
+        }
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The weights that are validated and kept: the moving average when there is one, else the model."""
+        return self.ema.module if self.ema is not None else self.model
 
     @property
     def lr(self) -> float:
@@ -260,6 +278,8 @@ class TrainingRun:
                 else:
                     self.optimizer.step()
                 self.scheduler.step()
+                if self.ema is not None:
+                    self.ema.update_parameters(self.model)
                 total += mean_loss
                 count += 1
                 for name, value in parts.items():
@@ -285,6 +305,7 @@ class TrainingRun:
                     # the best weights are the model's own when this epoch is the best: not stored twice
                     "progress": {**vars(progress), "best_weights": None if current else progress.best_weights},
                     "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                    "ema": self.ema.state_dict() if self.ema is not None else None,
                     "ranks_rng": ranks_rng,
                 },
             )
@@ -294,23 +315,27 @@ class TrainingRun:
         """Restore the state :meth:`save` wrote; one-line error if it does not fit this run."""
         state = load_training_state(self.path, optimizer=self.optimizer, scheduler=self.scheduler, model=self.model, restore_rng=False)
         extra = state["extra"]
+        written = {"ema_decay": 0.0, **extra.get("run", {})}  # states written before the moving average had none
         for key, value in self.identity.items():
-            if extra.get("run", {}).get(key) != value:
+            if written.get(key) != value:
                 fail(
-                    f"cannot resume from {self.path}: it was written with {key}={extra.get('run', {}).get(key)!r}, "
+                    f"cannot resume from {self.path}: it was written with {key}={written.get(key)!r}, "
                     f"this run has {value!r} (use the same settings, or drop --resume to start over)"
                 )
         if self.scaler is not None and extra["scaler"] is not None:
             self.scaler.load_state_dict(extra["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(extra["ema"])
         ranks_rng = extra["ranks_rng"]
         ctx = self.compute.ctx
         set_rng_state(ranks_rng[ctx.rank] if len(ranks_rng) == ctx.world_size else ranks_rng[0])
         self.progress = _Progress(**extra["progress"])
         if self.progress.best_weights is None and self.progress.best_epoch == self.progress.epoch:
-            self.progress.best_weights = _cpu_weights(self.model)
+            self.progress.best_weights = _cpu_weights(self.evaluated)
 
     def finish(self) -> StageResult:
-        """The best epoch's weights back in the model (in eval mode), and what the stage reports."""
+        """The best epoch's weights (averaged ones, with a moving average) in the model, in eval mode, and what the
+        stage reports."""
         progress = self.progress
         if progress.best_weights is not None:
             self.model.load_state_dict(progress.best_weights)
@@ -328,7 +353,8 @@ def train_stage(
     resume: bool,
     log: MetricLog | None,
 ) -> StageResult:
-    """Train ``spec.model`` in place for up to ``spec.epochs`` epochs; best weights restored at the end.
+    """Train ``spec.model`` in place for up to ``spec.epochs`` epochs; best weights restored at the end (with
+    ``optim.ema_decay`` > 0, the moving average of the weights is what is validated and restored).
 
     ``optim`` gives weight decay, warmup, gradient clipping and patience; the learning rates are
     ``spec.param_groups``'."""
@@ -341,9 +367,9 @@ def train_stage(
         if run.progress.stopped:
             break
         train_loss, parts = run.train_one_epoch(epoch)
-        run.model.eval()
-        metrics = {"loss": train_loss, "lr": run.lr, **spec.validate(run.model)}
-        run.progress.record(epoch, spec.monitor(metrics), metrics, run.model, optim.patience)
+        run.evaluated.eval()
+        metrics = {"loss": train_loss, "lr": run.lr, **spec.validate(run.evaluated)}
+        run.progress.record(epoch, spec.monitor(metrics), metrics, run.evaluated, optim.patience)
         # The log row goes first: a kill between the two re-runs this epoch, whose row then replaces it.
         if compute.ctx.is_main and log is not None:
             log.log(spec.name, epoch, {**metrics, **{f"loss_{name}": value for name, value in parts.items()}})

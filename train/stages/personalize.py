@@ -90,8 +90,8 @@ def personalize(ctx: StageContext, user: str, gaze: Path, settings: PersonalizeC
         epochs=EPOCHS,
         train_mode=False,
     )
-    # no weight decay, so the other users' rows stay exactly as they are; no early stop in a fixed budget
-    ctx.fit(spec, dataclasses.replace(ctx.optim, weight_decay=0.0, patience=0), batch_size)
+    # no weight decay, so the other users' rows stay exactly as they are; no early stop or averaging in a fixed budget
+    ctx.fit(spec, dataclasses.replace(ctx.optim, weight_decay=0.0, patience=0, ema_decay=0.0), batch_size)
     after = user_cc(ctx.compute, model, images[test], maps[test], index)
     result = {"heatmaps_fit": len(fit), "heatmaps_held_out": held, "cc_generic": before, "cc_personalized": after}
     config.setdefault("metrics", {}).setdefault("personalize", {})[user] = result
