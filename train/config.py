@@ -46,6 +46,8 @@ amp                         ``auto`` (bf16 if supported, else fp16 + GradScaler;
   student_map_kd            student teacher-map distillation (0.5)
   student_gaze              student imitation of the user's gaze, and of a reference model's map as the generic
                             viewer's (label-free, cached) (2.0)
+  student_score_map_grad    share of the score's gradient that reaches the map through the score's map-weighted
+                            pooling (1.0: the score shapes the map; 0.0: only the map terms do)
   student_feature_kd        student imitation of a reference model's embedding (cosine; label-free models that
                             give one: ResMem's pooled ResNet-152 features) (0.0: off)
   kd_temperature            softmax temperature of the map distillation (2.0)
@@ -118,6 +120,7 @@ class LossWeights:
     kd_temperature: float = 2.0
     cc: float = 1.0  # weight of the (1 - CC) term inside the map loss, next to KL
     student_feature_kd: float = 0.0  # student imitation of an external model's embedding (label-free runs that give one)
+    student_score_map_grad: float = 1.0  # share of the score's gradient that reaches the map through its pooling
 
 
 @dataclasses.dataclass
@@ -361,6 +364,8 @@ def _validate(config: TrainConfig) -> None:
         fail(f"augment.flip must be between 0 and 1, got {augment.flip}")
     if augment.jitter < 0.0:
         fail(f"augment.jitter must not be negative, got {augment.jitter}")
+    if not 0.0 <= config.loss.student_score_map_grad <= 1.0:
+        fail(f"loss.student_score_map_grad must be between 0 and 1, got {config.loss.student_score_map_grad}")
     if not 0.0 <= config.optim.ema_decay < 1.0:
         fail(f"optim.ema_decay must be at least 0 and below 1, got {config.optim.ema_decay}")
     if not 0.0 < config.optim.warmup_frac < 1.0:

@@ -103,15 +103,24 @@ class MapHead(nn.Sequential):
 
 
 class ScoreHead(nn.Module):
-    """Score in [0, 1] from features pooled by the predicted map (spatial softmax) + global pooling."""
+    """Score in [0, 1] from features pooled by the predicted map (spatial softmax) + global pooling.
+
+    ``map_grad`` (training only, not saved) scales the gradient the score sends back into the map through
+    that pooling: 1 lets the score shape the map, 0 leaves the map to its own loss terms. The outputs are
+    the same either way.
+    """
 
     def __init__(self, map_channels: int, global_channels: int, hidden: int) -> None:
         super().__init__()
         self.mlp = nn.Sequential(
             nn.Linear(map_channels + global_channels, hidden), nn.ReLU(), nn.Dropout(0.1), nn.Linear(hidden, 1)
         )
+        self.map_grad = 1.0
 
     def forward(self, features: torch.Tensor, map_logits: torch.Tensor, deep: torch.Tensor) -> torch.Tensor:
+        if self.map_grad != 1.0:
+            fixed = map_logits.detach()
+            map_logits = fixed + self.map_grad * (map_logits - fixed)
         weighted = (features * spatial_softmax(map_logits)).sum(dim=(2, 3))
         pooled = torch.cat([weighted, deep.mean(dim=(2, 3))], dim=1)
         return torch.sigmoid(self.mlp(pooled)).squeeze(1)

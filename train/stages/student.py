@@ -47,6 +47,7 @@ def train_student(
     feature_dim = 0 if features is None else int(features.shape[1])
     config = default_config("student", ctx.image_size, users, backbone=backbone, feature_dim=feature_dim)
     model = build_model(config)
+    model.score_head.map_grad = weights.student_score_map_grad
     if ctx.optim.lr_student_backbone_mult == 0 or freezes_trunk_bn(ctx.optim.freeze_student_bn, model):
         model.freeze_backbone(weights=ctx.optim.lr_student_backbone_mult == 0)
     trunk: dict[str, torch.Tensor] = {}  # the stride-32 features of the batch, for feature distillation
