@@ -17,10 +17,10 @@ from memgaze.manifest import sha256_file
 from memgaze.user_cache import user_cache_dir
 
 NAME = "memgaze-lite0-resmem"
-VERSION = 1
+VERSION = 2
 LICENCE = "NON-COMMERCIAL (derived from ResMem, University of Chicago)"
 MAP = "what drives the score (learned from ResMem's Grad-CAM), not gaze"  # what its generic heatmap is
-MANIFEST_SHA256 = "d4fc0a41bb77762a0838ddfab47cc8d878aa36e9562f7e5bdedae79b81bfad19"  # written by `make builtin` (tools/builtin.py)
+MANIFEST_SHA256 = "0815984b1b1bf95b97fa13c777bc0c0a8496beebc0bc16bb3c864397eba1ea81"  # written by `make builtin` (tools/builtin.py)
 
 
 def folder() -> Path:
