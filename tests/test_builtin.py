@@ -71,7 +71,7 @@ def test_its_scores_on_the_shipped_photos_match_the_model_card() -> None:
     assert len(card) >= 12 and set(card) == set(shipped)
     fp32 = memgaze.load(backend="onnxruntime", precision="fp32")
     int8 = memgaze.load(backend="onnxruntime", precision="int8")
-    side = json.loads((Path(builtin.__file__).parent / "recipe.json").read_text())["image_size"]
+    side = json.loads(builtin.recipe_path().read_text())["image_size"]
     assert fp32.input_size == (side, side)
     images = [cv2.imread(str(builtin.samples_path() / "images" / name)) for name in sorted(card)]
     assert all(image.shape == (side, side, 3) for image in images)  # at the model's size: no resize in between

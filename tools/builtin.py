@@ -163,13 +163,14 @@ def card(run: Path, seeds: list[int], samples: list[tuple[str, float, float]]) -
     """MODEL.md."""
     table, settings = figures_table(run, seeds)
     sources = json.loads((run / "photos" / "sources.json").read_text())
-    metrics = json.loads((run / f"seed{seeds[0]}" / "metrics.json").read_text())
+    shipped = run / f"seed{seeds[0]}"
+    metrics = json.loads((shipped / "metrics.json").read_text())
     student = metrics.get("student", {})
-    recipe = (ROOT / "memgaze" / "builtin" / "recipe.json").read_text().strip()
+    recipe = builtin.recipe_path().read_text().strip()
     sample_rows = "\n".join(f"| {name} | {a:.4f} | {b:.4f} |" for name, a, b in samples)
     counts = sources["counts"]
     packages = len({f["package"] for f in sources["files"]})
-    bundle = load_bundle(run / f"seed{seeds[0]}" / "deploy")
+    bundle = load_bundle(shipped / "deploy")
     (height, width), (map_h, map_w) = bundle.input_size, bundle.map_size
     return f"""# {builtin.NAME} v{builtin.VERSION}
 

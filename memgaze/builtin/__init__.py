@@ -28,6 +28,11 @@ def folder() -> Path:
     return Path(__file__).parent / f"{NAME}-v{VERSION}"
 
 
+def recipe_path() -> Path:
+    """The training config that made it (``memgaze-train --config``; ``make builtin`` uses it)."""
+    return Path(__file__).parent / "recipe.json"
+
+
 def bundle_path() -> Path:
     """Its deploy bundle (``manifest.json``, FP32 and both INT8 ONNX files, gate samples, ``MODEL.md``)."""
     return folder() / "deploy"
