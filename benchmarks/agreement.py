@@ -9,6 +9,8 @@ where the reference has a map (ResMem: Grad-CAM of its score), the mean CC of th
 heatmap with it, next to the best centred Gaussian's (the centre-bias baseline). The reference's
 outputs are cached (keyed by model and file contents), so a rerun only runs the students. Agreement
 with a model, not accuracy on human memorability; a map of what drives a model's score, not gaze.
+``agreement.json`` keeps every model's score of every photo beside the reference's, so that models (seeds,
+variants) can be compared photo by photo from the files alone.
 """
 
 from __future__ import annotations
@@ -131,7 +133,8 @@ def run_agreement(models: list[tuple[str, Path]], data: Path, reference: str = "
                    "input": list(bundle.input_size), "spearman": spearman(pred, ref.scores),
                    "spearman_ci95": list(spearman_interval(pred, ref.scores)),
                    "pearson": pearson(pred, ref.scores), "pairwise": metrics.pairwise_accuracy(pred, ref.scores),
-                   "score_std": float(pred.std()), "map_cc": None, "centre_cc": None}
+                   "score_std": float(pred.std()), "map_cc": None, "centre_cc": None,
+                   "scores": pred.tolist()}  # per photo, in the order of settings["photos"]
             if targets is not None:
                 row["map_cc"] = float(pearson_rows(heat, targets).mean())
                 row["centre_cc"], row["centre_sigma"] = baselines[bundle.map_size]
@@ -144,7 +147,8 @@ def run_agreement(models: list[tuple[str, Path]], data: Path, reference: str = "
         "rows": rows,
         "settings": {"data": str(data), "images": len(names), "reference": teacher.describe(),
                      "reference_map": "Grad-CAM of its score at layer4 (whole photo at 227x227)" if ref.maps is not None else None,
-                     "reference_cached": cached, "reference_score_std": float(np.std(ref.scores))},
+                     "reference_cached": cached, "reference_score_std": float(np.std(ref.scores)),
+                     "photos": names, "reference_scores": ref.scores.astype(np.float64).tolist()},
     }
 
 

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from memgaze.bench.cli import app
+from memgaze.correlation import spearman
 
 from memgaze.train.checkpoint import save_checkpoint
 from memgaze.train.models import build_model, default_config
@@ -146,6 +147,9 @@ def test_agreement_with_a_reference_model(bundle: Path, tmp_path: Path) -> None:
         low, high = row["spearman_ci95"]
         assert low <= row["spearman"] <= high
         assert -1 <= row["map_cc"] <= 1 and 0 < row["centre_cc"] <= 1  # the reference has a map: CC and its baseline
+        # per-photo scores are kept, so that models can be compared photo by photo from the file alone
+        assert len(row["scores"]) == len(first["settings"]["photos"]) == 32
+        assert spearman(np.array(row["scores"]), np.array(first["settings"]["reference_scores"])) == pytest.approx(row["spearman"])
     assert first["settings"]["images"] == 32 and not first["settings"]["reference_cached"]
     low, high = first["rows"][0]["spearman_ci95"]
     assert high - low > 0.1  # an untrained FP32 student on 32 photos: ρ is far from pinned down
