@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from memgaze.bench.cli import app
 from memgaze.correlation import spearman
-
 from memgaze.train.checkpoint import save_checkpoint
 from memgaze.train.models import build_model, default_config
 
