@@ -148,7 +148,7 @@ def run_agreement(models: list[tuple[str, Path]], data: Path, reference: str = "
         "settings": {"data": str(data), "images": len(names), "reference": teacher.describe(),
                      "reference_map": "Grad-CAM of its score at layer4 (whole photo at 227x227)" if ref.maps is not None else None,
                      "reference_cached": cached, "reference_score_std": float(np.std(ref.scores)),
-                     "photos": names, "reference_scores": ref.scores.astype(np.float64).tolist()},
+                     "photos": names, "reference_scores": ref.scores.tolist()},
     }
 
 
