@@ -12,6 +12,7 @@ from memgaze.train.losses import (
     correlation,
     map_distill,
     map_loss,
+    rank_agreement_loss,
     score_loss,
     student_loss,
     teacher_loss,
@@ -86,6 +87,25 @@ def test_teacher_and_student_losses_parts_and_weights() -> None:
     assert set(parts) == {"score", "score_kd", "map_kd", "gaze"}
     assert parts["score_kd"] == 0.0 and parts["map_kd"] == pytest.approx(0.0, abs=1e-6)
     assert total.item() == pytest.approx(parts["score"] + 2.0 * parts["gaze"], rel=1e-5)
+
+
+def test_rank_agreement_loss_reads_the_order_not_the_values() -> None:
+    target = torch.tensor([0.62, 0.71, 0.70, 0.93, 0.80])
+    assert rank_agreement_loss(0.3 * target + 5.0, target).item() == pytest.approx(0.0, abs=1e-5)
+    assert rank_agreement_loss(-target, target).item() == pytest.approx(2.0, abs=1e-5)
+    assert rank_agreement_loss(torch.rand(5), torch.full((5,), 0.7)).item() == pytest.approx(1.0)
+    swapped = target[[0, 2, 1, 3, 4]]  # one close pair out of order
+    assert 0.0 < rank_agreement_loss(swapped, target).item() < 0.1
+
+
+def test_student_rank_term_is_added_only_with_its_weight() -> None:
+    b = batch()
+    score, logits = torch.tensor([0.9, 0.2, 0.4, 0.1]), maps(4, 8)
+    plain, plain_parts = student_loss(score, logits, score, logits, b)
+    assert "score_rank" not in plain_parts
+    total, parts = student_loss(score, logits, score, logits, b, LossWeights(student_score_rank=0.5))
+    assert parts["score_rank"] > 1.0  # the scores run against the batch's targets
+    assert total.item() == pytest.approx(plain.item() + 0.5 * parts["score_rank"], rel=1e-5)
 
 
 def test_student_loss_decreases_on_a_toy_problem() -> None:

@@ -46,6 +46,9 @@ amp                         ``auto`` (bf16 if supported, else fp16 + GradScaler;
   student_map_kd            student teacher-map distillation (0.5)
   student_gaze              student imitation of the user's gaze, and of a reference model's map as the generic
                             viewer's (label-free, cached) (2.0)
+  student_score_rank        student agreement with the order of the batch's ground-truth scores: 1 − their
+                            Pearson correlation across the batch, which the scores' small spread leaves out
+                            of the squared error (0.0: off)
   student_score_map_grad    share of the score's gradient that reaches the map through the score's map-weighted
                             pooling (1.0: the score shapes the map; 0.0: only the map terms do)
   student_feature_kd        student imitation of a reference model's embedding (cosine; label-free models that
@@ -120,6 +123,7 @@ class LossWeights:
     kd_temperature: float = 2.0
     cc: float = 1.0  # weight of the (1 - CC) term inside the map loss, next to KL
     student_feature_kd: float = 0.0  # student imitation of an external model's embedding (label-free runs that give one)
+    student_score_rank: float = 0.0  # 1 − the batch's correlation of student scores with the ground truth
     student_score_map_grad: float = 1.0  # share of the score's gradient that reaches the map through its pooling
 
 

@@ -22,6 +22,12 @@ def score_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(pred.reshape(-1), target.reshape(-1).to(pred.dtype))
 
 
+def rank_agreement_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 − Pearson correlation of a batch's scores ``[N]`` with their targets: what orders the batch, not
+    the values (0 when the orders agree linearly, 2 when reversed, 1 without a spread to correlate)."""
+    return 1.0 - correlation(pred.reshape(1, -1), target.reshape(1, -1).to(pred.dtype))[0]
+
+
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Mean of per-sample ``values [N]`` where ``mask``; 0 (in the graph) when the mask is empty."""
     if mask is None:
@@ -94,7 +100,8 @@ def student_loss(
     weights: LossWeights = LossWeights(),
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Student: ground-truth score, score KD, map KD (generic items, ``user == 0``; every item
-    when the batch has no ``user``) and imitation of the user's gaze where ``has_heatmap``."""
+    when the batch has no ``user``), imitation of the user's gaze where ``has_heatmap``, and the
+    batch's score order (only when its weight is set)."""
     generic = batch["user"] == 0 if "user" in batch else None
     parts = {
         "score": score_loss(score, batch["score"]),
@@ -108,4 +115,7 @@ def student_loss(
         + weights.student_map_kd * parts["map_kd"]
         + weights.student_gaze * parts["gaze"]
     )
+    if weights.student_score_rank > 0:
+        parts["score_rank"] = rank_agreement_loss(score, batch["score"])
+        total = total + weights.student_score_rank * parts["score_rank"]
     return total, _floats(parts)
