@@ -17,10 +17,10 @@ from memgaze.manifest import sha256_file
 from memgaze.user_cache import user_cache_dir
 
 NAME = "memgaze-lite0-resmem"
-VERSION = 2
+VERSION = 3
 LICENCE = "NON-COMMERCIAL (derived from ResMem, University of Chicago)"
 MAP = "what drives the score (learned from ResMem's Grad-CAM), not gaze"  # what its generic heatmap is
-MANIFEST_SHA256 = "0815984b1b1bf95b97fa13c777bc0c0a8496beebc0bc16bb3c864397eba1ea81"  # written by `make builtin` (tools/builtin.py)
+MANIFEST_SHA256 = "39e68f197a5e5344d731e6d2e3c3c70e22f3dcd602bfc1174ee9a12f76dde6c6"  # written by `make builtin` (tools/builtin.py)
 
 
 def folder() -> Path:
