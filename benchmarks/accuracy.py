@@ -35,7 +35,7 @@ def resolve_data(data: str, bundle_manifest: Manifest, bundle: Path, out: Path) 
     root = out / "demo-data"
     if not (root / "splits").is_dir():
         from memgaze.train.config import TrainConfig
-        from memgaze.train.demo import make_demo_dataset
+        from memgaze.train.data.demo import make_demo_dataset
 
         cfg = TrainConfig()
         console.print(f"generating the synthetic demo dataset in {root}")
@@ -49,9 +49,9 @@ def load_split(root: Path, split: str, fold: int, size: tuple[int, int], map_siz
 
     The generic map of an image is the mean of its users' maps; its fixations the union of theirs.
     """
-    from memgaze.runtime.pipeline import preprocess
+    from memgaze.media import resize_frame
     from memgaze.layout import read_split
-    from memgaze.train.gaze import GazeStore
+    from memgaze.train.data.gaze import GazeStore
 
     items = read_split(root, split, fold, warnings)[:limit]
     gaze = GazeStore(root, map_size, warnings=warnings)
@@ -63,7 +63,7 @@ def load_split(root: Path, split: str, fold: int, size: tuple[int, int], map_siz
             continue
         user_maps = [m for u in gaze.users_for(item.name) if (m := gaze.heatmap(u, item.name)) is not None]
         user_fix = [f for u in gaze.users_for(item.name) if (f := gaze.fixations(u, item.name)) is not None]
-        frames.append(preprocess(image, size)[0])
+        frames.append(resize_frame(image, size))
         scores.append(item.score)
         maps.append(np.mean(user_maps, axis=0) if user_maps else None)
         fixations.append(np.logical_or.reduce(user_fix) if user_fix else None)
@@ -88,15 +88,17 @@ def predict(backend: Any, frames: np.ndarray, users: np.ndarray | None) -> tuple
 def map_scores(heatmaps: np.ndarray, maps: list[np.ndarray | None],
                fixations: list[np.ndarray | None]) -> dict[str, float | int | None]:
     """Mean CC/KLD/SIM against the generic gaze maps, NSS/AUC-Judd against their fixations, over
-    the images that have gaze data (``memgaze.train.metrics``); None where there is none."""
-    from memgaze.train import metrics
+    the images that have gaze data (``memgaze.metrics``); None where there is none."""
+    from memgaze import metrics
 
     keep = [i for i, m in enumerate(maps) if m is not None]
     out: dict[str, float | int | None] = {k: None for k in MAP_METRICS}
     if keep:
         h, w = heatmaps.shape[-2:]
-        fix = np.stack([fixations[i] if fixations[i] is not None else np.zeros((h, w), bool) for i in keep])
-        out.update(metrics.map_metrics(heatmaps[keep, 0], np.stack([maps[i] for i in keep]), fix))
+        blank = np.zeros((h, w), bool)
+        fix = np.stack([f if (f := fixations[i]) is not None else blank for i in keep])
+        kept_maps = np.stack([m for m in maps if m is not None])
+        out.update(metrics.map_metrics(heatmaps[keep, 0], kept_maps, fix))
     out["images_with_maps"] = len(keep)
     return out
 
@@ -124,7 +126,7 @@ def run_accuracy(bundle_path: Path, data: str, split: str = "test", fold: int = 
     from memgaze.gate import compare_outputs
     from memgaze.runtime.backends import open_backend
     from memgaze.runtime.bundle import load_bundle
-    from memgaze.train import metrics
+    from memgaze import metrics
 
     if limit is not None and limit < 1:
         fail("--limit must be >= 1")
@@ -154,7 +156,7 @@ def run_accuracy(bundle_path: Path, data: str, split: str = "test", fold: int = 
             entry.pop(key, None)
     latency, latency_source = _latencies(bundle_path, precisions, out)
     for row in rows:
-        row["p50_ms"] = latency.get(row["precision"])
+        row["p50_ms"] = latency.get(str(row["precision"]))
     return {
         "machine": describe_machine(),
         "rows": rows,

@@ -91,7 +91,7 @@ def centre_baseline(targets: np.ndarray) -> tuple[float, float]:
 
 def _model_runs(bundle: Any) -> list[tuple[str, str, Any]]:
     """(precision label, file, (scores, heatmaps) function on a uint8 NHWC batch) for every ONNX model of the bundle."""
-    from memgaze.export.verify import run_onnx, session
+    from memgaze.export.verify import inference_session, run_onnx
     from memgaze.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     users = (lambda n: np.zeros(n, np.int64)) if bundle.personalized else (lambda n: None)
@@ -103,18 +103,34 @@ def _model_runs(bundle: Any) -> list[tuple[str, str, Any]]:
         if precision == "int8":
             path, _ = bundle.onnx_model("int8")
             if path.name != backend.model_file:
-                sess = session(path, exact_qdq=True)
+                sess = inference_session(path, exact_qdq=True)
                 runs.append(("int8 (TensorRT Q/DQ, exact emulation)", path.name,
                              lambda x, s=sess: run_onnx(s, x, users(len(x)))))
     return runs
 
 
-def run_agreement(models: list[tuple[str, Path]], data: Path, reference: str = "resmem") -> dict[str, Any]:
-    """The ``agreement.json`` document: one row per (bundle, ONNX model)."""
+def agreement_groups(data: Path | None, groups: Path | None) -> dict[str, dict[str, str]]:
+    """The photos' groupings: ``groups`` (a ``groups.json``), else ``DATA/groups.json`` where there is one, else none."""
+    from memgaze.bench.within_kind import GROUPS_FILE, read_groupings
+
+    if groups is not None:
+        if not groups.is_file():
+            fail(f"--groups {groups} does not exist")
+        return read_groupings(groups)
+    found = data / GROUPS_FILE if data is not None else None
+    return read_groupings(found) if found is not None and found.is_file() else {}
+
+
+def run_agreement(models: list[tuple[str, Path]], data: Path, reference: str = "resmem",
+                  groupings: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    """The ``agreement.json`` document: one row per (bundle, ONNX model); with ``groupings``, each row's ρ inside
+    every group of similar photos too (:mod:`memgaze.bench.within_kind`)."""
+    from memgaze.bench.within_kind import add_within, summary_text
+
     from memgaze.runtime.bundle import load_bundle
-    from memgaze.train import metrics
-    from memgaze.train.external_teacher import open_teacher
-    from memgaze.train.unlabelled_frames import teacher_outputs
+    from memgaze import metrics
+    from memgaze.train.label_free.external_teacher import open_teacher
+    from memgaze.train.label_free.unlabelled_frames import teacher_outputs
 
     names, frames = _frames(data)
     teacher = open_teacher(reference)
@@ -142,7 +158,7 @@ def run_agreement(models: list[tuple[str, Path]], data: Path, reference: str = "
             maps_text = f", map CC {row['map_cc']:.3f} (centre {row['centre_cc']:.3f})" if targets is not None else ""
             console.print(f"{label} {precision}: Spearman {row['spearman']:.3f} ({interval(row)}), pairwise {row['pairwise']:.3f}{maps_text} "
                           f"vs {teacher.name}")
-    return {
+    result = {
         "machine": describe_machine(),
         "rows": rows,
         "settings": {"data": str(data), "images": len(names), "reference": teacher.describe(),
@@ -150,6 +166,11 @@ def run_agreement(models: list[tuple[str, Path]], data: Path, reference: str = "
                      "reference_cached": cached, "reference_score_std": float(np.std(ref.scores)),
                      "photos": names, "reference_scores": ref.scores.tolist()},
     }
+    if groupings:
+        add_within(result, groupings)
+        for row in rows:
+            console.print(f"{row['model']} {row['precision']}: {summary_text(row['within'])}", soft_wrap=True)
+    return result
 
 
 def interval(row: dict[str, Any]) -> str:
@@ -160,6 +181,8 @@ def interval(row: dict[str, Any]) -> str:
 
 def section(result: dict[str, Any], folder: Path) -> list[Block]:
     """Report blocks for an agreement result."""
+    from memgaze.bench import within_kind
+
     s = result["settings"]
     return [
         Heading("Agreement with a reference model"),
@@ -178,4 +201,5 @@ def section(result: dict[str, Any], folder: Path) -> list[Block]:
                  f"Map CC: the student's generic heatmap against the reference's map ({s.get('reference_map') or 'none'}), "
                  "averaged over the photos; the centred Gaussian is the best of several widths against the same maps. "
                  "The reference's map shows what drives its predicted memorability; it is not where people look."]),
+        *within_kind.section(result),
     ]

@@ -12,10 +12,13 @@ from memgaze.atomic import write_json
 from memgaze.builtin import resolve
 from memgaze.console import console
 from memgaze.errors import fail, run_cli
+from memgaze.train.cli import bracket, shown
+from memgaze.train.config import EPOCHS, IMAGE_SIZE
 from memgaze.version import version_option
 
 app = typer.Typer(
     add_completion=False,
+    pretty_exceptions_enable=False,
     no_args_is_help=True,
     help="Benchmark memgaze: latency side by side, accuracy per precision, training speed. "
     "Every command writes <kind>.json, report.md, PNG plots and a self-contained report.html into --out.",
@@ -27,7 +30,6 @@ def _version(version: bool = version_option()) -> None:
 
 
 MODEL_HELP = r"Deploy bundle folder (memgaze-export) \[the built-in model]."
-RESULT_FILES = ("latency.json", "pipeline.json", "resize.json", "photos.json", "accuracy.json", "agreement.json", "train.json", "lamem.json")
 
 
 def _csv(text: str, what: str) -> list[str]:
@@ -46,17 +48,19 @@ def _ints(text: str, what: str) -> list[int]:
 
 def write_report(folder: Path) -> Path:
     """Rebuild ``report.md``/``report.html`` (and plots) in ``folder`` from every result JSON there."""
-    from memgaze.bench import accuracy, agreement, lamem_report, latency, photos, pipeline, resize, train_speed
+    from memgaze.bench import (accuracy, agreement, collection, gate, lamem_report, latency, personalization, photos, pipeline,
+                               resize, train_speed)
     from memgaze.bench.machine import machine_line
     from memgaze.bench.report import Document, write_documents
 
     sections = {
         "latency.json": latency.section, "pipeline.json": pipeline.section, "resize.json": resize.section, "photos.json": photos.section,
-        "accuracy.json": accuracy.section, "agreement.json": agreement.section, "train.json": train_speed.section,
-        "lamem.json": lamem_report.section,
+        "accuracy.json": accuracy.section, "agreement.json": agreement.section, "gate.json": gate.section,
+        "train.json": train_speed.section, "lamem.json": lamem_report.section, "personalization.json": personalization.section,
+        "collection.json": collection.section,
     }
     results: dict[str, dict[str, Any]] = {}
-    for name in RESULT_FILES:
+    for name in sections:  # the report's order
         path = folder / name
         if path.is_file():
             try:
@@ -64,7 +68,7 @@ def write_report(folder: Path) -> Path:
             except json.JSONDecodeError as exc:
                 fail(f"{path} is not valid JSON: {exc}")
     if not results:
-        fail(f"{folder} holds no benchmark result ({', '.join(RESULT_FILES)})")
+        fail(f"{folder} holds no benchmark result ({', '.join(sections)})")
     machine = next(iter(results.values()))["machine"]
     doc = Document("memgaze benchmarks", machine_line(machine))
     for name, result in results.items():
@@ -164,6 +168,25 @@ def photos(
 
 
 @app.command()
+def collection(
+    model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
+    counts: str = typer.Option("1000,10000,50000", "--counts", help="Comma list of collection sizes (photos)."),
+    rounds: int = typer.Option(3, "--rounds", min=1, help="Interleaved rounds of the damaged-file check's with/without runs."),
+    work: Optional[Path] = typer.Option(None, "--work", help="Folder for the generated photos [a temporary one]."),
+    out: Path = typer.Option(Path("runs/bench"), help="Output folder."),
+) -> None:
+    """Peak memory and photos/s against the number of photos: predict(list), stream(), memgaze-run; the damaged-file check's cost."""
+    import tempfile
+
+    from memgaze.bench.collection import run_collection_bench, summary_line
+
+    with tempfile.TemporaryDirectory(prefix="memgaze-bench-collection-") as scratch:
+        result = run_collection_bench(model, _ints(counts, "counts"), work or Path(scratch), rounds=rounds)
+    console.print(summary_line(result))
+    _finish(out, "collection.json", result)
+
+
+@app.command()
 def resize(
     model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     video: list[Path] = typer.Option(..., "--video", help="Real video(s) to take frames from (repeatable)."),
@@ -217,16 +240,53 @@ def agreement(
     model: Optional[list[str]] = typer.Option(
         None, "--model", help=r"LABEL=BUNDLE (repeatable): deploy bundles to compare \[the built-in model]."
     ),
-    data: Path = typer.Option(..., "--data", help="Folder with images/ of photos none of the models trained on."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder with images/ of photos none of the models trained on."),
     reference: str = typer.Option("resmem", "--reference", help="Reference model: 'resmem' or an ONNX file (as --teacher-model)."),
+    groups: Optional[Path] = typer.Option(
+        None, "--groups", help=r"groups.json: grouping -> photo -> group, for the agreement inside each group \[DATA/groups.json if there]."
+    ),
+    rescore: Optional[Path] = typer.Option(
+        None, "--from", help="An earlier agreement.json: add the agreement inside groups (--groups) from its per-photo scores; no model runs."
+    ),
     out: Path = typer.Option(Path("runs/bench"), help="Output folder."),
 ) -> None:
     """Spearman ρ and pairwise ranking accuracy of each bundle's FP32 and INT8 scores against a reference model,
-    and the CC of their maps with its map where it has one (ResMem: Grad-CAM)."""
-    from memgaze.bench.agreement import parse_models, run_agreement
+    the CC of their maps with its map where it has one (ResMem: Grad-CAM), and ρ inside groups of similar photos."""
+    from memgaze.bench.agreement import agreement_groups, parse_models, run_agreement
+    from memgaze.bench.within_kind import add_within
+
+    if rescore is not None:
+        if groups is None:
+            fail("--from needs --groups (the photos' groups)")
+        try:
+            earlier = json.loads(rescore.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            fail(f"--from {rescore}: cannot read it as JSON ({exc})")
+        _finish(out, "agreement.json", add_within(earlier, agreement_groups(None, groups)))
+        return
+    if data is None:
+        fail("--data is needed (or --from an earlier agreement.json)")
+    models = parse_models(model) if model else [("built-in", resolve(None))]
+    _finish(out, "agreement.json", run_agreement(models, data, reference, agreement_groups(data, groups)))
+
+
+@app.command()
+def gate(
+    model: Optional[list[str]] = typer.Option(
+        None, "--model", help=r"LABEL=BUNDLE (repeatable): bundles with INT8 files \[the built-in model]."
+    ),
+    data: Path = typer.Option(..., "--data", help="Folder of real images none of the bundles calibrated on."),
+    subsets: int = typer.Option(500, min=1, help="Random subsets of 32 frames each file is judged on."),
+    seed: int = typer.Option(0, help="Seed of the subsets."),
+    out: Path = typer.Option(Path("runs/bench"), help="Output folder."),
+) -> None:
+    """The accuracy gate's figures for each INT8 file against FP32, on all frames and on random 32-frame subsets (the
+    distributions memgaze.gate.RULE's thresholds are set from)."""
+    from memgaze.bench.agreement import parse_models
+    from memgaze.bench.gate import run_gate
 
     models = parse_models(model) if model else [("built-in", resolve(None))]
-    _finish(out, "agreement.json", run_agreement(models, data, reference))
+    _finish(out, "gate.json", run_gate(models, data, subsets, seed))
 
 
 @app.command()
@@ -250,16 +310,16 @@ def lamem(
     data: Path = typer.Argument(..., help="Dataset root in the LaMem layout: images/ and splits/{train,val,test}_<k>.txt (LaMem's own release folder as it is)."),
     train: bool = typer.Option(False, "--train", help="Train teacher and student on every split first, with the same settings; a finished split is kept, an interrupted one resumed."),
     runs: Optional[Path] = typer.Option(None, "--runs", help=r"Per-split runs RUNS/fold_<k>/ (memgaze-train --fold K --out RUNS/fold_K) \[OUT/runs]."),
-    folds: Optional[str] = typer.Option(None, "--folds", help=r"Comma list of split numbers \[every complete split in DATA/splits]."),
+    folds: Optional[str] = typer.Option(None, "--folds", help=r"Which splits, by number, as memgaze-train --fold K (comma list) \[every complete split in DATA/splits]."),
     ablation: bool = typer.Option(False, "--ablation", help="Also the student without gaze imitation, same seed, split and teacher (RUNS/fold_<k>/no-gaze/)."),
     peer: Optional[list[str]] = typer.Option(None, "--peer", help="'resmem' or an ONNX memorability model, scored on each split's test list (repeatable)."),
     config: Optional[Path] = typer.Option(None, "--config", help="memgaze-train settings (JSON) every split trains with."),
-    epochs_teacher: Optional[int] = typer.Option(None, "--epochs-teacher", help="With --train: teacher epochs [10]."),
-    epochs_student: Optional[int] = typer.Option(None, "--epochs-student", help="With --train: student epochs [10]."),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="With --train: input side, a multiple of 32 [224]."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per step and per test batch [16]."),
+    epochs_teacher: Optional[int] = typer.Option(None, "--epochs-teacher", help="With --train: teacher epochs " + bracket(str(EPOCHS)) + "."),
+    epochs_student: Optional[int] = typer.Option(None, "--epochs-student", help="With --train: student epochs " + bracket(str(EPOCHS)) + "."),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="With --train: input side, a multiple of 32 " + bracket(str(IMAGE_SIZE)) + "."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per step and per test batch " + shown("batch_size") + "."),
     student_backbone: Optional[str] = typer.Option(None, "--student-backbone", help="With --train: the student trunk (as memgaze-train)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="With --train: the seed of every split's run [0]."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="With --train: the seed of every split's run " + shown("seed") + "."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     out: Path = typer.Option(Path("runs/lamem"), help="Output folder."),
 ) -> None:
@@ -274,6 +334,22 @@ def lamem(
     request = Request(data=data, out=out, runs=runs or out / "runs", folds=_ints(folds, "folds") if folds else None,
                       train=train, ablation=ablation, peers=list(peer or []), device=device, batch_size=cfg.batch_size)
     _finish(out, "lamem.json", run_lamem(request, cfg))
+
+
+@app.command()
+def personalization(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A student checkpoint with users (memgaze-train OUT/student.safetensors)."),
+    data: Path = typer.Option(..., "--data", help="Dataset root (LaMem layout) with the users' gaze under gaze/."),
+    split: str = typer.Option("test", help="The held-out split: train, val or test."),
+    fold: int = typer.Option(1, help="Split number k of splits/<split>_<k>.txt."),
+    limit: Optional[int] = typer.Option(None, help="Use at most this many images."),
+    figure: Optional[Path] = typer.Option(None, "--figure", help="Also copy the example figure here (e.g. docs/img/personalization.png)."),
+    out: Path = typer.Option(Path("runs/bench"), help="Output folder."),
+) -> None:
+    """Per user on held-out images: the generic, own (personalized) and another user's map against the user's gaze, in CC, KLD, SIM, NSS, AUC-Judd and sAUC."""
+    from memgaze.bench.personalization import run_personalization
+
+    _finish(out, "personalization.json", run_personalization(checkpoint, data, split, fold, limit, out, figure))
 
 
 @app.command()

@@ -3,7 +3,7 @@ train/test split of a dataset in the LaMem layout, then their mean ± std over t
 teacher and student, the student trained without gaze imitation (the ablation), peers scored on the same
 test images, and the published LaMem figures beside them.
 
-Training (``--train``) and testing go through :mod:`memgaze.train.protocol`; peers through
+Training (``--train``) and testing go through :mod:`memgaze.bench.protocol`; peers through
 :mod:`memgaze.bench.peers`. The document is ``lamem.json``; :func:`section` renders it.
 """
 
@@ -44,7 +44,7 @@ class Request:
 def run_lamem(request: Request, cfg: Any) -> dict[str, Any]:
     """The ``lamem.json`` document; ``cfg`` (a ``TrainConfig``) holds the settings every split trains with."""
     from memgaze.bench.peers import score_peer
-    from memgaze.train.protocol import settings
+    from memgaze.bench.protocol import settings
 
     root = request.data
     folds = resolve_folds(root, request.folds)
@@ -97,7 +97,7 @@ def _memgaze_rows(
     request: Request, cfg: Any, tests: dict[int, list[Any]], warnings: WarningCounter
 ) -> list[dict[str, Any]]:
     """Train (``--train``) and test memgaze's runs of every split; none when there are no runs at all."""
-    from memgaze.train.protocol import run_dir, score_run, train_split
+    from memgaze.bench.protocol import run_dir, score_run, train_split
 
     folds = list(tests)
     if request.train:
@@ -125,10 +125,11 @@ def _memgaze_rows(
 
 
 def _require_checkpoints(runs: Path, folds: list[int], variants: list[bool]) -> None:
-    from memgaze.train.protocol import run_dir
+    from memgaze.train.checkpoint import run_checkpoint
+    from memgaze.bench.protocol import run_dir
 
-    absent = [f"{run_dir(runs, k, gaze) / name}" for k in folds for gaze in variants
-              for name in ("teacher.safetensors", "student.safetensors") if not (run_dir(runs, k, gaze) / name).is_file()]
+    absent = [str(path) for k in folds for gaze in variants for kind in ("teacher", "student")
+              if not (path := run_checkpoint(run_dir(runs, k, gaze), kind)).is_file()]
     if absent:
         fail(f"missing checkpoint {absent[0]}" + (f" (and {len(absent) - 1} more)" if len(absent) > 1 else "")
              + ": train with --train, or memgaze-train --fold K --out RUNS/fold_K")

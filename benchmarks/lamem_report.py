@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from memgaze.bench.report import Block, Bullets, Cell, Figure, Heading, Para, Table, plot_bars
 
@@ -51,8 +51,8 @@ def _ablation_blocks(ablation: dict[str, Any]) -> list[Block]:
     headers = ["split"] + [f"{HEADERS[key]} {which}" for key in keys for which in ("with gaze", "without", "Δ")]
     rows: list[list[Cell]] = []
     for entry in ablation["folds"]:
-        rows.append([entry["fold"]] + [_num(entry[key][part], key) for key in keys for part in ("gaze", "no_gaze", "delta")])
-    rows.append(["mean ± std"] + [cell for key in keys for cell in
+        rows.append([cast(Cell, entry["fold"])] + [_num(entry[key][part], key) for key in keys for part in ("gaze", "no_gaze", "delta")])
+    rows.append([cast(Cell, "mean ± std")] + [cell for key in keys for cell in
                                  (None, None, _pm(ablation["delta"][key]["mean"], ablation["delta"][key]["std"], key))])
     return [
         Heading("Ablation: gaze imitation against none", 3),

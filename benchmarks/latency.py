@@ -160,6 +160,8 @@ def source_checkpoint(manifest: Manifest, bundle: Path) -> Path | None:
 def find_checkpoint(kind: str, manifest: Manifest, bundle: Path, checkpoints: Path | None) -> Path:
     """``<kind>.safetensors`` in ``checkpoints``; else the bundle's source checkpoint (student) or
     ``teacher.safetensors`` beside it."""
+    from memgaze.train.checkpoint import run_checkpoint
+
     if checkpoints is None:
         source = source_checkpoint(manifest, bundle)
         if source is None:
@@ -167,9 +169,9 @@ def find_checkpoint(kind: str, manifest: Manifest, bundle: Path, checkpoints: Pa
         if kind == "student":
             return source
         checkpoints = source.parent
-    path = checkpoints / f"{kind}.safetensors"
+    path = run_checkpoint(checkpoints, kind)
     if not path.is_file():
-        fail(f"no {kind} checkpoint at {path} (pass --checkpoints DIR holding {kind}.safetensors)")
+        fail(f"no {kind} checkpoint at {path} (pass --checkpoints DIR holding {path.name})")
     return path
 
 
@@ -220,7 +222,7 @@ def checkpoint_runner(path: Path, kind: str, device: Any, half: bool) -> Callabl
 
 def resmem_runner(device: Any, half: bool) -> Callable[[np.ndarray], Runner]:
     """Runner factory for ResMem (PyPI ``resmem``, whose weights ship inside the wheel)."""
-    from memgaze.train.resmem import RESMEM_SIZE, load_resmem
+    from memgaze.train.label_free.resmem import RESMEM_SIZE, load_resmem
 
     model = load_resmem()
     # ResMem takes RGB in [0, 1] at 227×227 (mean 0, std 1 in 0–1 units).

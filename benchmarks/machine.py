@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import platform
 import re
-import shutil
-import subprocess
 import sys
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
+from memgaze.machine import cpu_flags, cpu_model, gpus, jetson, memory_gib, run_tool
 from memgaze.system import usable_cores
 
 # Distribution names to try for each library (first installed one wins).
@@ -24,20 +22,6 @@ LIBRARIES: dict[str, tuple[str, ...]] = {
     "opencv": ("opencv-python-headless", "opencv-python", "opencv-contrib-python"),
     "resmem": ("resmem",),
 }
-JETSON_RELEASE = Path("/etc/nv_tegra_release")
-SIMD_FLAGS = {"avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8",
-              "amx_bf16", "asimd", "asimddp", "asimdhp", "i8mm", "sve"}
-
-
-def _run(cmd: list[str], timeout: float = 10.0) -> str | None:
-    """stdout of ``cmd`` (stripped), or None when it is missing or fails."""
-    if shutil.which(cmd[0]) is None:
-        return None
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def library_versions() -> dict[str, str | None]:
@@ -56,70 +40,10 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo, else platform.processor()."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        text = ""
-    for key in ("model name", "Model", "Hardware", "cpu model"):
-        match = re.search(rf"^{key}\s*:\s*(.+)$", text, re.MULTILINE)
-        if match:
-            return match.group(1).strip()
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> list[str]:
-    """The CPU's SIMD features that decide INT8/FP16 speed (AVX2, AVX-512, VNNI, AMX, NEON dot product)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return []
-    match = re.search(r"^(?:flags|Features)\s*:\s*(.+)$", text, re.MULTILINE)
-    flags = set(match.group(1).split()) if match else set()
-    return sorted(f for f in flags if f in SIMD_FLAGS)
-
-
-def memory_gib() -> float | None:
-    """Total physical memory in GiB (from /proc/meminfo or sysconf)."""
-    try:
-        match = re.search(r"^MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.MULTILINE)
-        if match:
-            return round(int(match.group(1)) / 2**20, 1)
-    except OSError:
-        pass
-    try:
-        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def gpus() -> list[dict[str, str]]:
-    """GPUs reported by nvidia-smi (name, driver, memory, compute capability); [] without one."""
-    fields = ["name", "driver_version", "memory.total", "compute_cap"]
-    out = _run(["nvidia-smi", f"--query-gpu={','.join(fields)}", "--format=csv,noheader"])
-    if not out:
-        return []
-    rows = []
-    for line in out.splitlines():
-        values = [v.strip() for v in line.split(",")]
-        rows.append(dict(zip(["name", "driver", "memory", "compute_capability"], values)))
-    return rows
-
-
-def jetson() -> dict[str, Any] | None:
-    """Jetson release, power mode (nvpmodel -q) and clocks (jetson_clocks --show); None elsewhere."""
-    if not JETSON_RELEASE.is_file():
-        return None
-    try:
-        release = JETSON_RELEASE.read_text(errors="replace").strip().splitlines()[0]
-    except (OSError, IndexError):
-        release = None
-    return {
-        "release": release,
-        "power_mode": _run(["nvpmodel", "-q"]),
-        "clocks": _run(["jetson_clocks", "--show"]),
-    }
+def jetson_with_clocks() -> dict[str, Any] | None:
+    """:func:`memgaze.machine.jetson` and the clocks ``jetson_clocks --show`` reports (a benchmark's context)."""
+    found = jetson()
+    return None if found is None else {**found, "clocks": run_tool(["jetson_clocks", "--show"])}
 
 
 def describe_machine() -> dict[str, Any]:
@@ -135,7 +59,7 @@ def describe_machine() -> dict[str, Any]:
         "memory_gib": memory_gib(),
         "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "gpus": gpus(),
-        "jetson": jetson(),
+        "jetson": jetson_with_clocks(),
         "versions": library_versions(),
     }
 
@@ -155,7 +79,7 @@ def machine_slug() -> str:
     A CPU's slug names its SIMD tier, which changes INT8 results several-fold (AVX2 vs AVX-512 VNNI)."""
     arch = platform.machine() or "unknown"
     found = gpus()
-    if JETSON_RELEASE.is_file():
+    if jetson() is not None:
         return f"jetson-{arch}"
     if found:
         return "gpu-" + re.sub(r"[^a-z0-9]+", "-", found[0]["name"].lower()).strip("-") + f"-{arch}"

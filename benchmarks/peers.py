@@ -30,9 +30,9 @@ def score_peer(
     spec: str, root: Path, tests: dict[int, list[ScoredImage]], cache: Path, warnings: WarningCounter
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(the peer's description, one row per split with Spearman ρ, Pearson r and MSE vs the ground truth)."""
-    from memgaze.train import metrics
-    from memgaze.train.external_teacher import ADAPTERS, open_teacher
-    from memgaze.train.unlabelled_frames import teacher_outputs
+    from memgaze import metrics
+    from memgaze.train.label_free.external_teacher import ADAPTERS, open_teacher
+    from memgaze.train.label_free.unlabelled_frames import teacher_outputs
 
     teacher = open_teacher(spec)
     images = root / "images"

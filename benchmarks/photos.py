@@ -42,7 +42,7 @@ from memgaze.runtime.api import Model, load
 from memgaze.bench.machine import describe_machine
 from memgaze.bench.report import Block, Heading, Para, Table
 from memgaze.errors import fail
-from memgaze.media import jpeg_wh, read_image_for, resize_frame
+from memgaze.media import UnreadableImage, jpeg_wh, read_image_for, resize_frame
 from memgaze.runtime.collection import MediaItem
 from memgaze.runtime.pipeline import Pipeline
 from memgaze.runtime.sinks import JsonlSink
@@ -71,7 +71,16 @@ def photo_size(item: MediaItem) -> tuple[int, int] | None:
 def decode_alone(items: list[MediaItem], size: tuple[int, int], threads: int) -> int:
     """Decode every photo as the runtime does, on ``threads`` threads; returns how many decoded."""
     with ThreadPoolExecutor(threads) as pool:
-        return sum(image is not None for image, _ in pool.map(lambda item: read_image_for(item.path, size), items))
+        return sum(pool.map(lambda item: decodes(item, size), items))
+
+
+def decodes(item: MediaItem, size: tuple[int, int]) -> bool:
+    """Whether a photo decodes as the runtime decodes it."""
+    try:
+        read_image_for(item.path, size)
+    except UnreadableImage:
+        return False
+    return True
 
 
 def resmem_scorer() -> Callable[[list[MediaItem]], int]:
@@ -80,7 +89,7 @@ def resmem_scorer() -> Callable[[list[MediaItem]], int]:
     import torch
     from PIL import Image
 
-    from memgaze.train.resmem import load_resmem
+    from memgaze.train.label_free.resmem import load_resmem
 
     model = load_resmem()
 
@@ -104,7 +113,7 @@ def cpu_ms(run: Callable[[], object], photos: int) -> float:
 def stage_cpu(model: Model, items: list[MediaItem], batch: int) -> dict[str, float]:
     """CPU ms per photo of each stage alone: decode (as the runtime does), resize, engine (``batch`` per call)."""
     size = model.input_size
-    images = [image for image, _ in (read_image_for(item.path, size) for item in items) if image is not None]
+    images = [read_image_for(item.path, size)[0] for item in items if decodes(item, size)]
     inputs = [resize_frame(image, size) for image in images]
     batches = [np.stack(inputs[start:start + batch]) for start in range(0, len(inputs), batch)]
     model.backend.infer(batches[0], None)  # warm

@@ -2,7 +2,7 @@
 paced (camera-like) source, and several sources batched into one model.
 
 * **Throughput** (per file and ``--threads`` setting): the real pipeline (``Model.stream`` + a JSON-lines
-  sink, as ``memgaze-run --headless --jsonl``: a file is scored in batches of ``STREAM_BATCH`` frames), then, in the same process, decoding alone (the same
+  sink, as ``memgaze-run --headless --jsonl``: a file is scored in batches of ``MAX_BATCH`` frames), then, in the same process, decoding alone (the same
   file read by the same source class, no resize) and the engine alone (the same preprocessed frames).
   ``overhead_vs_bottleneck`` = pipeline ms/frame ÷ max(engine alone, decode alone): 1.0 means the
   runtime runs as fast as its slowest real stage allows. ``overhead`` (÷ engine alone) is kept too.
@@ -24,17 +24,18 @@ import os
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from memgaze.runtime.api import STREAM_BATCH, Model, load
+from memgaze.runtime.api import Model, load
+from memgaze.trt.recipe import MAX_BATCH
 from memgaze.bench.machine import describe_machine
 from memgaze.bench.report import Block, Heading, Para, Table, plot_bars
 from memgaze.bench.timing import summarize, time_interleaved
 from memgaze.errors import fail
-from memgaze.media import PRESCALE
-from memgaze.runtime.pipeline import Pipeline, RunSummary, preprocess
+from memgaze.media import PRESCALE, resize_frame
+from memgaze.runtime.pipeline import Pipeline, RunSummary, batch_of
 from memgaze.runtime.prediction import Prediction
 from memgaze.runtime.sinks import JsonlSink, Sink
 from memgaze.runtime.sources import FrameSource, Undecodable, open_source, source_spec
@@ -88,7 +89,7 @@ def engine_alone(model: Model, source: str, iters: int, warmup: int) -> tuple[di
     """The backend alone on the source's preprocessed frames (ms per call), and the frames' resolution."""
     images = list(decoded_frames(source, ENGINE_FRAMES))
     resolution = f"{images[0].shape[1]}x{images[0].shape[0]}"
-    batches = [preprocess(image, model.input_size) for image in images]
+    batches = [batch_of([resize_frame(image, model.input_size)]) for image in images]
     users = None if model.user is None else np.array([model.user], np.int64)
     frames = itertools.cycle(batches)
     raw = time_interleaved({"engine": lambda: model.backend.infer(next(frames), users)}, iters, warmup)
@@ -112,8 +113,8 @@ class RecordSink(Sink):
         return (done[-1] - done[skip]) * 1000.0 / max(1, len(done) - 1 - skip)
 
 
-def _run(model: Model, sources: list[str] | list[FrameSource], sinks: list[Sink], max_frames: int | None,
-         batch: int | None = STREAM_BATCH) -> RunSummary:
+def _run(model: Model, sources: Sequence[str] | Sequence[FrameSource], sinks: list[Sink], max_frames: int | None,
+         batch: int | None = MAX_BATCH) -> RunSummary:
     """A memgaze-run loop over ``sources``; ``batch=None`` reads files as cameras are read (the newest frame of each
     source per engine call, in step) instead of in batches of files."""
     if sources and isinstance(sources[0], FrameSource):

@@ -11,6 +11,7 @@ mean heatmap CC), and the mean absolute pixel difference of the model inputs.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from pathlib import Path
 from typing import Any, Callable
@@ -94,7 +95,9 @@ def jpeg_decode(frames: list[np.ndarray], reduced: bool) -> Resize:
 
     def decode(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         flag = reduced_read(frame.shape[:2], size)[0] if reduced else cv2.IMREAD_COLOR
-        return resize_frame(cv2.imdecode(encoded[id(frame)], flag), size)
+        decoded = cv2.imdecode(encoded[id(frame)], flag)
+        assert decoded is not None  # encoded just above
+        return resize_frame(decoded, size)
 
     return decode
 
@@ -132,8 +135,9 @@ def run_resize_bench(model: Path, videos: list[Path], frames_per_video: int = 10
             frames = [f for video in videos for f in sample_frames(video, frames_per_video, (width, height))]
             methods = candidates((height, width), size, frames)
             cycle = {name: itertools.cycle(frames) for name in methods}
-            timed = time_interleaved({name: (lambda n=name, fn=fn: fn(next(cycle[n]), size)) for name, fn in methods.items()},
-                                     iters, warmup=5, rounds=5)
+            calls: dict[str, Callable[[], object]] = {
+                name: functools.partial(lambda n, fn: fn(next(cycle[n]), size), name, fn) for name, fn in methods.items()}
+            timed = time_interleaved(calls, iters, warmup=5, rounds=5)
             reference = [area(f, size) for f in frames]
             ref_scores, ref_maps = _outputs(engine, reference)
             for name, fn in methods.items():

@@ -1,10 +1,11 @@
 """Training throughput (images/s) of the teacher step, the student step with teacher KD, and the
 student step alone, on synthetic tensors. A step is forward + loss + backward + optimizer step,
-with the same loss terms as ``memgaze-train``."""
+with the same loss terms as ``memgaze-train`` and computed as it computes them
+(:class:`memgaze.train.compute.Compute`): channels_last, the precision rule of :mod:`memgaze.train.amp`
+(bf16 autocast on GPUs with native bf16, fp16 autocast with a gradient scaler on older ones, fp32 on the CPU)."""
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,12 +33,12 @@ def _device(name: str) -> Any:
     return device
 
 
-def synthetic_batch(batch: int, image_size: int, map_size: int, device: Any, seed: int = 0) -> dict[str, Any]:
-    """A training batch of random tensors shaped like MemorabilityDataset items."""
+def synthetic_batch(batch: int, image_size: int, map_hw: tuple[int, int], seed: int = 0) -> dict[str, Any]:
+    """A training batch of random tensors shaped like MemorabilityDataset items (on the CPU)."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
-    heat = torch.rand(batch, 1, map_size, map_size, generator=g)
+    heat = torch.rand(batch, 1, *map_hw, generator=g)
     out = {
         "image": torch.randn(batch, 3, image_size, image_size, generator=g),
         "score": torch.rand(batch, generator=g),
@@ -45,43 +46,41 @@ def synthetic_batch(batch: int, image_size: int, map_size: int, device: Any, see
         "heatmap": heat / heat.sum(dim=(2, 3), keepdim=True),
         "has_heatmap": torch.ones(batch, dtype=torch.bool),
     }
-    return {k: v.to(device) for k, v in out.items()}
+    return out
 
 
-def _models(image_size: int, device: Any) -> tuple[Any, Any]:
+def _models(image_size: int, compute: Any) -> tuple[Any, Any]:
     from memgaze.train.models import build_model, default_config
 
     # Random weights: speed does not depend on them, and nothing is downloaded.
-    teacher = build_model(default_config("teacher", image_size=image_size, backbone_weights=None)).to(device)
-    student = build_model(default_config("student", image_size=image_size, users=USERS, backbone_weights=None)).to(device)
+    teacher = compute.prepare(build_model(default_config("teacher", image_size=image_size, backbone_weights=None)))
+    student = compute.prepare(build_model(default_config("student", image_size=image_size, users=USERS, backbone_weights=None)))
     return teacher, student
 
 
-def _amp(device: Any) -> tuple[Callable[[], Any], str]:
-    """Autocast as memgaze-train's ``amp auto`` on CUDA (bf16 where supported); fp32 on CPU."""
-    import torch
-
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), "bf16 autocast"
-    return contextlib.nullcontext, "fp32"
-
-
-def make_steps(teacher: Any, student: Any, b: dict[str, Any], device: Any) -> tuple[dict[str, Callable[[], None]], str]:
+def make_steps(teacher: Any, student: Any, b: dict[str, Any], compute: Any) -> dict[str, Callable[[], None]]:
     """One optimizer step per call for each row of ROWS, with memgaze-train's losses
-    (``losses.teacher_loss``, ``losses.student_loss``; the student alone: score + gaze terms)."""
+    (``losses.teacher_loss``, ``losses.student_loss``; the student alone: score + gaze terms), under ``compute``'s
+    autocast and gradient scaler."""
     import torch
 
     from memgaze.train import losses
 
-    autocast, amp = _amp(device)
+    autocast = compute.autocast
     t_opt = torch.optim.AdamW(teacher.parameters(), lr=1e-4)
     s_opt = torch.optim.AdamW(student.parameters(), lr=1e-4)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    scaler = compute.grad_scaler()
+    sync = torch.cuda.synchronize if compute.device.type == "cuda" else (lambda: None)
 
     def update(opt: Any, loss: Any) -> None:
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
         sync()
 
     def teacher_step() -> None:
@@ -106,7 +105,7 @@ def make_steps(teacher: Any, student: Any, b: dict[str, Any], device: Any) -> tu
         loss = losses.score_loss(score.float(), b["score"]) + losses.map_loss(logits.float(), b["heatmap"], b["has_heatmap"])
         update(s_opt, loss)
 
-    return dict(zip(ROWS, (teacher_step, student_kd_step, student_alone_step))), amp
+    return dict(zip(ROWS, (teacher_step, student_kd_step, student_alone_step)))
 
 
 def run_train_speed(image_size: int = 224, batch: int = 16, steps: int = 10, warmup: int = 2,
@@ -114,18 +113,20 @@ def run_train_speed(image_size: int = 224, batch: int = 16, steps: int = 10, war
     """Measure the three training steps interleaved; the ``train.json`` document (see README)."""
     import torch
 
-    from memgaze.train.models import count_macs, count_params
+    from memgaze.train.compute import make_compute
+    from memgaze.train.distributed import DistContext
+    from memgaze.train.models import count_macs, count_params, map_size
 
-    if image_size < 32 or image_size % 8:
-        fail("--image-size must be a multiple of 8 and at least 32")
+    hw = map_size(image_size)  # one-line error unless a multiple of the models' coarsest stride
     if batch < 1 or steps < 1 or warmup < 0:
         fail("--batch and --steps must be >= 1, --warmup >= 0")
-    dev = _device(device)
+    compute = make_compute(DistContext(device=_device(device)), "auto", 0, 0)
+    dev, amp = compute.device, compute.precision.label
     torch.manual_seed(0)
-    teacher, student = _models(image_size, dev)
-    b = synthetic_batch(batch, image_size, image_size // 8, dev)
-    fns, amp = make_steps(teacher, student, b, dev)
-    console.print(f"timing {len(fns)} training steps × {steps} on {dev} (batch {batch}, {image_size} px, {amp})")
+    teacher, student = _models(image_size, compute)
+    b = compute.to_device(synthetic_batch(batch, image_size, hw))
+    fns = make_steps(teacher, student, b, compute)
+    console.print(f"timing {len(fns)} training steps × {steps} on {dev} (batch {batch}, {image_size} px, {amp}, channels_last)")
     samples = time_interleaved(fns, iters=steps, warmup=warmup, rounds=min(steps, 3))
     params = {"teacher": count_params(teacher), "student": count_params(student)}
     macs = {"teacher": count_macs(teacher.cpu(), image_size), "student": count_macs(student.cpu(), image_size)}
@@ -137,7 +138,7 @@ def run_train_speed(image_size: int = 224, batch: int = 16, steps: int = 10, war
     return {
         "machine": describe_machine(),
         "rows": rows,
-        "settings": {"device": str(dev), "amp": amp, "batch": batch, "image_size": image_size, "steps": steps,
+        "settings": {"device": str(dev), "amp": amp, "memory_format": "channels_last", "batch": batch, "image_size": image_size, "steps": steps,
                      "warmup": warmup, "optimizer": "AdamW", "data": "synthetic tensors",
                      "threads": torch.get_num_threads()},
         "models": {"params": params, "macs": macs, "macs_ratio": macs["teacher"] / max(1, macs["student"])},
@@ -155,7 +156,8 @@ def section(result: dict[str, Any], folder: Path) -> list[Block]:
     return [
         Heading("Training speed"),
         Para(f"One step = forward + loss + backward + {s['optimizer']} step on {s['data']}, batch {s['batch']} at "
-             f"{s['image_size']}×{s['image_size']}, {s['device']} ({s['amp']}, {s['threads']} threads), "
+             f"{s['image_size']}×{s['image_size']}, {s['device']} ({s['amp']}, {s.get('memory_format', 'contiguous')}, "
+             f"{s['threads']} threads), "
              f"{s['steps']} timed steps after {s['warmup']} warm-up, interleaved. The KD step includes the frozen "
              "teacher's forward pass."),
         Table(["step", "batch", "p50 ms", "p90 ms", "mean ms", "std ms", "images/s"],

@@ -56,10 +56,12 @@ def _make_readable(folder: Path) -> None:
 def manifest(
     folder: Path, spec: GraphSpec, checkpoint: Path, *,
     models: dict[str, str], cpu_models: dict[str, str], calibration: dict[str, Any] | None,
-    accuracy: dict[str, Any] | None, gate_samples: GateSamples | None, extra: dict[str, Any],
+    accuracy: dict[str, Any] | None, gate_samples: GateSamples | None, tensorrt_check: dict[str, Any],
+    extra: dict[str, Any],
 ) -> Manifest:
     """The manifest (docs/internals.md keys) for the files already in ``folder``; ``cpu_models`` are
-    the ONNX Runtime CPU variants of ``models`` entries (``onnxruntime_cpu``). TensorRT plans are
+    the ONNX Runtime CPU variants of ``models`` entries (``onnxruntime_cpu``); ``tensorrt_check`` the verdict of
+    :mod:`memgaze.export.trt_compat` on each file meant for TensorRT. TensorRT plans are
     registered afterwards, by the same code ``memgaze-engine`` runs."""
     height, width = spec.input_size
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST_NAME)
@@ -82,6 +84,7 @@ def manifest(
         calibration=calibration,
         accuracy=accuracy,
         gate_samples=gate_samples,
+        tensorrt_check=tensorrt_check,
         extra=extra,
         files=file_entries(folder, names),
     )

@@ -41,6 +41,20 @@ class CalibrationSet:
     held_out_names: list[str]
     summary: dict[str, Any] = field(default_factory=dict)
 
+    def judging_frames(self, count: int, exactly: bool = False) -> tuple[np.ndarray, str]:
+        """At least ``count`` frames to judge a model on (all of them when the source has fewer; ``exactly``: no more
+        than ``count`` either): the held-out frames, topped up with calibration frames spread over the set, and a
+        phrase that says which they are."""
+        held = self.held_out[evenly_spaced(len(self.held_out), count)] if exactly else self.held_out
+        extra = max(0, count - len(held))
+        if extra == 0:
+            return held, "held-out frames"
+        picked = self.frames[evenly_spaced(len(self.frames), extra)]
+        frames = np.concatenate([held, picked])
+        if not len(held):
+            return frames, "calibration frames (none could be held out)"
+        return frames, f"frames ({len(held)} held out, {len(picked)} from calibration: too few to hold out {count})"
+
 
 def _video_length(path: Path) -> int:
     cap = cv2.VideoCapture(str(path))

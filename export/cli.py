@@ -19,15 +19,16 @@ from memgaze.export.eval_data import ground_truth_scores
 from memgaze.export.graph import GraphSpec, is_personalized
 from memgaze.export.onnx_export import DEFAULT_OPSET, export_onnx
 from memgaze.export.quantize import ONNXRUNTIME_CPU, TENSORRT, QuantizeResult, Scheme, quantize_int8
+from memgaze.export.trt_compat import TARGETS, require_parseable
 from memgaze.export.trt_cache import DEFAULT_TRT_VERSION, write_calibration_cache
-from memgaze.export.verify import run_onnx, session, user_indices, verification_images, verify_onnx
-from memgaze.gate import AccuracyReport, compare_outputs, enforce_gate
+from memgaze.export.verify import inference_session, run_onnx, user_indices, verification_images, verify_onnx
+from memgaze.gate import MIN_SAMPLES, AccuracyReport, compare_outputs, enforce_gate
 from memgaze.gate_samples import SAMPLE_COUNT, SAMPLES_NAME, Samples, write_samples
 from memgaze.manifest import EngineEntry, GateSamples, write_manifest
 from memgaze.trt.probe import tensorrt_module
 from memgaze.version import version_option
 
-app = typer.Typer(add_completion=False, help=__doc__)
+app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=False)
 # Every INT8 model the export writes: the TensorRT Q/DQ model (manifest ``models``) and the ONNX
 # Runtime CPU one (manifest ``onnxruntime_cpu``); both pass the same accuracy gate.
 INT8_MODELS: dict[str, Scheme] = {INT8_NAME: TENSORRT, ORT_CPU_INT8_NAME: ONNXRUNTIME_CPU}
@@ -45,10 +46,13 @@ class Method(str, Enum):
 
 
 def newest_student(root: Path = Path("runs")) -> Path:
-    """The most recently written ``student.safetensors`` under ``root``."""
-    found = sorted(root.rglob("student.safetensors"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+    """The most recently written student checkpoint (``memgaze-train``'s ``OUT/student.safetensors``) under ``root``."""
+    from memgaze.train.checkpoint import run_checkpoint
+
+    name = run_checkpoint(Path(), "student").name
+    found = sorted(root.rglob(name), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
     if not found:
-        fail(f"no --checkpoint given and no student.safetensors under {root}/ (train one with memgaze-train)")
+        fail(f"no --checkpoint given and no {name} under {root}/ (train one with memgaze-train)")
     console.print(f"using the newest student checkpoint: [bold]{found[-1]}[/bold]")
     return found[-1]
 
@@ -118,6 +122,7 @@ def export(
         with console.status("exporting ONNX"):
             export_onnx(model, config, fp32, opset, spec)
         step(f"ONNX opset {opset}, checked and simplified → {FP32_NAME}", started)
+        parser_checks = {FP32_NAME: require_parseable(fp32)}
         frames = None if calibration is None else np.concatenate([calibration.frames, calibration.held_out])
         with console.status("verifying ONNX Runtime against PyTorch"):
             verified = verify_onnx(model, config, fp32, verification_images(frames, size))
@@ -130,14 +135,17 @@ def export(
         if calibration is not None and int8:
             reports, calib_summary = _quantize(folder, fp32, config, calibration, calib_method.value, allow_degraded, eval_data, size)
             models["int8"], cpu_models["int8"] = INT8_NAME, ORT_CPU_INT8_NAME
+            parser_checks[INT8_NAME] = require_parseable(folder / INT8_NAME)
             extra["accuracy_onnxruntime_cpu"] = reports[ORT_CPU_INT8_NAME].as_dict()
             for name, report in reports.items():
                 step(f"{name} ({calib_method.value}): Spearman vs FP32 {report.spearman:.4f}, heatmap CC {report.heatmap_cc:.4f} on {report.images} {report.source}", started)
+        step(f"{' and '.join(parser_checks)} pass TensorRT {', '.join(TARGETS[v].name for v in TARGETS)}'s documented "
+             "ONNX parser rules", started)
         gate_samples = _gate_samples(folder, fp32, config, calibration, size)
         write_manifest(folder, manifest(
             folder, spec, checkpoint, models=models, cpu_models=cpu_models,
             calibration=calib_summary, accuracy=reports[INT8_NAME].as_dict() if reports else None,
-            gate_samples=gate_samples, extra=extra,
+            gate_samples=gate_samples, tensorrt_check=parser_checks, extra=extra,
         ))
     engines = _engine(out, "int8" if int8 else ("fp16" if fp16 else "fp32"), engine, workspace, dla_core, allow_degraded)
     console.print(summary_table(out, out, reports, engines))
@@ -145,14 +153,16 @@ def export(
 
 
 def _gate_samples(folder: Path, fp32: Path, config: dict[str, Any], calibration: CalibrationSet | None, size: tuple[int, int]) -> GateSamples:
-    """A few held-out frames (calibration frames or seeded noise where there are none) with their FP32 outputs."""
-    if calibration is not None and len(calibration.held_out):
-        frames, source = calibration.held_out[:SAMPLE_COUNT], "held-out calibration frames"
+    """:data:`SAMPLE_COUNT` real frames (held-out first) with their FP32 outputs; seeded noise only without any frame."""
+    if calibration is not None and len(calibration.frames):
+        frames, source = calibration.judging_frames(SAMPLE_COUNT, exactly=True)
     else:
-        pool = None if calibration is None else calibration.frames
-        frames, source = verification_images(pool, size, SAMPLE_COUNT), "calibration frames and seeded noise"
+        frames, source = verification_images(None, size, SAMPLE_COUNT), "seeded noise (no calibration frames were given)"
+    if len(frames) < SAMPLE_COUNT:
+        console.print(f"[yellow]warning:[/yellow] only {len(frames)} gate samples (the gate is set for {SAMPLE_COUNT}): "
+                      "give --calib a folder with more frames for a trustworthy check on the device", soft_wrap=True)
     users = user_indices(config, len(frames))
-    scores, heatmaps = run_onnx(session(fp32), frames, users)
+    scores, heatmaps = run_onnx(inference_session(fp32), frames, users)
     return write_samples(folder, Samples(frames=frames, users=users, scores=scores, heatmaps=heatmaps), source)
 
 
@@ -161,15 +171,14 @@ def _quantize(
     allow_degraded: bool, eval_data: Path | None, size: tuple[int, int],
 ) -> tuple[dict[str, AccuracyReport], dict[str, Any]]:
     """Both INT8 models + calibration cache + accuracy gates; returns the reports by file and the calibration summary."""
-    held = calibration.held_out if len(calibration.held_out) >= 2 else calibration.frames
-    source = "held-out frames" if held is calibration.held_out else "calibration frames (too few to hold any out)"
+    held, source = calibration.judging_frames(MIN_SAMPLES)
     held_users = user_indices(config, len(held))
-    reference = run_onnx(session(fp32), held, held_users)
+    reference = run_onnx(inference_session(fp32), held, held_users)
     reader = FrameReader(calibration.frames, user_indices(config, len(calibration.frames)))
 
     def evaluator(exact_qdq: bool) -> Callable[[Path], AccuracyReport]:
         where = f"{source}, exact Q/DQ emulation" if exact_qdq else source
-        return lambda candidate: compare_outputs(reference, run_onnx(session(candidate, exact_qdq=exact_qdq), held, held_users), where)
+        return lambda candidate: compare_outputs(reference, run_onnx(inference_session(candidate, exact_qdq=exact_qdq), held, held_users), where)
 
     results: dict[str, QuantizeResult] = {}
     for name, scheme in INT8_MODELS.items():

@@ -11,7 +11,7 @@ from memgaze.console import WarningCounter
 from memgaze.correlation import spearman
 from memgaze.errors import fail
 from memgaze.export.calibration import FrameRef, read_frames
-from memgaze.export.verify import run_onnx, session
+from memgaze.export.verify import inference_session, run_onnx
 from memgaze.layout import read_split
 
 LIMIT = 256  # test images scored at most
@@ -27,7 +27,7 @@ def ground_truth_scores(root: Path, size: tuple[int, int], fp32: Path, int8: Pat
         fail(f"--eval-data {root}: fewer than 2 readable test images")
     target = np.array([truth[n] for n in names], dtype=np.float64)
     users = np.zeros(len(frames), np.int64) if personalized else None
-    scores = {name: run_onnx(session(path), frames, users)[0] for name, path in (("fp32", fp32), ("int8", int8))}
+    scores = {name: run_onnx(inference_session(path), frames, users)[0] for name, path in (("fp32", fp32), ("int8", int8))}
     return {
         name: {"spearman": spearman(s, target), "mse": float(np.mean((s - target) ** 2))} for name, s in scores.items()
     } | {"images": len(target)}

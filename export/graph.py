@@ -1,8 +1,10 @@
 """The exportable graph: uint8 NHWC BGR frames in, ``score`` and ``heatmap`` out.
 
 Everything a camera frame needs besides resizing happens inside the graph (docs/design.md,
-"The exported graph"): NHWC→NCHW, BGR→RGB, /255 and mean/std folded into one
-multiply-add, then the model and the spatial softmax of its map logits.
+"The exported graph"): uint8→float, NHWC→NCHW, BGR→RGB, /255 and mean/std folded into one
+multiply-add, then the model and the spatial softmax of its map logits. The cast comes first: TensorRT's
+ONNX parser takes UINT8 only as a network input or output, never as an intermediate tensor
+(:mod:`memgaze.export.trt_compat`), so no layout op may run on the uint8 image.
 """
 
 from __future__ import annotations
@@ -90,8 +92,8 @@ class ExportGraph(nn.Module):
         self.register_buffer("shift", -mean / std)
 
     def preprocess(self, image: torch.Tensor) -> torch.Tensor:
-        """uint8 NHWC BGR -> normalized float NCHW RGB."""
-        x = image.permute(0, 3, 1, 2).float().flip(1)
+        """uint8 NHWC BGR -> normalized float NCHW RGB (cast first: no uint8 tensor inside the graph)."""
+        x = image.float().permute(0, 3, 1, 2).flip(1)
         return x * self.scale + self.shift
 
     def forward(self, image: torch.Tensor, user: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

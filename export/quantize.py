@@ -62,6 +62,9 @@ TENSORRT = Scheme(
     {
         "ActivationSymmetric": True,  # int8 activations with zero point 0, as TensorRT requires
         "WeightSymmetric": True,
+        # Biases stay float: TensorRT dequantizes INT8 only (8.6 refuses an INT32 DequantizeLinear; 10.x takes INT8,
+        # FP8 and INT4) and folds the float bias into the INT8 convolution itself, as NVIDIA's toolkits leave it.
+        "QuantizeBias": False,
         # Removable activations (Relu/Clip) are only dropped for asymmetric activations anyway; keeping
         # them explicit is what TensorRT, which fuses Conv+Relu itself, expects.
         "QDQKeepRemovableActivations": True,
@@ -150,7 +153,7 @@ def float_nodes(model: onnx.ModelProto, input_conv: bool = False) -> list[str]:
     return list(keep)
 
 
-def preprocess(fp32: Path, out: Path) -> onnx.ModelProto:
+def prepare_for_quantization(fp32: Path, out: Path) -> onnx.ModelProto:
     """ORT's quantization pre-processing (shape inference + optimization), with named nodes."""
     quant_pre_process(str(fp32), str(out), skip_symbolic_shape=True)
     model = onnx.load(str(out))
@@ -219,7 +222,7 @@ def quantize_int8(
     with tempfile.TemporaryDirectory(prefix="memgaze-quant-") as tmp:
         work = Path(tmp)
         pre_path, candidate, ranges = work / "pre.onnx", work / "int8.onnx", work / "ranges.json"
-        pre = preprocess(fp32, pre_path)
+        pre = prepare_for_quantization(fp32, pre_path)
         exclude = float_nodes(pre, scheme.float_input_conv)
         quantize_qdq(pre_path, candidate, reader, method, exclude, ranges, scheme)
         result = QuantizeResult(evaluate(candidate), exclude, scheme)
@@ -232,6 +235,16 @@ def quantize_int8(
             quantize_qdq(pre_path, candidate, reader, method, excluded, ranges, scheme)
             result = QuantizeResult(evaluate(candidate), excluded, scheme, [*result.kept_float, *worst], result.rounds + 1)
             step *= 2
+        final = onnx.load(str(candidate))
+        _drop_unused_domains(final)
         with atomic_path(out) as target:
-            target.write_bytes(candidate.read_bytes())
+            target.write_bytes(final.SerializeToString())
     return result
+
+
+def _drop_unused_domains(model: onnx.ModelProto) -> None:
+    """Keep only the opset imports some node uses (the quantizer declares ONNX Runtime's contrib domains too)."""
+    used = {node.domain for node in model.graph.node} | {""}
+    kept = [o for o in model.opset_import if o.domain in used or o.domain == "ai.onnx"]
+    del model.opset_import[:]
+    model.opset_import.extend(kept)

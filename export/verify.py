@@ -21,7 +21,7 @@ MIN_HEATMAP_CC = 0.9999
 BATCH = 8
 
 
-def session(path: Path, threads: int = 0, exact_qdq: bool = False) -> ort.InferenceSession:
+def inference_session(path: Path, threads: int = 0, exact_qdq: bool = False) -> ort.InferenceSession:
     """A CPU ONNX Runtime session (``threads`` 0 = ORT's default). ``exact_qdq`` turns graph optimizations
     off, so a Q/DQ graph runs as written (dequantize → float op → quantize): the arithmetic TensorRT
     implements, free of the x86 int8 kernels' own rounding and saturation."""
@@ -93,7 +93,7 @@ def verify_onnx(model: nn.Module, config: dict[str, Any], path: Path, images: np
         raise ValueError(f"verification needs at least {MIN_IMAGES} images, got {len(images)}")
     users = user_indices(config, len(images))
     ref = run_torch(ExportGraph(model, config).eval(), images, users)
-    got = run_onnx(session(path), images, users)
+    got = run_onnx(inference_session(path), images, users)
     report = VerifyReport(
         images=len(images),
         max_abs_score_diff=float(np.abs(ref[0] - got[0]).max()),

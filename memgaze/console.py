@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(stderr=True, highlight=False)
 
@@ -26,7 +27,7 @@ class WarningCounter:
             return
         self._seen.add(message)
         self.counts[kind] += 1
-        console.print(f"[yellow]warning:[/yellow] {message}", markup=True, soft_wrap=True)
+        console.print(f"[yellow]warning:[/yellow] {escape(message)}", markup=True, soft_wrap=True)
 
     @property
     def total(self) -> int:

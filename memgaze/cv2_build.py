@@ -52,6 +52,17 @@ def gstreamer_in(info: str) -> bool:
     return any(re.match(r"\s*GStreamer:\s*YES", line) for line in _section(info, "Video I/O"))
 
 
+def v4l2_in(info: str) -> bool:
+    """True when the build information text lists V4L/V4L2 (USB cameras on Linux) as ``YES`` under Video I/O."""
+    return any(re.match(r"\s*v4l/v4l2:\s*YES", line, re.IGNORECASE) for line in _section(info, "Video I/O"))
+
+
+def numpy_built_against(info: str) -> str | None:
+    """The numpy version OpenCV's Python bindings were compiled against (``numpy: ... (ver 1.21.5)``), None if unsaid."""
+    match = re.search(r"numpy:.*\(ver ([\d.]+)\)", info)
+    return match.group(1) if match else None
+
+
 def gui_in(info: str) -> bool:
     """True when the build information text names a GUI backend (OpenCV 4.6+: ``GUI: GTK3``; older: ``GTK+: YES``)."""
     section = _section(info, "GUI")

@@ -1,4 +1,5 @@
-"""The bundle's gate samples: a few held-out frames at the model's size with their FP32 outputs.
+"""The bundle's gate samples: :data:`SAMPLE_COUNT` real frames at the model's size (held-out calibration frames
+first) with their FP32 outputs.
 
 ``memgaze-export`` writes them (``gate_samples.npz``, listed and checksummed in the manifest) so a
 device with no dataset can check its own TensorRT plan against FP32 with :mod:`memgaze.gate`.
@@ -14,12 +15,13 @@ from typing import Callable
 import numpy as np
 
 from memgaze.atomic import atomic_path
+from memgaze.console import console
 from memgaze.errors import fail
-from memgaze.gate import AccuracyReport, compare_outputs
+from memgaze.gate import MIN_SAMPLES, AccuracyReport, compare_outputs
 from memgaze.manifest import GateSamples, Manifest
 
 SAMPLES_NAME = "gate_samples.npz"
-SAMPLE_COUNT = 8
+SAMPLE_COUNT = MIN_SAMPLES
 
 Infer = Callable[[np.ndarray, "np.ndarray | None"], "tuple[np.ndarray, np.ndarray]"]
 
@@ -64,6 +66,10 @@ def read_samples(root: Path, manifest: Manifest) -> Samples:
         fail(f"{path}: frames are {samples.frames.dtype} {samples.frames.shape[1:]}, not uint8 ({height}, {width}, 3)")
     if len(samples.scores) != len(samples.frames) or len(samples.heatmaps) != len(samples.frames):
         fail(f"{path}: {len(samples.frames)} frames but {len(samples.scores)} scores and {len(samples.heatmaps)} heatmaps")
+    if len(samples.frames) < SAMPLE_COUNT:
+        console.print(f"[yellow]warning:[/yellow] {path} holds {len(samples.frames)} gate samples, fewer than the "
+                      f"{SAMPLE_COUNT} the gate is set for (an older export, or a tiny calibration folder); re-export "
+                      "the bundle with more calibration frames for a trustworthy verdict", soft_wrap=True)
     return samples
 
 

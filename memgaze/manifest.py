@@ -131,6 +131,7 @@ class Manifest:
     calibration: dict[str, Any] | None = None
     accuracy: dict[str, Any] | None = None
     gate_samples: GateSamples | None = None
+    tensorrt_check: dict[str, Any] = field(default_factory=dict)  # per ONNX file meant for TensorRT: its parser-rule check
     card: dict[str, str] = field(default_factory=dict)  # the model card: "name", "licence", "file" (MODEL.md), "map" (what the generic heatmap is)
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -14,18 +14,21 @@ from typing import BinaryIO, Iterator
 import cv2
 import numpy as np
 
-from memgaze.errors import fail
+from memgaze.damage import damage, sniff
+from memgaze.errors import MemgazeError, fail
+from memgaze.heif import HEIF_SUFFIXES, decode_heif
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})  # OpenCV reads them
+PHOTO_SUFFIXES = IMAGE_SUFFIXES | HEIF_SUFFIXES  # what a photo collection scores: those and phones' HEIC/HEIF/AVIF
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 PRESCALE = 2  # resize_frame: INTER_LINEAR to this multiple of the model size first (chosen by memgaze-bench resize)
 THUMB_SIZE = 32  # side of the grayscale thumbnail compared to spot near-duplicate frames
 
 
-def list_media(folder: Path, what: str = "folder", skip: Path | None = None,
-               recursive: bool = True) -> tuple[list[Path], list[Path]]:
-    """Image and video files in ``folder`` (and its sub-folders unless ``recursive`` is False), sorted; hidden files
-    and folders (a leading dot) and ``skip`` left out."""
+def list_media(folder: Path, what: str = "folder", skip: Path | None = None, recursive: bool = True,
+               image_suffixes: frozenset[str] = IMAGE_SUFFIXES) -> tuple[list[Path], list[Path]]:
+    """Image (``image_suffixes``) and video files in ``folder`` (and its sub-folders unless ``recursive`` is False),
+    sorted; hidden files and folders (a leading dot) and ``skip`` left out."""
     if not folder.exists():
         fail(f"{what} {folder} does not exist")
     if not folder.is_dir():
@@ -35,7 +38,7 @@ def list_media(folder: Path, what: str = "folder", skip: Path | None = None,
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
         and (skip is None or skip not in p.parents)
     )
-    return [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES], [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
+    return [p for p in files if p.suffix.lower() in image_suffixes], [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
 
 
 def resize_frame(frame: np.ndarray, model_hw: tuple[int, int], prescale: int = PRESCALE) -> np.ndarray:
@@ -99,28 +102,68 @@ def reduced_read(jpeg_wh: tuple[int, int], model_hw: tuple[int, int], prescale: 
                 (cv2.IMREAD_COLOR, 1))
 
 
-def read_image_for(path: Path, model_hw: tuple[int, int], prescale: int = PRESCALE) -> tuple[np.ndarray | None, tuple[int, int] | None]:
-    """A BGR image for a model of input ``model_hw`` (H, W), and its full (H, W) when it was decoded smaller, else None.
+class UnreadableImage(MemgazeError):
+    """An image file that cannot be scored: empty, unreadable, truncated or undecodable (the message says which)."""
+
+
+def read_image_for(path: Path, model_hw: tuple[int, int] | None, prescale: int = PRESCALE,
+                   verify: bool = True) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """A BGR image for a model of input ``model_hw`` (H, W; None: decoded in full), and its full (H, W) when it was
+    decoded smaller, else None; :class:`UnreadableImage` when the file cannot be scored.
 
     A JPEG is decoded at the smallest 1/8, 1/4 or 1/2 scale that keeps it at least ``prescale`` × the model
     size (:func:`resize_frame` then shrinks it as it would the full image): 2.5× cheaper than a full decode
-    of a 1280×720 JPEG, as close to INTER_AREA (``memgaze-bench resize``). Other files: read in full."""
-    header_wh = jpeg_wh(path) if path.suffix.lower() in JPEG_SUFFIXES and path.is_file() else None
-    flag, factor = reduced_read(header_wh, model_hw, prescale) if header_wh is not None else (cv2.IMREAD_COLOR, 1)
-    return _with_full_shape(cv2.imread(str(path), flag), header_wh, factor)
+    of a 1280×720 JPEG, as close to INTER_AREA (``memgaze-bench resize``). HEIC/HEIF/AVIF go through
+    :mod:`memgaze.heif`; other files are read in full. ``verify``: refuse a truncated file (:mod:`memgaze.damage`).
+    With ``verify=False`` OpenCV reads the file itself, as before the check existed (``memgaze-bench collection``
+    measures the difference)."""
+    if not verify and path.suffix.lower() not in HEIF_SUFFIXES:
+        header_wh = jpeg_wh(path) if model_hw and path.suffix.lower() in JPEG_SUFFIXES and path.is_file() else None
+        flag, factor = _read_flag(header_wh, model_hw, prescale)
+        image = cv2.imread(str(path), flag)
+        if image is None:
+            raise UnreadableImage("cannot decode this file as an image")
+        return _with_full_shape(image, header_wh, factor)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UnreadableImage(f"cannot read the file: {exc.strerror or exc}") from None
+    return decode_image_for(data, model_hw, prescale, verify)
 
 
-def decode_image_for(data: bytes, model_hw: tuple[int, int], prescale: int = PRESCALE) -> tuple[np.ndarray | None, tuple[int, int] | None]:
+def decode_image_for(data: bytes, model_hw: tuple[int, int] | None, prescale: int = PRESCALE,
+                     verify: bool = True) -> tuple[np.ndarray, tuple[int, int] | None]:
     """:func:`read_image_for` on a file's bytes (e.g. read from object storage): the same decode, the same pixels."""
-    header_wh = jpeg_wh(data)
-    flag, factor = reduced_read(header_wh, model_hw, prescale) if header_wh is not None else (cv2.IMREAD_COLOR, 1)
-    return _with_full_shape(cv2.imdecode(np.frombuffer(data, np.uint8), flag), header_wh, factor)
+    if not data:
+        raise UnreadableImage("empty file (0 bytes)")
+    kind = sniff(data)
+    if kind == "heif":
+        try:
+            return decode_heif(data), None
+        except ValueError as exc:
+            raise UnreadableImage(str(exc)) from None
+    if verify and (why := damage(data, kind)) is not None:
+        raise UnreadableImage(why)
+    header_wh = jpeg_wh(data) if kind == "jpeg" and model_hw else None
+    flag, factor = _read_flag(header_wh, model_hw, prescale)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+    except cv2.error:
+        image = None
+    if image is None:
+        raise UnreadableImage("cannot decode this file as an image")
+    return _with_full_shape(image, header_wh, factor)
 
 
-def _with_full_shape(image: np.ndarray | None, header_wh: tuple[int, int] | None,
-                     factor: int) -> tuple[np.ndarray | None, tuple[int, int] | None]:
+def _read_flag(header_wh: tuple[int, int] | None, model_hw: tuple[int, int] | None, prescale: int) -> tuple[int, int]:
+    """(OpenCV read flag, scale divisor): reduced for a JPEG of ``header_wh`` where a model of ``model_hw`` allows."""
+    return reduced_read(header_wh, model_hw, prescale) if header_wh is not None and model_hw else (cv2.IMREAD_COLOR, 1)
+
+
+def _with_full_shape(image: np.ndarray, header_wh: tuple[int, int] | None,
+                     factor: int) -> tuple[np.ndarray, tuple[int, int] | None]:
     """The decoded image and its full (H, W) when it was decoded at 1/``factor``, else None."""
-    if image is None or factor == 1 or header_wh is None:
+    if factor == 1 or header_wh is None:
         return image, None
     width, height = header_wh  # the header's, before any EXIF rotation that the decoder applied
     rotated = (image.shape[0] > image.shape[1]) != (height > width)

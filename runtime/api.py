@@ -17,21 +17,20 @@ import numpy as np
 from memgaze import builtin
 from memgaze.console import WarningCounter
 from memgaze.errors import MemgazeError, fail
-from memgaze.media import decode_image_for, read_image_for, resize_frame
+from memgaze.media import UnreadableImage, decode_image_for, read_image_for, resize_frame
 from memgaze.runtime.backends import open_backend
 from memgaze.runtime.backends.base import Backend
 from memgaze.runtime.bundle import Bundle, load_bundle
 from memgaze.runtime.capture import ReconnectPolicy
 from memgaze.runtime.pipeline import Stream, batch_of
-from memgaze.runtime.prediction import Prediction, heatmap_peak
+from memgaze.runtime.prediction import Prediction, engine_predictions
 from memgaze.runtime.sources import CaptureOptions, FrameSource, capture_wh, open_source, source_spec
+from memgaze.trt.recipe import MAX_BATCH
 
 __all__ = ["Model", "Prediction", "Stream", "load", "MemgazeError"]
 
 Image = Union[np.ndarray, str, Path, bytes]
 SourceArg = Union[str, int, Path]
-MAX_BATCH = 32  # images per engine call in predict(); longer lists are split
-STREAM_BATCH = 8  # frames of a collection per engine call in stream() (a TensorRT plan's profile covers 1-8 by default)
 
 
 def check_image(image: object, model_hw: tuple[int, int], position: int | None = None) -> tuple[np.ndarray, tuple[int, int] | None]:
@@ -40,15 +39,15 @@ def check_image(image: object, model_hw: tuple[int, int], position: int | None =
     one-line error otherwise."""
     where = "" if position is None else f" (image {position})"
     if isinstance(image, (str, Path)):
-        read, full_shape = read_image_for(Path(image), model_hw)
-        if read is None:
-            fail(f"cannot read an image from {image}{where}")
-        return read, full_shape
+        try:
+            return read_image_for(Path(image), model_hw)
+        except UnreadableImage as exc:
+            fail(f"cannot read an image from {image}{where}: {exc}")
     if isinstance(image, bytes):
-        read, full_shape = decode_image_for(image, model_hw)
-        if read is None:
-            fail(f"cannot decode an image from {len(image)} bytes{where}")
-        return read, full_shape
+        try:
+            return decode_image_for(image, model_hw)
+        except UnreadableImage as exc:
+            fail(f"cannot decode an image from {len(image)} bytes{where}: {exc}")
     if not isinstance(image, np.ndarray):
         fail(f"expected a numpy uint8 BGR image [H, W, 3] or a path, got {type(image).__name__}{where}")
     if image.dtype != np.uint8:
@@ -89,6 +88,15 @@ class Model:
         """One line: backend, precision and model file."""
         return self.backend.describe()
 
+    def __repr__(self) -> str:
+        """The model's name, backend, precision, input size and viewer, e.g. ``Model('memgaze-lite0-resmem v4',
+        onnxruntime int8, input 224x224, viewer generic of 1)``."""
+        name = self.bundle.manifest.card.get("name") or self.bundle.root.name
+        height, width = self.input_size
+        viewer = self.users[self.user or 0]
+        return (f"Model({name!r}, {self.backend.name} {self.backend.precision}, input {width}x{height}, "
+                f"viewer {viewer} of {len(self.users)})")
+
     @property
     def map_label(self) -> str:
         """What the heatmap shows, as the overlay says it: the chosen user's predicted gaze, or what the bundle's
@@ -97,27 +105,32 @@ class Model:
             return f"{self.users[self.user]}'s predicted gaze"
         return self.bundle.manifest.card.get("map", "")
 
-    @overload
-    def predict(self, images: Image) -> Prediction: ...
+    @overload  # a str or bytes is one image, not a sequence of them: this overload is tried first
+    def predict(self, images: Image, *, keep_images: bool = False) -> Prediction: ...  # type: ignore[overload-overlap]
 
     @overload
-    def predict(self, images: Sequence[Image]) -> list[Prediction]: ...
+    def predict(self, images: Sequence[Image], *, keep_images: bool = False) -> list[Prediction]: ...
 
-    def predict(self, images: Image | Sequence[Image]) -> Prediction | list[Prediction]:
+    def predict(self, images: Image | Sequence[Image], *, keep_images: bool = False) -> Prediction | list[Prediction]:
         """Score one image (uint8 BGR ``[H, W, 3]`` array of any size, a path, or an image file's bytes) or a list of
-        them (batched)."""
+        them (batched). A list is decoded and scored ``MAX_BATCH`` at a time, so memory does not grow with its length
+        beyond the predictions themselves; each keeps its decoded image as ``image`` only with ``keep_images``."""
         if isinstance(images, (np.ndarray, str, Path, bytes)):
-            return self.predict_checked([check_image(images, self.input_size)])[0]
+            return self.predict_checked([check_image(images, self.input_size)], keep_images=keep_images)[0]
         if not isinstance(images, Sequence):
             fail(f"expected an image or a list of images, got {type(images).__name__}")
         if len(images) == 0:
             fail("predict() got an empty list of images")
-        checked = [check_image(image, self.input_size, position) for position, image in enumerate(images)]
-        return [p for start in range(0, len(checked), MAX_BATCH) for p in self.predict_checked(checked[start:start + MAX_BATCH])]
+        predictions: list[Prediction] = []
+        for start in range(0, len(images), MAX_BATCH):
+            chunk = [check_image(image, self.input_size, start + i) for i, image in enumerate(images[start:start + MAX_BATCH])]
+            predictions += self.predict_checked(chunk, first_index=start, keep_images=keep_images)
+        return predictions
 
-    def predict_checked(self, checked: list[tuple[np.ndarray, tuple[int, int] | None]]) -> list[Prediction]:
+    def predict_checked(self, checked: list[tuple[np.ndarray, tuple[int, int] | None]], *, first_index: int = 0,
+                        keep_images: bool = False) -> list[Prediction]:
         """One engine call for images already checked (:func:`check_image`: each an image and its full (H, W) when it
-        was decoded smaller, else None)."""
+        was decoded smaller, else None), numbered from ``first_index``."""
         start = time.perf_counter()
         images = [image for image, _ in checked]
         batch = batch_of([resize_frame(image, self.input_size) for image in images])
@@ -126,11 +139,10 @@ class Model:
         scores, heatmaps = self.backend.infer(batch, users)
         inferred = time.perf_counter()
         timings = {"pre": (resized - start) * 1000.0, "infer": (inferred - resized) * 1000.0}
-        predictions = [
-            Prediction(score=score, heatmap=heatmap, peak=heatmap_peak(heatmap, full_shape or image.shape),
-                       timings=dict(timings), index=index, image=image)
-            for index, ((image, full_shape), score, heatmap) in enumerate(zip(checked, scores.tolist(), heatmaps[:, 0]))
-        ]
+        predictions = engine_predictions(
+            scores, heatmaps, [full_shape or image.shape for image, full_shape in checked],
+            [{"timings": dict(timings), "index": index, "image": image if keep_images else None}
+             for index, (image, _) in enumerate(checked, first_index)])
         post = (time.perf_counter() - inferred) * 1000.0
         for prediction in predictions:
             prediction.timings["post"] = post
@@ -166,10 +178,11 @@ class Model:
         max_frames: int | None = None,
         reconnect: int = 5,
         warnings: WarningCounter | None = None,
-        batch: int | None = STREAM_BATCH,
+        batch: int | None = MAX_BATCH,
         decode_threads: int | None = None,
         recursive: bool = True,
         rtsp_transport: str = "auto",
+        keep_images: bool = False,
     ) -> Stream:
         """Predictions for every frame of one source or several.
 
@@ -180,12 +193,14 @@ class Model:
         call; each prediction names its ``file``. With a live source among them (or ``batch=None``), a batch is the
         newest frame of each source, files are read in step and live sources keep only their newest frame. Cameras are asked for
         ``input_width`` × ``input_height`` at ``input_rate`` (default: a mode near the model's size). An rtsp:// source
-        gets RTP over ``rtsp_transport``: auto (OpenCV's default: TCP, UDP when the server refuses TCP), tcp or udp."""
+        gets RTP over ``rtsp_transport``: auto (OpenCV's default: TCP, UDP when the server refuses TCP), tcp or udp.
+        Each prediction carries its decoded frame as ``image`` only with ``keep_images`` (e.g. to draw an overlay);
+        :meth:`Stream.rows` also gives a :class:`memgaze.runtime.prediction.Failure` for each file that could not be read."""
         options = CaptureOptions(input_width, input_height, input_rate, rtsp_transport)
         opened = self.open_sources(sources, options, recursive)
         try:
-            return Stream(self.backend, opened, user=self.user, max_frames=max_frames,
-                          policy=ReconnectPolicy(attempts=reconnect), warnings=warnings, batch=batch, threads=decode_threads)
+            return Stream(self.backend, opened, user=self.user, max_frames=max_frames, policy=ReconnectPolicy(attempts=reconnect),
+                          warnings=warnings, batch=batch, threads=decode_threads, keep_images=keep_images)
         except BaseException:
             for source in opened:
                 source.close()

@@ -277,10 +277,10 @@ class CaptureGroup:
         files_ready = all(c.has_frame_locked for c in running if not c.live)
         return files_ready and any(c.has_frame_locked for c in running)
 
-    def next_batch(self, timeout: float | None = None) -> list[Frame] | None:
-        """The newest frame of each source that has one, in source order; [] after ``timeout``; None when all ended."""
+    def next_batch(self) -> list[Frame] | None:
+        """The newest frame of each source that has one, in source order, once one is ready; None when all ended."""
         with self._cond:
-            self._cond.wait_for(self._ready_locked, timeout)
+            self._cond.wait_for(self._ready_locked)
             if all(c.ended_locked for c in self.captures):
                 return None
             return [frame for c in self.captures if (frame := c.take_locked()) is not None]

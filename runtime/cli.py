@@ -12,23 +12,28 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own (e.g. an R
 
 import signal  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import List, Optional  # noqa: E402
 
 import cv2  # noqa: E402
 import typer  # noqa: E402
 
 from memgaze import __version__  # noqa: E402
-from memgaze.runtime.api import STREAM_BATCH, Model, load  # noqa: E402
+from memgaze.runtime.api import Model, load  # noqa: E402
+from memgaze.trt.recipe import MAX_BATCH  # noqa: E402
 from memgaze.console import WarningCounter, console  # noqa: E402
 from memgaze.errors import fail, run_cli  # noqa: E402
 from memgaze.runtime.backends import BACKENDS, PRECISIONS  # noqa: E402
+from memgaze.runtime.collection import GALLERY_MARKER  # noqa: E402
 from memgaze.runtime.gallery import GallerySink, card_text  # noqa: E402
+from memgaze.runtime.gallery_work import JOURNAL, check_target, work_folder  # noqa: E402
 from memgaze.runtime.mjpeg import MjpegServer, parse_host_port  # noqa: E402
 from memgaze.runtime.pipeline import Pipeline, Stream  # noqa: E402
 from memgaze.runtime.progress import ProgressSink, show_progress  # noqa: E402
 from memgaze.runtime.reader import CollectionReader  # noqa: E402
+from memgaze.runtime.resume import prepare_resume  # noqa: E402
 from memgaze.runtime.sinks import (  # noqa: E402
-    CalibSink, CsvSink, JsonlSink, MjpegSink, Sink, VideoSink, WindowSink, check_video_target,
+    CalibSink, CsvSink, JsonlSink, MjpegSink, Sink, VideoSink, WindowSink, check_row_target, check_video_target,
 )
 from memgaze.runtime.sources import RTSP_TRANSPORTS, check_rtsp_transport, parse_source  # noqa: E402
 from memgaze.version import version_option  # noqa: E402
@@ -40,15 +45,15 @@ app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=F
 
 def _sinks(
     headless: bool, jsonl: str | None, csv: str | None, save_video: str | None, serve: str | None,
-    save_calib: str | None, every: int, stream: Stream,
+    save_calib: str | None, every: int, stream: Stream, mode: str,
 ) -> list[Sink]:
     sinks: list[Sink] = []
     if not headless:
         sinks.append(WindowSink())
     if jsonl:
-        sinks.append(JsonlSink(jsonl))
+        sinks.append(JsonlSink(jsonl, mode))
     if csv:
-        sinks.append(CsvSink(csv))
+        sinks.append(CsvSink(csv, mode))
     if save_video:
         sinks.append(VideoSink(save_video, stream.sources[0].fps))
     if serve:
@@ -60,7 +65,34 @@ def _sinks(
     return sinks
 
 
-def _gallery(report: str, scorer: Model, stream: Stream, targets: list[str | int], recursive: bool) -> GallerySink:
+def _row_mode(resume: bool, overwrite: bool, outputs: list[tuple[Path, str]], jsonl: str | None, csv: str | None) -> str:
+    """How --jsonl/--csv files are opened (new, overwrite, append), checked before the model loads: a file that already
+    holds rows is refused unless --resume or --overwrite says what to do with it."""
+    if resume and overwrite:
+        fail("give --resume (continue the rows already written) or --overwrite (start again), not both")
+    if resume and not outputs:
+        fail("--resume continues the rows of --jsonl FILE and/or --csv FILE; give the files of the run to continue")
+    if not resume:
+        for target, option in ((jsonl, "--jsonl"), (csv, "--csv")):
+            if target:
+                check_row_target(target, option, "overwrite" if overwrite else "new")
+    return "append" if resume else "overwrite" if overwrite else "new"
+
+
+def _resume(stream: Stream, outputs: list[tuple[Path, str]], report: str | None) -> None:
+    """Repair and reconcile the outputs of the run to continue (its gallery's journal too), and pass over what it scored;
+    one line on what was found."""
+    journal = [(work_folder(Path(report), resume=True) / JOURNAL, "gallery")] if report else []
+    state = prepare_resume(outputs + journal, stream.sources)
+    stream.skip_scored(state)
+    notes = [f"cut an unfinished last line in {state.repaired} file(s)"] if state.repaired else []
+    notes += [f"{state.again} file(s) changed since or missing from an output: their rows removed, scored again"] \
+        if state.again else []
+    console.print(f"resuming: {state.rows} file(s) already scored in {', '.join(str(p) for p, _ in outputs)}"
+                  + (f" ({'; '.join(notes)})" if notes else ""), soft_wrap=True)
+
+
+def _gallery(report: str, scorer: Model, stream: Stream, targets: list[str | int], recursive: bool, resume: bool) -> GallerySink:
     """The --report sink: the model card and the run's settings on the page."""
     reader = stream.group
     if not isinstance(reader, CollectionReader):
@@ -74,7 +106,8 @@ def _gallery(report: str, scorer: Model, stream: Stream, targets: list[str | int
         "batch": f"{reader.batch} per engine call, decoded on {reader.threads} threads",
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "memgaze": __version__,
     }
-    return GallerySink(report, card_text(manifest.model_name, manifest.licence, scorer.bundle.root), settings, stream.summary)
+    return GallerySink(report, card_text(manifest.model_name, manifest.licence, scorer.bundle.root), settings, stream.summary,
+                       resume=resume)
 
 
 def _source_args(camera: int | None, sources: list[str]) -> list[str | int]:
@@ -114,7 +147,12 @@ def run(
     report: Optional[str] = typer.Option(
         None, "--report", help="Write a ranked gallery to folder DIR: photos by score with heatmaps, a histogram, the model card, the settings."
     ),
-    batch: int = typer.Option(STREAM_BATCH, "--batch", min=1, help="Files: frames per engine call."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run whose rows --jsonl/--csv hold: files already scored (same path, size and "
+        "modification time) are passed over, the rest appended; an unfinished last line is cut; the gallery keeps every row.",
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the rows --jsonl/--csv already hold (without it, or --resume, they are refused)."),
+    batch: int = typer.Option(MAX_BATCH, "--batch", min=1, help="Files: frames per engine call."),
     decode_threads: Optional[int] = typer.Option(None, "--decode-threads", min=1, help="Files: threads decoding photos (default: all cores)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no per-stage table (the bar only shows on a terminal anyway)."),
     save_video: Optional[str] = typer.Option(None, "--save-video", help="Write the annotated frames (source 0) to a video FILE (mp4v)."),
@@ -136,8 +174,12 @@ def run(
     """Score every frame of a source: memorability + gaze heatmap, to a window, JSON lines, CSV, a gallery, a video or a browser."""
     targets = _source_args(camera, source)
     check_rtsp_transport(rtsp_transport)
+    outputs = [(Path(target), kind) for target, kind in ((jsonl, "jsonl"), (csv, "csv")) if target and target != "-"]
+    mode = _row_mode(resume, overwrite, outputs, jsonl, csv)  # before the model loads (a TensorRT build can take minutes)
     if save_video:
-        check_video_target(save_video)  # before the model loads (a TensorRT build can take minutes)
+        check_video_target(save_video)
+    if report:
+        check_target(Path(report), GALLERY_MARKER)
     warnings = WarningCounter("frames")
     with load(model, backend, precision, user, threads=threads, providers=providers.split(",") if providers else None,
               build=not no_build) as scorer:
@@ -146,9 +188,11 @@ def run(
                                decode_threads=decode_threads, recursive=recursive, rtsp_transport=rtsp_transport)
         sinks: list[Sink] = []
         try:
-            sinks += _sinks(headless, jsonl, csv, save_video, serve, save_calib, every, stream)
+            if resume:
+                _resume(stream, outputs, report)
+            sinks += _sinks(headless, jsonl, csv, save_video, serve, save_calib, every, stream, mode)
             if report:
-                sinks.append(_gallery(report, scorer, stream, targets, recursive))
+                sinks.append(_gallery(report, scorer, stream, targets, recursive, resume))
             if show_progress(quiet, stream.progress()[1]):
                 sinks.append(ProgressSink(stream.progress))
         except BaseException:
@@ -162,7 +206,7 @@ def run(
             console.print("headless with no --jsonl/--csv/--report/--save-video/--serve: only the summary will be printed")
         summary = Pipeline(stream, sinks, scorer.map_label, stages=not quiet).run()
         warnings.summary()
-    if summary.frames == 0:
+    if summary.frames == 0 and not summary.resumed:
         fail(f"no frame could be scored from {names} ({summary.end_reason or 'no frames'})")
 
 

@@ -9,16 +9,17 @@ image or video file (its folder is the root). Hidden files and folders are left 
 from __future__ import annotations
 
 import glob
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from memgaze.errors import fail
-from memgaze.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_media
+from memgaze.media import PHOTO_SUFFIXES, VIDEO_SUFFIXES, list_media
 
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
 GALLERY_MARKER = ".memgaze-gallery"  # in a folder memgaze-run --report wrote: its thumbnails are never photos to score
 GLOB_CHARACTERS = frozenset("*?[")
-KINDS = ", ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
+KINDS = ", ".join(sorted(PHOTO_SUFFIXES | VIDEO_SUFFIXES))
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,16 @@ class MediaItem:
     path: Path
     name: str
     video: bool
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """A file's (size in bytes, modification time in ns): what tells a resumed run that it was already scored as it is;
+    None when it cannot be read."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns
 
 
 def is_glob(text: str) -> bool:
@@ -53,7 +64,7 @@ def _item(path: Path, root: Path) -> MediaItem:
 def folder_items(folder: Path, recursive: bool = True) -> list[MediaItem]:
     """The images and videos of ``folder`` in name order, galleries memgaze wrote left out; one-line error when there
     are none."""
-    images, videos = list_media(folder, "folder", recursive=recursive)
+    images, videos = list_media(folder, "folder", recursive=recursive, image_suffixes=PHOTO_SUFFIXES)
     galleries = {marker.parent for marker in (folder.rglob(GALLERY_MARKER) if recursive else folder.glob(GALLERY_MARKER))}
     items = sorted((_item(path, folder) for path in images + videos if galleries.isdisjoint(path.parents)),
                    key=lambda item: item.name)
@@ -69,7 +80,7 @@ def glob_items(pattern: str) -> list[MediaItem]:
     paths = [Path(p) for p in glob.glob(pattern, recursive=True)]
     items = sorted(
         (_item(path, root) for path in paths
-         if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
+         if path.is_file() and path.suffix.lower() in PHOTO_SUFFIXES | VIDEO_SUFFIXES
          and not any(part.startswith(".") for part in path.relative_to(root).parts)),
         key=lambda item: item.name,
     )
@@ -93,4 +104,4 @@ def list_file_items(listing: Path) -> list[MediaItem]:
 
 def file_item(path: Path) -> MediaItem:
     """One image or video file; a suffix that is not an image's is read as a video."""
-    return MediaItem(path, path.name, path.suffix.lower() not in IMAGE_SUFFIXES)
+    return MediaItem(path, path.name, path.suffix.lower() not in PHOTO_SUFFIXES)

@@ -6,29 +6,29 @@ scores (inline SVG); the model card's name and licence; and the run's settings. 
 and ``thumbs/`` (JPEGs), nothing else: it works offline and can be copied anywhere. ``index.html#plain``
 shows the photos without their heatmaps.
 
+Files that could not be scored (empty, unreadable, truncated, undecodable) are listed apart, below the ranking,
+with their errors; they are never ranked.
+
 Thumbnails are written while the run goes, from the image the model was given (a JPEG decoded at reduced
-size), into a temporary folder that replaces ``DIR`` when the run ends, Ctrl-C included (the gallery then
-holds what was scored).
+size), into a work folder that replaces ``DIR`` when the run ends, Ctrl-C included (the gallery then
+holds what was scored); ``--resume`` goes on with it (:mod:`memgaze.runtime.gallery_work`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import html
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from memgaze import __version__
-from memgaze.atomic import atomic_dir, write_text
-from memgaze.errors import fail
 from memgaze.runtime.collection import GALLERY_MARKER as MARKER  # a folder holding it may be replaced, never scored
+from memgaze.runtime.gallery_work import Entry, WorkFolder, check_target
 from memgaze.runtime.overlay import colorize
 from memgaze.runtime.pipeline import RunSummary
-from memgaze.runtime.prediction import Prediction, heatmap_peak
+from memgaze.runtime.prediction import Failure, Prediction, heatmap_peak
 from memgaze.runtime.sinks import Sink, encode_jpeg
 
 THUMB_SIDE = 320  # longer side of a thumbnail, pixels
@@ -53,21 +53,10 @@ figure.photo{margin:0;background:#fff;border:1px solid #d0d7de;border-radius:6px
 figcaption{padding:.45em .6em;font-size:.85em;line-height:1.35}
 .rank{color:#57606a}.score{font-size:1.15em}.file{display:block;word-break:break-all}.where{color:#57606a}
 .toggle a{margin:0 .3em}
+section.failed{max-width:1200px;margin:1em auto 2em;padding:0 1.5em}
+section.failed h2{font-size:1.2em;color:#9a6700}
+table.failed{border-collapse:collapse;font-size:.9em}table.failed td,table.failed th{text-align:left;padding:.3em 1em .3em 0;border-bottom:1px solid #d0d7de}
 """
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One scored photo (or video frame) of the gallery."""
-
-    name: str
-    score: float
-    peak: tuple[int, int]
-    peak_at: tuple[float, float]  # the peak as fractions of the thumbnail's width and height
-    thumb: str
-    heat: str
-    size_wh: tuple[int, int]  # the thumbnail's (width, height)
-    video: bool  # a frame of a video file
 
 
 def card_text(name: str, licence: str, bundle: Path) -> tuple[str, str]:
@@ -115,50 +104,69 @@ def histogram_svg(scores: list[float], width: int = 360, height: int = 140) -> s
 
 class GallerySink(Sink):
     """Writes the ranked gallery into ``folder``; ``card`` is (model name, licence), ``settings`` (label → text) the
-    run's settings, and ``run`` the run's summary, read when the run ends (frames, time, unreadable files)."""
+    run's settings, and ``run`` the run's summary, read when the run ends (frames, time, unreadable files).
 
-    def __init__(self, folder: str, card: tuple[str, str], settings: dict[str, str], run: RunSummary | None = None) -> None:
+    ``resume``: go on with the gallery of an earlier run (:mod:`memgaze.runtime.gallery_work`). The folder is checked
+    when the sink is made, before any scoring."""
+
+    wants_images = True
+
+    def __init__(self, folder: str, card: tuple[str, str], settings: dict[str, str], run: RunSummary | None = None,
+                 resume: bool = False) -> None:
         self.folder = Path(folder)
-        if self.folder.exists() and (not self.folder.is_dir() or (any(self.folder.iterdir()) and not (self.folder / MARKER).is_file())):
-            fail(f"--report {folder} exists and is not a gallery memgaze wrote; give a new folder (it is replaced as a whole)")
+        check_target(self.folder, MARKER)
         self.card = card
         self.settings = settings
         self.run = run
-        self.entries: list[Entry] = []
-        self._stack: contextlib.ExitStack | None = contextlib.ExitStack()
-        self._tmp = self._stack.enter_context(atomic_dir(self.folder))
-        (self._tmp / "thumbs").mkdir()
+        self._work: WorkFolder | None = WorkFolder(self.folder, resume)
+
+    @property
+    def entries(self) -> list[Entry]:
+        """Every row so far, the earlier run's first when resumed (one that this run scored again is left out)."""
+        assert self._work is not None
+        earlier, now = self._work.entries[:self._work.earlier], self._work.entries[self._work.earlier:]
+        again = {entry.key for entry in now}
+        return [entry for entry in earlier if entry.key not in again] + now
 
     def write(self, result: Prediction, annotated: np.ndarray | None) -> None:
-        if result.image is None:
+        if result.image is None or self._work is None:
             return
         thumb = thumbnail(result.image)
         height, width = thumb.shape[:2]
-        stem = f"thumbs/{len(self.entries):06d}"
-        (self._tmp / f"{stem}.jpg").write_bytes(encode_jpeg(thumb))
-        (self._tmp / f"{stem}.heat.jpg").write_bytes(encode_jpeg(colorize(result.heatmap, (width, height))))
+        stem = f"thumbs/{self._work.next_number:06d}"
+        (self._work.path / f"{stem}.jpg").write_bytes(encode_jpeg(thumb))
+        (self._work.path / f"{stem}.heat.jpg").write_bytes(encode_jpeg(colorize(result.heatmap, (width, height))))
         x, y = heatmap_peak(result.heatmap, (height, width))
-        self.entries.append(Entry(label(result), result.score, result.peak, (x / width, y / height),
-                                  f"{stem}.jpg", f"{stem}.heat.jpg", (width, height), result.file_frame is not None))
+        key = (result.source or 0, result.file or f"frame {result.index}", result.file_frame)
+        identity = None if result.file_bytes is None or result.file_mtime_ns is None else (result.file_bytes, result.file_mtime_ns)
+        self._work.add(Entry(key, label(result), result.score, result.peak, (x / width, y / height),
+                             f"{stem}.jpg", f"{stem}.heat.jpg", (width, height), result.file_frame is not None, identity=identity))
+
+    def write_failure(self, failure: Failure) -> None:
+        if self._work is not None:
+            identity = None if failure.file_bytes is None or failure.file_mtime_ns is None else (failure.file_bytes, failure.file_mtime_ns)
+            self._work.add(Entry((failure.source, failure.file, None), failure.file, error=failure.error, identity=identity))
 
     def close(self) -> None:
         """Write the page and put the folder in place (also after Ctrl-C: the gallery of what was scored)."""
-        if self._stack is None:
+        if self._work is None:
             return
-        write_text(self._tmp / "index.html", self.page())
-        (self._tmp / MARKER).write_text(f"memgaze {__version__}\n")
-        stack, self._stack = self._stack, None
-        stack.close()
+        entries = self.entries
+        work, self._work = self._work, None
+        work.finish({"index.html": self.page(entries), MARKER: f"memgaze {__version__}\n"})
 
-    def page(self) -> str:
-        """The gallery's HTML: entries by score, highest first (ties by name)."""
+    def page(self, entries: list[Entry] | None = None) -> str:
+        """The gallery's HTML: ``entries`` (default: this run's) by score, highest first (ties by name), then the files
+        that could not be scored, apart and not ranked."""
         esc = html.escape
-        ranked = sorted(self.entries, key=lambda e: (-e.score, e.name))
+        entries = self.entries if entries is None else entries
+        ranked = sorted((e for e in entries if e.score is not None), key=lambda e: (-(e.score or 0.0), e.name))
+        failed = sorted((e for e in entries if e.error), key=lambda e: e.name)
         name, licence = self.card
         rows = {"model": name, "licence": licence, **self.settings, **self._run_lines()}
         table = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows.items())
         figures = "\n".join(self._figure(rank, entry) for rank, entry in enumerate(ranked, 1))
-        histogram = histogram_svg([e.score for e in ranked]) if ranked else "<p>nothing was scored</p>"
+        histogram = histogram_svg([e.score or 0.0 for e in ranked]) if ranked else "<p>nothing was scored</p>"
         what = "images" if any(e.video for e in ranked) else "photos"
         return (
             "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
@@ -171,7 +179,7 @@ class GallerySink(Sink):
             "<p class='toggle'>Heatmaps: <a href='#'>on</a>·<a href='#plain'>off</a></p></header>"
             f"<section class='about'><figure class='histogram'>{histogram}<figcaption>scores</figcaption></figure>"
             f"<table class='settings'>{table}</table></section>"
-            f"<div id='plain'><main class='grid'>\n{figures}\n</main></div></body></html>\n"
+            f"<div id='plain'><main class='grid'>\n{figures}\n</main></div>{failures_section(failed)}</body></html>\n"
         )
 
     def _run_lines(self) -> dict[str, str]:
@@ -181,8 +189,9 @@ class GallerySink(Sink):
         unreadable = str(run.undecodable)
         if run.unreadable_names:
             unreadable += f" ({', '.join(run.unreadable_names)}{', …' if run.undecodable > len(run.unreadable_names) else ''})"
-        return {"scored": f"{run.frames} in {run.seconds:.1f} s ({run.fps:.1f}/s)", "unreadable, skipped": unreadable,
-                "ended": run.end_reason or "–"}
+        earlier = {"scored by an earlier run (resumed)": str(run.resumed)} if run.resumed else {}
+        return {"scored": f"{run.frames} in {run.seconds:.1f} s ({run.fps:.1f}/s)", **earlier,
+                "could not be scored (listed below the ranking)": unreadable, "ended": run.end_reason or "–"}
 
     @staticmethod
     def _figure(rank: int, entry: Entry) -> str:
@@ -190,12 +199,22 @@ class GallerySink(Sink):
         width, height = entry.size_wh
         lazy = " loading='lazy'" if rank > EAGER else ""
         left, top = entry.peak_at
+        frame = (f"<div class='frame'><img class='thumb' src='{entry.thumb}' width='{width}' height='{height}' "
+                 f"alt='{esc(entry.name)}'{lazy}><img class='heat' src='{entry.heat}' alt=''{lazy}>"
+                 f"<span class='peak' style='left:{left * 100:.1f}%;top:{top * 100:.1f}%'></span></div>")
         return (
-            f"<figure class='photo' data-rank='{rank}' data-score='{entry.score:.6f}' data-file='{esc(entry.name)}'>"
-            f"<div class='frame'><img class='thumb' src='{entry.thumb}' width='{width}' height='{height}' alt='{esc(entry.name)}'{lazy}>"
-            f"<img class='heat' src='{entry.heat}' alt=''{lazy}>"
-            f"<span class='peak' style='left:{left * 100:.1f}%;top:{top * 100:.1f}%'></span></div>"
-            f"<figcaption><span class='rank'>#{rank}</span> <b class='score'>{entry.score:.3f}</b>"
+            f"<figure class='photo' data-rank='{rank}' data-score='{entry.score or 0.0:.6f}' data-file='{esc(entry.name)}'>{frame}"
+            f"<figcaption><span class='rank'>#{rank}</span> <b class='score'>{entry.score or 0.0:.3f}</b>"
             f"<span class='file'>{esc(entry.name)}</span>"
             f"<span class='where'>peak at ({entry.peak[0]}, {entry.peak[1]}) px</span></figcaption></figure>"
         )
+
+
+def failures_section(failed: list[Entry]) -> str:
+    """The files that could not be scored, apart from the ranking: each file and why."""
+    if not failed:
+        return ""
+    rows = "".join(f"<tr class='failed' data-file='{html.escape(e.name)}'><td>{html.escape(e.name)}</td>"
+                   f"<td>{html.escape(e.error or '')}</td></tr>" for e in failed)
+    return (f"<section class='failed'><h2>{len(failed)} file{'s' if len(failed) > 1 else ''} could not be scored (not ranked)</h2>"
+            f"<table class='failed'><tr><th>file</th><th>why</th></tr>{rows}</table></section>")

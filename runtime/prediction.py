@@ -1,8 +1,10 @@
-"""One scored frame (:class:`Prediction`) and how a batch of engine outputs becomes predictions."""
+"""One scored frame (:class:`Prediction`), a file that could not be scored (:class:`Failure`), and the rows both
+become in ``memgaze-run``'s JSON lines and CSV."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -21,7 +23,8 @@ class Prediction:
     ``latency_ms`` (capture to result). Frames of files also carry ``file`` (the file's path relative to its
     source's root: a folder, a glob's fixed part, a list's folder) and, for a video, ``file_frame`` (the frame's
     number in that file) and ``timestamp`` (its time in the file, seconds). For :meth:`Model.predict` ``index`` is
-    the image's position.
+    the image's position. ``file_bytes`` and ``file_mtime_ns`` are the file's size and modification time when it was
+    read (what a resumed run matches). ``image`` is the decoded image only when it was asked for (``keep_images``).
     """
 
     score: float
@@ -37,6 +40,8 @@ class Prediction:
     file: str | None = None
     file_frame: int | None = None
     timestamp: float | None = None
+    file_bytes: int | None = None
+    file_mtime_ns: int | None = None
 
     def record(self) -> dict[str, object]:
         """The JSON line ``memgaze-run --jsonl`` writes for this frame (:data:`RECORD_KEYS`, those that apply).
@@ -47,6 +52,8 @@ class Prediction:
         identity: dict[str, object] = {"frame": self.index} if self.file is None else {"file": self.file}
         if self.file_frame is not None:
             identity.update(frame=self.file_frame, timestamp=self.timestamp)
+        if self.file is not None:
+            identity.update(bytes=self.file_bytes, mtime_ns=self.file_mtime_ns)
         return {
             "source": self.source,
             **identity,
@@ -57,8 +64,27 @@ class Prediction:
         }
 
 
+@dataclass(frozen=True)
+class Failure:
+    """A file of a collection that could not be scored (empty, unreadable, truncated, undecodable): its row has no
+    score, only the ``error``. ``source``, ``file``, ``file_bytes``, ``file_mtime_ns`` as in :class:`Prediction`; ``t``
+    seconds since the run started."""
+
+    source: int
+    file: str
+    error: str
+    t: float
+    file_bytes: int | None = None
+    file_mtime_ns: int | None = None
+
+    def record(self) -> dict[str, object]:
+        """The JSON line of a file without a score: ``source``, ``file``, ``bytes``, ``mtime_ns``, ``t``, ``error``."""
+        return {"source": self.source, "file": self.file, "bytes": self.file_bytes, "mtime_ns": self.file_mtime_ns,
+                "t": round(self.t, 4), "score": None, "error": self.error}
+
+
 # Every key a record can have, in order (the columns of memgaze-run --csv; peak is split into x and y there).
-RECORD_KEYS = ("source", "file", "frame", "timestamp", "t", "score", "peak", "latency_ms")
+RECORD_KEYS = ("source", "file", "frame", "timestamp", "bytes", "mtime_ns", "t", "score", "peak", "latency_ms", "error")
 
 
 def heatmap_peak(heatmap: np.ndarray, frame_shape: tuple[int, ...]) -> tuple[int, int]:
@@ -66,3 +92,11 @@ def heatmap_peak(heatmap: np.ndarray, frame_shape: tuple[int, ...]) -> tuple[int
     h, w = heatmap.shape
     row, col = divmod(int(heatmap.argmax()), w)
     return int((col + 0.5) * frame_shape[1] / w), int((row + 0.5) * frame_shape[0] / h)
+
+
+def engine_predictions(scores: np.ndarray, heatmaps: np.ndarray, shapes: Sequence[tuple[int, ...]],
+                       fields: Sequence[dict[str, Any]]) -> list[Prediction]:
+    """One :class:`Prediction` per row of an engine call's outputs (``scores`` ``[N]``, ``heatmaps`` ``[N, 1, h, w]``):
+    its score, its map and the map's peak in the frame of shape ``shapes[i]``; ``fields[i]`` gives the rest."""
+    return [Prediction(score=score, heatmap=heatmap, peak=heatmap_peak(heatmap, shape), **extra)
+            for score, heatmap, shape, extra in zip(scores.tolist(), heatmaps[:, 0], shapes, fields, strict=True)]

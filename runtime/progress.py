@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from memgaze.console import console
-from memgaze.runtime.prediction import Prediction
+from memgaze.runtime.prediction import Failure, Prediction
 from memgaze.runtime.sinks import Sink
 
 
@@ -38,11 +38,16 @@ class ProgressSink(Sink):
         self.task = self.progress.add_task(what, completed=done, total=total)
         self.progress.start()
 
-    def write(self, result: Prediction, annotated: np.ndarray | None) -> None:
+    def _update(self) -> None:
         done, total = self.state()
         self.progress.update(self.task, completed=done, total=total)
 
+    def write(self, result: Prediction, annotated: np.ndarray | None) -> None:
+        self._update()
+
+    def write_failure(self, failure: Failure) -> None:
+        self._update()
+
     def close(self) -> None:
-        done, total = self.state()
-        self.progress.update(self.task, completed=done, total=total)
+        self._update()
         self.progress.stop()

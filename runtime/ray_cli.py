@@ -21,7 +21,7 @@ app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=F
 @app.command()
 def score(
     sources: List[str] = typer.Argument(..., help="Folders, globs, text files of paths, or URIs Ray reads (s3://bucket/photos/, gs://…)."),
-    out: str = typer.Option(..., "--out", help="Folder or URI prefix for the Parquet files (path, file, score, peak_x, peak_y, width, height, error)."),
+    out: str = typer.Option(..., "--out", help="Folder or URI prefix for the Parquet files (path, file, score, peak_x, peak_y, width, height, bytes, mtime_ns, error)."),
     model: Optional[str] = typer.Option(
         None, "--model", help=r"Deploy bundle folder on this machine, sent to the workers as bytes \[the built-in model]."
     ),
@@ -37,6 +37,10 @@ def score(
     heatmaps: bool = typer.Option(False, "--heatmaps", help=r"Also write each heatmap (\[h]\[w] floats)."),
     recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Read local folders' sub-folders too."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace what --out already holds."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Go on with the Parquet files already in --out: photos scored unchanged (path, size, modification "
+        "time) are left out, the rest appended (local photos and --out).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No Ray Data progress output."),
     version: bool = version_option(),
 ) -> None:
@@ -46,12 +50,15 @@ def score(
     start = time.perf_counter()
     summary = score_to_parquet(sources, out, str(resolve(model)), workers=workers, batch=batch, threads=threads, backend=backend,
                                precision=precision, user=user, heatmaps=heatmaps, recursive=recursive, address=address,
-                               overwrite=overwrite)
+                               overwrite=overwrite, resume=resume)
     seconds = time.perf_counter() - start
     failed = f"; {summary.errors} without a score ({', '.join(summary.named)}{', …' if summary.errors > len(summary.named) else ''})" \
         if summary.errors else ""
-    console.print(f"memgaze-ray: {summary.rows} photos in {seconds:.1f} s ({summary.rows / seconds:.1f}/s, Ray start-up "
-                  f"included) on {workers} worker(s) → {out}{failed}", soft_wrap=True)
+    scored = summary.rows - summary.resumed
+    console.print(f"memgaze-ray: {scored} photos in {seconds:.1f} s ({scored / seconds:.1f}/s, Ray start-up "
+                  f"included) on {workers} worker(s) → {out}{failed}"
+                  + (f"; {summary.resumed} scored by an earlier job, {summary.rows} rows in all" if summary.resumed else ""),
+                  soft_wrap=True)
 
 
 def main() -> None:

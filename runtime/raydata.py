@@ -10,8 +10,10 @@ pyarrow's filesystems open (``s3://``, ``gs://``…), scores them on an actor po
 does the scheduling, on this machine (``ray.init()``) or on a cluster (``ray.init(address=...)``).
 
 Columns: ``path`` (as Ray read it), ``file`` (relative to its source's root, as ``memgaze-run`` names it),
-``score``, ``peak_x``, ``peak_y`` (full-size pixels), ``width``, ``height``, ``error`` (why a file could not be
-scored; its score is null), and with ``heatmaps`` the map (``[h][w]`` floats).
+``score``, ``peak_x``, ``peak_y`` (full-size pixels), ``width``, ``height``, ``bytes``, ``mtime_ns`` (the file's size
+and modification time, what ``resume`` matches), ``error`` (why a file could not be scored: empty, truncated,
+undecodable; its score is null), and with ``heatmaps`` the map (``[h][w]`` floats). A damaged file is a row with its
+error, never the end of the job.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from memgaze.errors import MemgazeError, fail
-from memgaze.media import IMAGE_SUFFIXES
+from memgaze.console import console
+from memgaze.errors import fail
+from memgaze.media import PHOTO_SUFFIXES, UnreadableImage, decode_image_for
+from memgaze.runtime.collection import file_identity
+from memgaze.runtime.ray_resume import left_to_score
 
 INSTALL_HINT = 'pip install "memgaze[ray]"'
 NAMED_ERRORS = 5  # files named in the summary of those that could not be scored
@@ -101,23 +106,20 @@ class BundleScorer:
     def __call__(self, batch: dict[str, np.ndarray]) -> Any:
         import pyarrow as pa
 
-        from memgaze.runtime.api import check_image
-
         paths = [str(path) for path in batch["path"]]
         checked: list[tuple[np.ndarray, tuple[int, int] | None]] = []
         errors: list[str | None] = []
         for data in batch["bytes"]:
             try:
-                checked.append(check_image(bytes(data), self.model.input_size))
+                checked.append(decode_image_for(bytes(data), self.model.input_size))
                 errors.append(None)
-            except MemgazeError as exc:
-                errors.append(str(exc))
-        scored = iter(self.model.predict_checked(checked) if checked else [])
-        good = iter(checked)
+            except Exception as exc:  # noqa: BLE001 - a damaged file is a row with its error, never the end of the job
+                errors.append(str(exc) if isinstance(exc, UnreadableImage) else f"cannot decode this file: {exc}")
+        scored = iter(zip(self.model.predict_checked(checked), checked) if checked else [])
         columns: dict[str, list[Any]] = {k: [] for k in ("score", "peak_x", "peak_y", "width", "height", "heatmap")}
         for error in errors:
-            prediction = None if error else next(scored)
-            shape = None if error else (next(good)[1] or prediction.image.shape[:2])  # type: ignore[union-attr]
+            prediction, (image, full_shape) = (None, (None, None)) if error else next(scored)
+            shape = None if image is None else (full_shape or image.shape[:2])
             columns["score"].append(None if prediction is None else prediction.score)
             columns["peak_x"].append(None if prediction is None else prediction.peak[0])
             columns["peak_y"].append(None if prediction is None else prediction.peak[1])
@@ -132,11 +134,19 @@ class BundleScorer:
             "peak_y": pa.array(columns["peak_y"], pa.int32()),
             "width": pa.array(columns["width"], pa.int32()),
             "height": pa.array(columns["height"], pa.int32()),
+            "bytes": pa.array([len(data) for data in batch["bytes"]], pa.int64()),
+            "mtime_ns": pa.array([None if is_uri(path) else local_mtime_ns(path) for path in paths], pa.int64()),
             "error": pa.array(errors, pa.string()),
         }
         if self.heatmaps:
             table["heatmap"] = pa.array(columns["heatmap"], pa.list_(pa.list_(pa.float32())))
         return pa.table(table)
+
+
+def local_mtime_ns(path: str) -> int | None:
+    """A local file's modification time (ns), what a resumed job matches; None when it cannot be read here."""
+    identity = file_identity(Path(path))
+    return None if identity is None else identity[1]
 
 
 def is_uri(text: str) -> bool:
@@ -170,19 +180,21 @@ def resolve_inputs(sources: list[str], recursive: bool = True) -> tuple[list[str
 
 @dataclass
 class RaySummary:
-    """What a Ray run wrote: rows, rows without a score, and the first few of those files."""
+    """What ``--out`` holds after a Ray run: rows, rows without a score and the first few of those files, and (resumed)
+    how many photos an earlier job had scored."""
 
     rows: int
     errors: int
     named: list[str]
+    resumed: int = 0
 
 
-def _summary(out: str) -> RaySummary:
+def _summary(out: str, resumed: int = 0) -> RaySummary:
     import pyarrow.parquet as pq
 
     table = pq.read_table(out, columns=["file", "error"])
     failed = [name for name, error in zip(table["file"].to_pylist(), table["error"].to_pylist()) if error]
-    return RaySummary(table.num_rows, len(failed), failed[:NAMED_ERRORS])
+    return RaySummary(table.num_rows, len(failed), failed[:NAMED_ERRORS], resumed)
 
 
 def prune_partial_files(folder: Path) -> int:
@@ -218,19 +230,32 @@ def _check_output(out: str, overwrite: bool) -> None:
 def score_to_parquet(
     sources: list[str], out: str, bundle: str | Path, *, workers: int = 1, batch: int = 16, threads: int = 1,
     backend: str = "onnxruntime", precision: str | None = None, user: str | None = None, heatmaps: bool = False,
-    recursive: bool = True, address: str | None = None, overwrite: bool = False,
+    recursive: bool = True, address: str | None = None, overwrite: bool = False, resume: bool = False,
 ) -> RaySummary:
     """Score the photos of ``sources`` (local collections or URIs) with ``bundle`` on ``workers`` Ray actors (each
     ``threads`` CPUs, ``batch`` photos per engine call) and write Parquet files into ``out`` (a folder or a URI prefix).
 
     Connects to the Ray cluster at ``address`` ("auto": the one this machine belongs to), else to the one already
     initialised, else starts a local one. After Ctrl-C the Parquet files in a local ``out`` are complete (those an
-    interrupted write left unfinished are deleted); an object store never shows a partly uploaded file."""
+    interrupted write left unfinished are deleted); an object store never shows a partly uploaded file. ``resume``:
+    go on with what ``out`` holds (:mod:`memgaze.runtime.ray_resume`)."""
     ray = require_ray()
     from ray.data._internal.savemode import SaveMode
 
     inputs, roots = resolve_inputs(sources, recursive)
-    _check_output(out, overwrite)
+    resumed = 0
+    if resume:
+        if overwrite or is_uri(out) or any(map(is_uri, sources)):
+            fail("--resume goes on with local photos and a local --out (and without --overwrite)")
+        if Path(out).exists() and not Path(out).is_dir():
+            fail(f"--out {out} is a file; give the folder of the Parquet files to go on with")
+        inputs, resumed, dropped = left_to_score(inputs, Path(out).resolve())
+        console.print(f"resuming: {resumed} photo(s) already scored in {out}" + (f", {dropped} row(s) of changed photos removed"
+                                                                                   if dropped else ""), soft_wrap=True)
+        if not inputs:
+            return _summary(str(Path(out).resolve()), resumed)
+    else:
+        _check_output(out, overwrite)
     packed = pack_bundle(bundle)
     started = not ray.is_initialized()
     if started:
@@ -238,7 +263,7 @@ def score_to_parquet(
     local_out = None if is_uri(out) else Path(out).resolve()
     try:
         # listed local files are images already; a URI prefix is listed by Ray, keeping images only
-        extensions = [s.lstrip(".") for suffix in sorted(IMAGE_SUFFIXES) for s in (suffix, suffix.upper())]
+        extensions = [s.lstrip(".") for suffix in sorted(PHOTO_SUFFIXES) for s in (suffix, suffix.upper())]
         # Reading bytes and writing Parquet ask for no CPU (the actors may hold every CPU: a 2-CPU instance with two
         # one-CPU actors would otherwise never schedule a read), as many at a time as there are workers.
         # Listed files are read in blocks of one batch (Ray's default, a block a file for a few thousand, costs a task each).
@@ -263,4 +288,4 @@ def score_to_parquet(
     finally:
         if started and ray.is_initialized():
             ray.shutdown()
-    return _summary(str(local_out) if local_out else out)
+    return _summary(str(local_out) if local_out else out, resumed)

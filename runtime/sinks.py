@@ -16,20 +16,26 @@ import numpy as np
 from memgaze.atomic import write_bytes
 from memgaze.errors import fail
 from memgaze.runtime.mjpeg import MjpegServer
-from memgaze.runtime.prediction import RECORD_KEYS, Prediction
+from memgaze.runtime.prediction import RECORD_KEYS, Failure, Prediction
 
 JPEG_QUALITY = 85
 
 
 class Sink:
     """Receives every prediction; ``annotated`` is the overlay image. A sink that :attr:`wants_overlay` gets
-    only the frames that have one (source 0 of several)."""
+    only the frames that have one (source 0 of several); it, and one that :attr:`wants_images`, needs
+    ``Prediction.image``.
+    Files that could not be scored come to :meth:`write_failure`."""
 
     wants_overlay = False
+    wants_images = False
     stop_reason: str | None = None  # set when this sink ends the run (window closed, reader gone)
 
     def write(self, result: Prediction, annotated: np.ndarray | None) -> None:
         raise NotImplementedError
+
+    def write_failure(self, failure: Failure) -> None:
+        """A file of a collection that could not be scored (ignored unless the sink keeps rows)."""
 
     def close(self) -> None:
         """Flush and release."""
@@ -42,21 +48,36 @@ def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     return data.tobytes()
 
 
+ROW_MODES = ("new", "overwrite", "append")
+
+
+def check_row_target(target: str, option: str, mode: str = "new") -> None:
+    """One-line error when ``target`` (``--jsonl``/``--csv``) already holds rows and ``mode`` is "new": an earlier run's
+    rows are never replaced or mixed with another run's unless asked (``--resume``, ``--overwrite``)."""
+    if mode == "new" and target != "-" and os.path.isfile(target) and os.path.getsize(target) > 0:
+        fail(f"{option} {target} already holds rows; --resume to continue that run (the files it scored are passed over), "
+             "--overwrite to start it again, or give a new file")
+
+
 class RowSink(Sink):
     """One text row per frame to a file or ``-`` (stdout), flushed per row: after Ctrl-C or a crash the file is
-    complete up to the last row written. ``option`` names the CLI option in messages."""
+    complete up to the last row written. ``option`` names the CLI option in messages. ``mode``: "new" (a file that
+    already holds rows is refused), "overwrite", or "append" (after :func:`memgaze.runtime.resume.prepare_resume`)."""
 
     option = "--jsonl"
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, mode: str = "new") -> None:
+        check_row_target(target, self.option, mode)
         self._own = target != "-"
+        self.appending = mode == "append" and self._own and os.path.isfile(target) and os.path.getsize(target) > 0
         try:
-            self._handle: IO[str] = open(target, "w", encoding="utf-8", newline="") if self._own else sys.stdout
+            self._handle: IO[str] = open(target, "a" if mode == "append" else "w", encoding="utf-8", newline="") \
+                if self._own else sys.stdout
         except OSError as exc:
             fail(f"cannot write {self.option} {target}: {exc.strerror or exc}")
 
-    def row(self, result: Prediction) -> str:
-        """The text written for ``result``, with its line end."""
+    def row(self, record: dict[str, object]) -> str:
+        """The text written for a record (:meth:`Prediction.record` or :meth:`Failure.record`), with its line end."""
         raise NotImplementedError
 
     def _emit(self, text: str) -> None:
@@ -70,7 +91,10 @@ class RowSink(Sink):
             self.stop_reason = f"the {self.option} reader closed the pipe"
 
     def write(self, result: Prediction, annotated: np.ndarray | None) -> None:
-        self._emit(self.row(result))
+        self._emit(self.row(result.record()))
+
+    def write_failure(self, failure: Failure) -> None:
+        self._emit(self.row(failure.record()))
 
     def close(self) -> None:
         if self._own:
@@ -82,8 +106,8 @@ class RowSink(Sink):
 class JsonlSink(RowSink):
     """One JSON object per frame (:meth:`Prediction.record`)."""
 
-    def row(self, result: Prediction) -> str:
-        return json.dumps(result.record()) + "\n"
+    def row(self, record: dict[str, object]) -> str:
+        return json.dumps(record) + "\n"
 
 
 CSV_COLUMNS = tuple(column for key in RECORD_KEYS for column in (("peak_x", "peak_y") if key == "peak" else (key,)))
@@ -95,12 +119,13 @@ class CsvSink(RowSink):
 
     option = "--csv"
 
-    def __init__(self, target: str) -> None:
-        super().__init__(target)
+    def __init__(self, target: str, mode: str = "new") -> None:
+        super().__init__(target, mode)
         self._buffer = io.StringIO()
         self._writer = csv.DictWriter(self._buffer, CSV_COLUMNS, lineterminator="\n")
-        self._writer.writeheader()
-        self._emit(self._take())
+        if not self.appending:
+            self._writer.writeheader()
+            self._emit(self._take())
 
     def _take(self) -> str:
         text = self._buffer.getvalue()
@@ -108,11 +133,10 @@ class CsvSink(RowSink):
         self._buffer.truncate()
         return text
 
-    def row(self, result: Prediction) -> str:
-        record = result.record()
-        peak = record.pop("peak")
-        assert isinstance(peak, list)
-        self._writer.writerow({**record, "peak_x": peak[0], "peak_y": peak[1]})
+    def row(self, record: dict[str, object]) -> str:
+        peak = record.pop("peak", None)
+        x, y = peak if isinstance(peak, list) else (None, None)
+        self._writer.writerow({**record, "peak_x": x, "peak_y": y})
         return self._take()
 
 
@@ -231,6 +255,8 @@ class WindowSink(Sink):
 
 class CalibSink(Sink):
     """Every ``every``-th raw frame as a JPEG in ``folder`` (atomic writes), for INT8 calibration."""
+
+    wants_images = True
 
     def __init__(self, folder: str, every: int) -> None:
         if every < 1:

@@ -27,9 +27,9 @@ import numpy as np
 
 from memgaze.cv2_build import has_gstreamer
 from memgaze.errors import fail
-from memgaze.media import read_image_for
+from memgaze.media import UnreadableImage, read_image_for
 from memgaze.runtime.collection import (
-    LIST_SUFFIXES, MediaItem, file_item, folder_items, glob_items, is_glob, list_file_items,
+    LIST_SUFFIXES, MediaItem, file_identity, file_item, folder_items, glob_items, is_glob, list_file_items,
 )
 
 RTSP_SCHEMES = ("rtsp://", "rtsps://")
@@ -70,12 +70,14 @@ class Undecodable(Exception):
 
 @dataclass(frozen=True)
 class Origin:
-    """Where a frame of a file source came from: the file's name (its path relative to the source's root) and, for a
-    video, the frame's number in the file and its time in seconds (None for a still image)."""
+    """Where a frame of a file source came from: the file's name (its path relative to the source's root), for a
+    video the frame's number in the file and its time in seconds (None for a still image), and the file's
+    (size, modification time in ns) where the collection reader took them."""
 
     file: str
     frame: int | None = None
     timestamp: float | None = None
+    identity: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -389,10 +391,11 @@ class CollectionSource(FrameSource):
                 except SourceLost:
                     raise Undecodable(f"cannot open video {item.path}", item.name) from None
                 continue
-            frame, self.full_shape = read_image(item, self.model_hw)
-            if frame is None:
-                raise Undecodable(f"cannot decode {item.path}", item.name)
-            self.origin = Origin(item.name)
+            try:
+                frame, self.full_shape = read_image(item, self.model_hw)
+            except UnreadableImage as exc:
+                raise Undecodable(f"{item.path}: {exc}", item.name) from None
+            self.origin = Origin(item.name, identity=file_identity(item.path))
             return frame
 
     def close(self) -> None:
@@ -408,10 +411,9 @@ def open_video(item: MediaItem) -> VideoCaptureSource:
     return video
 
 
-def read_image(item: MediaItem, model_hw: tuple[int, int] | None) -> tuple[np.ndarray | None, tuple[int, int] | None]:
-    """A collection's image (None when unreadable) and its full (H, W) when decoded smaller for ``model_hw``."""
-    if model_hw is None:
-        return cv2.imread(str(item.path), cv2.IMREAD_COLOR), None
+def read_image(item: MediaItem, model_hw: tuple[int, int] | None) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """A collection's image and its full (H, W) when decoded smaller for ``model_hw`` (None: decoded in full);
+    :class:`memgaze.media.UnreadableImage` when it cannot be scored."""
     return read_image_for(item.path, model_hw)
 
 

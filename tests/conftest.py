@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from memgaze.train.demo import make_demo_dataset
+from memgaze.train.data.demo import make_demo_dataset
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

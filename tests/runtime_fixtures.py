@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from memgaze import __version__
-from memgaze.gate_samples import Samples, write_samples
+from memgaze.gate_samples import SAMPLE_COUNT, Samples, write_samples
 from memgaze.manifest import SCHEMA_VERSION, GateSamples, file_entries
 
 USERS = ["generic", "alice", "bob"]
@@ -44,7 +44,7 @@ def _tiny_model(personalized: bool, users: int):
             self.score_head = nn.Linear(8, 1)
 
         def forward(self, image, user=None):
-            x = image.permute(0, 3, 1, 2).flip(1).float() / 255.0
+            x = image.float().permute(0, 3, 1, 2).flip(1) / 255.0  # cast first: no UINT8 tensor inside the graph
             x = self.features((x - self.mean) / self.std)
             if self.embedding is not None:
                 x = x * (1.0 + self.embedding(user)[:, :, None, None])
@@ -126,11 +126,11 @@ def make_bundle(folder: Path, *, size: int = 64, personalized: bool = True, int8
 
 
 def _gate_samples(folder: Path, size: int, personalized: bool) -> GateSamples:
-    """Four synthetic frames with the FP32 model's outputs (ONNX Runtime), as memgaze-export writes them."""
+    """32 synthetic frames with the FP32 model's outputs (ONNX Runtime), as memgaze-export writes them."""
     import onnxruntime as ort
 
-    frames = np.stack([synthetic_frame(i, size) for i in range(4)])
-    users = np.arange(4, dtype=np.int64) % len(USERS) if personalized else None
+    frames = np.stack([synthetic_frame(i, size) for i in range(SAMPLE_COUNT)])
+    users = np.arange(SAMPLE_COUNT, dtype=np.int64) % len(USERS) if personalized else None
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     feed = {"image": frames, **({"user": users} if users is not None else {})}
     scores, heatmaps = session.run(["score", "heatmap"], feed)
@@ -199,3 +199,18 @@ def rtsp_server(transport: str) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def make_damaged(folder: Path, size: int = 96) -> dict[str, str]:
+    """Damaged photos in ``folder``, as a copy interrupted or a card pulled out leaves them; returns file → the error
+    its row must give (a part of it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    textured = cv2.add(cv2.resize(synthetic_frame(5, size), (4 * size, 3 * size)),
+                       np.random.default_rng(0).integers(0, 40, (3 * size, 4 * size, 3), dtype=np.uint8))
+    whole_jpeg = cv2.imencode(".jpg", textured, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+    whole_png = cv2.imencode(".png", synthetic_frame(6, size))[1].tobytes()
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "cut.jpg").write_bytes(whole_jpeg[: len(whole_jpeg) // 2])  # OpenCV decodes it, grey below the cut
+    (folder / "cut.png").write_bytes(whole_png[: len(whole_png) * 2 // 3])
+    (folder / "notes.jpg").write_bytes(b"this is not a jpeg")
+    return {"empty.png": "empty file", "cut.jpg": "truncated JPEG", "cut.png": "truncated PNG", "notes.jpg": "cannot decode"}

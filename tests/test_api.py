@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import memgaze
+from memgaze import builtin as builtin_model
 from memgaze.errors import MemgazeError
 from runtime_fixtures import make_bundle, make_clip, make_folder, synthetic_frame
 
@@ -48,6 +49,44 @@ def test_predict_one_image_and_a_list(model) -> None:
     assert np.allclose([p.score for p in many], singles, atol=1e-5)  # batched = one by one
     assert all(np.allclose(p.heatmap, model.predict(image).heatmap, atol=1e-5) for p, image in zip(many, images))
     assert not np.allclose(many[0].heatmap, many[1].heatmap)  # the output depends on the image
+
+
+def test_predict_on_a_long_list_decodes_one_chunk_at_a_time(model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import memgaze.runtime.api as api
+
+    folder = make_folder(tmp_path / "imgs", frames=3, size=80)
+    paths = [folder / f"img_{i % 3:03d}.jpg" for i in range(api.MAX_BATCH * 2 + 5)]
+    decoded_before_infer: list[int] = []
+    pending = 0
+    real_check, real_infer = api.check_image, model.backend.infer
+
+    def counting_check(*args, **kwargs):  # the real decode, counted
+        nonlocal pending
+        pending += 1
+        return real_check(*args, **kwargs)
+
+    def counting_infer(images, users=None):  # the real engine; how many decoded images waited for it
+        nonlocal pending
+        decoded_before_infer.append(pending)
+        pending = 0
+        return real_infer(images, users)
+
+    monkeypatch.setattr(api, "check_image", counting_check)
+    monkeypatch.setattr(model.backend, "infer", counting_infer)
+    got = model.predict(paths)
+    assert decoded_before_infer == [api.MAX_BATCH, api.MAX_BATCH, 5]  # never more decoded images than one engine call holds
+    assert [p.index for p in got] == list(range(len(paths)))  # numbered across chunks
+    assert all(p.image is None for p in got)  # not kept unless asked
+    last_001 = max(i for i in range(len(paths)) if i % 3 == 1)  # img_001 in the last chunk
+    assert got[0].score == pytest.approx(got[3].score) and got[1].score == pytest.approx(got[last_001].score)
+    assert all(p.image is not None for p in model.predict(paths[:3], keep_images=True))
+
+
+def test_a_model_prints_its_name_backend_input_and_viewer(bundle: Path, model) -> None:
+    assert repr(model) == f"Model('{bundle.name}', onnxruntime fp32, input {SIZE}x{SIZE}, viewer alice of 3)"
+    with memgaze.load(backend="onnxruntime", precision="int8", threads=1) as builtin:
+        height, width = builtin.input_size
+        assert str(builtin) == f"Model('{builtin_model.NAME} v{builtin_model.VERSION}', onnxruntime int8, input {width}x{height}, viewer generic of 1)"
 
 
 def test_predict_reads_a_path_and_uses_the_user(bundle: Path, model, tmp_path: Path) -> None:
@@ -91,7 +130,7 @@ def test_bad_bundle_backend_or_user_is_one_clear_error(bundle: Path, tmp_path: P
 
 def test_stream_over_a_video(model, tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "clip.mp4", frames=24, size=96)
-    stream = model.stream(str(clip))
+    stream = model.stream(str(clip), keep_images=True)
     got = list(stream)
     assert [p.index for p in got] == list(range(24)) and {p.source for p in got} == {0}
     captured = [p.captured for p in got]
@@ -110,7 +149,7 @@ def test_stream_over_a_folder_decodes_jpegs_smaller_and_gives_peaks_in_full_size
     photos = [cv2.resize(synthetic_frame(i, 96), (800, 600), interpolation=cv2.INTER_CUBIC) for i in range(3)]
     for i, photo in enumerate(photos):
         cv2.imwrite(str(folder / f"{i}.jpg"), photo, [cv2.IMWRITE_JPEG_QUALITY, 95])
-    got = list(model.stream(str(folder)))
+    got = list(model.stream(str(folder), keep_images=True))
     assert [p.index for p in got] == [0, 1, 2]
     for prediction, photo in zip(got, photos):
         assert prediction.image.shape == (150, 200, 3)  # 1/4 keeps both sides ≥ 2 × 64
@@ -119,7 +158,7 @@ def test_stream_over_a_folder_decodes_jpegs_smaller_and_gives_peaks_in_full_size
         assert prediction.peak == (50 + 100 * col, [37, 112, 187, 262, 337, 412, 487, 562][row])
         # the score is that of the full-size photo, within the resize tolerance
         assert prediction.score == pytest.approx(model.predict(photo).score, abs=0.01)
-    from_path = model.predict(folder / "0.jpg")  # predict(path) reads the same way
+    from_path = model.predict(folder / "0.jpg", keep_images=True)  # predict(path) reads the same way
     assert from_path.image.shape == (150, 200, 3) and from_path.peak == got[0].peak
     assert from_path.score == pytest.approx(got[0].score, abs=1e-6)
 
@@ -219,4 +258,3 @@ def test_the_core_never_imports_the_runtime() -> None:
             if any(name == "memgaze.runtime" or name.startswith("memgaze.runtime.") for name in names):
                 offenders.append(f"{path.relative_to(core)}:{node.lineno}")
     assert offenders == []
-    assert not (core / "api.py").exists()

@@ -52,6 +52,18 @@ def test_the_manifest_is_the_pinned_one_and_every_file_matches_it() -> None:
     assert total <= MAX_BYTES, f"the built-in model takes {total / 2**20:.1f} MB"
 
 
+def test_its_files_for_tensorrt_pass_the_parser_rules_and_it_carries_32_gate_samples() -> None:
+    from memgaze.export.trt_compat import check_file
+
+    manifest = read_manifest(BUNDLE)
+    assert set(manifest.tensorrt_check) == {"model.onnx", "model.int8.onnx"}
+    for name, recorded in manifest.tensorrt_check.items():
+        assert recorded["passed"] and check_file(BUNDLE / name) == [], name
+    assert manifest.gate_samples is not None and manifest.gate_samples.frames >= 32
+    assert manifest.gate_samples.source == "held-out frames"
+    assert manifest.accuracy is not None and manifest.accuracy["passed"] and manifest.accuracy["images"] >= 32
+
+
 def test_it_runs_without_torch_or_onnx_and_says_once_what_it_is(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     command = [sys.executable, "-c", TORCH_FREE, str(builtin.samples_path() / "images")]
@@ -71,7 +83,7 @@ def test_its_scores_on_the_shipped_photos_match_the_model_card() -> None:
     assert len(card) >= 12 and set(card) == set(shipped)
     fp32 = memgaze.load(backend="onnxruntime", precision="fp32")
     int8 = memgaze.load(backend="onnxruntime", precision="int8")
-    side = json.loads(builtin.recipe_path().read_text())["image_size"]
+    side = json.loads(builtin.recipe_path().read_text())["train"]["image_size"]
     assert fp32.input_size == (side, side)
     images = [cv2.imread(str(builtin.samples_path() / "images" / name)) for name in sorted(card)]
     assert all(image.shape == (side, side, 3) for image in images)  # at the model's size: no resize in between

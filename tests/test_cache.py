@@ -11,8 +11,8 @@ import torch
 
 from memgaze.console import WarningCounter
 from memgaze.errors import MemgazeError
-from memgaze.train.cache import ImageCache
-from memgaze.train.data import MemorabilityDataset
+from memgaze.train.data.cache import ImageCache
+from memgaze.train.data.dataset import MemorabilityDataset
 
 
 def _dataset(root: Path, cache: Path | None, size: int = 32, split: str = "val") -> MemorabilityDataset:

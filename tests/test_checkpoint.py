@@ -77,6 +77,21 @@ def one_line(exc: pytest.ExceptionInfo[MemgazeError]) -> str:
     return message
 
 
+def test_a_checkpoint_under_its_former_architecture_name_loads(saved: tuple[Path, torch.nn.Module, dict],
+                                                                 tmp_path: Path) -> None:
+    path, model, config = saved
+    former = dict(config, architecture=dict(config["architecture"], name="mobilenetv3s_attention_film"))
+    (tmp_path / "former.json").write_text(json.dumps(former))
+    (tmp_path / "former.safetensors").write_bytes(path.read_bytes())
+    loaded, _ = load_checkpoint(tmp_path / "former.safetensors", expect_kind="student")
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    renamed = dict(config, architecture=dict(config["architecture"], name="resnet50_attention_fpn"))  # the teacher's
+    (tmp_path / "renamed.json").write_text(json.dumps(renamed))
+    (tmp_path / "renamed.safetensors").write_bytes(path.read_bytes())
+    with pytest.raises(MemgazeError, match="unknown student architecture 'resnet50_attention_fpn'"):
+        load_checkpoint(tmp_path / "renamed.safetensors")
+
+
 def test_checkpoint_errors(saved: tuple[Path, torch.nn.Module, dict], tmp_path: Path) -> None:
     path, _, config = saved
     with pytest.raises(MemgazeError, match="does not exist") as exc:

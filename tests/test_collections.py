@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from memgaze.errors import MemgazeError
-from memgaze.media import decode_image_for, read_image_for
+from memgaze.media import UnreadableImage, decode_image_for, read_image_for
 from memgaze.runtime.capture import CaptureGroup
 from memgaze.runtime.collection import glob_root
 from memgaze.runtime.reader import CollectionReader
@@ -92,7 +92,8 @@ def test_decoding_bytes_gives_the_pixels_of_decoding_the_file(tmp_path: Path) ->
     from_bytes, full_bytes = decode_image_for(photo.read_bytes(), (64, 64))
     assert full == full_bytes == (700, 1000) and from_file.shape == (175, 250, 3)  # decoded at 1/4
     assert np.array_equal(from_file, from_bytes)
-    assert decode_image_for(b"not an image", (64, 64)) == (None, None)
+    with pytest.raises(UnreadableImage, match="cannot decode"):
+        decode_image_for(b"not an image", (64, 64))
 
 
 def test_run_writes_rows_that_name_files_as_json_lines_and_csv(bundle: Path, library: Path, tmp_path: Path) -> None:
@@ -101,17 +102,18 @@ def test_run_writes_rows_that_name_files_as_json_lines_and_csv(bundle: Path, lib
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     photos = [r["file"] for r in rows if "frame" not in r]
-    assert photos == [name for name in NESTED if name not in ("2024/06/img_001.jpg", "clips/walk.mp4")]
+    assert photos == [name for name in NESTED if name != "clips/walk.mp4"]  # the unreadable photo has its row, in its place
+    assert [r["error"] for r in rows if r["score"] is None] == ["cannot decode this file as an image"]
     frames = [r for r in rows if r["file"] == "clips/walk.mp4"]
     assert [(r["frame"], r["timestamp"]) for r in frames] == [(0, 0.0), (1, 0.05), (2, 0.1), (3, 0.15)]
-    assert all(0 <= r["score"] <= 1 and r["source"] == 0 for r in rows)
+    assert all(0 <= r["score"] <= 1 and r["source"] == 0 for r in rows if r["score"] is not None)
     # the unreadable photo is skipped, counted, and named in the summary
     assert "undecodable 1 (2024/06/img_001.jpg)" in result.stderr
     with open(table, newline="") as handle:
         records = list(csv.DictReader(handle))
     assert [r["file"] for r in records] == [r["file"] for r in rows]
-    assert [float(r["score"]) for r in records] == [r["score"] for r in rows]
-    assert [(int(r["peak_x"]), int(r["peak_y"])) for r in records] == [tuple(r["peak"]) for r in rows]
+    assert [float(r["score"] or "nan") for r in records] == pytest.approx([r["score"] or float("nan") for r in rows], nan_ok=True)
+    assert [(r["peak_x"], r["peak_y"], r["error"]) for r in records if not r["score"]] == [("", "", rows[1]["error"])]
     assert records[0]["frame"] == "" and records[-2]["frame"] == "3"  # cover.png is last, the video's frames before it
 
 
@@ -132,10 +134,10 @@ def test_files_decode_on_several_threads_and_live_sources_keep_the_capture_path(
     threads: set[str] = set()
     real = reader.read_image_for
 
-    def slow_read(path: Path, size: tuple[int, int]):  # the real decode, a little slower, noting its thread
+    def slow_read(path: Path, size: tuple[int, int], **options: bool):  # the real decode, a little slower, noting its thread
         threads.add(threading.current_thread().name)
         time.sleep(0.02)
-        return real(path, size)
+        return real(path, size, **options)
 
     monkeypatch.setattr(reader, "read_image_for", slow_read)
     with open_backend(load_bundle(bundle), "onnxruntime", "fp32") as backend:

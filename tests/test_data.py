@@ -12,11 +12,11 @@ import torch
 
 from memgaze.console import WarningCounter
 from memgaze.errors import MemgazeError
-from memgaze.train.augment import JointAugment
+from memgaze.train.data.augment import JointAugment
 from memgaze.train.config import AugmentConfig, OptimConfig
 from memgaze.layout import read_split
-from memgaze.train.data import MemorabilityDataset, list_users
-from memgaze.train.gaze import GazeStore
+from memgaze.train.data.dataset import MemorabilityDataset, list_users
+from memgaze.train.data.gaze import GazeStore
 from memgaze.train.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 USERS = ["user_bright", "user_faces", "user_shapes", "user_text"]
@@ -193,7 +193,7 @@ def test_stage_datasets_take_the_augment_section(demo_data: Path, tmp_path: Path
     from torchvision.transforms import v2
 
     from memgaze.train.distributed import DistContext
-    from memgaze.train.loop import make_compute
+    from memgaze.train.compute import make_compute
     from memgaze.train.stages.context import StageContext
 
     def crops(augmentation: AugmentConfig) -> list[bool]:

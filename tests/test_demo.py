@@ -13,7 +13,7 @@ import pytest
 
 from memgaze.errors import MemgazeError
 from memgaze.layout import list_folds
-from memgaze.train.demo import USER_PROFILES, demo_score, main_make_demo, make_demo_dataset, make_scene
+from memgaze.train.data.demo import USER_PROFILES, demo_score, main_make_demo, make_demo_dataset, make_scene
 from memgaze.correlation import pearson, spearman
 
 USERS4 = ["user_faces", "user_text", "user_bright", "user_shapes"]

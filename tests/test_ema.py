@@ -13,9 +13,10 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from memgaze.errors import MemgazeError
+from memgaze.train.compute import Batch, make_compute
 from memgaze.train.config import OptimConfig
 from memgaze.train.distributed import DistContext
-from memgaze.train.loop import Batch, StageSpec, make_compute, train_stage
+from memgaze.train.loop import StageSpec, train_stage
 
 EPOCHS, DECAY = 3, 0.9
 
@@ -47,7 +48,7 @@ def _spec(seen: list[dict[str, torch.Tensor]] | None = None, stop_at: int | None
     model = nn.Linear(4, 1)
     epoch = iter(range(first_epoch, EPOCHS + 1))
 
-    def loss_fn(wrapped: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss_fn(wrapped: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if seen is not None:
             seen.append({k: v.detach().clone() for k, v in wrapped.state_dict().items()})
         return ((wrapped(batch["x"]).squeeze(1) - batch["y"]) ** 2).mean(), {}
@@ -99,3 +100,27 @@ def test_a_state_without_the_average_is_not_resumed_with_one(tmp_path: Path) -> 
         _train(_spec(stop_at=2), tmp_path / "plain", 0.0)
     with pytest.raises(MemgazeError, match="written with ema_decay=0.0, this run has 0.9"):
         _train(_spec(first_epoch=2), tmp_path / "plain", DECAY, resume=True)
+
+
+def test_a_state_written_by_other_processes_is_not_resumed(tmp_path: Path) -> None:
+    with pytest.raises(Interrupted):
+        _train(_spec(stop_at=2), tmp_path / "run", 0.0)
+    path = tmp_path / "run" / "state" / "points.pt"
+    state = torch.load(path, weights_only=True)
+    state["extra"]["run"]["processes"] = 2  # as torchrun --nproc-per-node 2 would have written it
+    torch.save(state, path)
+    with pytest.raises(MemgazeError, match="written with processes=2, this run has 1"):
+        _train(_spec(first_epoch=2), tmp_path / "run", 0.0, resume=True)
+
+
+def test_the_first_non_finite_loss_is_named_by_its_step(tmp_path: Path) -> None:
+    spec = _spec()
+    steps = iter(range(1, 100))
+    finite = spec.loss_fn
+
+    def loss_fn(wrapped: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss, parts = finite(wrapped, batch)
+        return (loss * float("inf") if next(steps) == 4 else loss), parts  # checked once, at the epoch's end
+
+    with pytest.raises(MemgazeError, match="points: loss is inf at epoch 1 step 4 "):
+        _train(dataclasses.replace(spec, loss_fn=loss_fn), tmp_path / "inf", 0.0)

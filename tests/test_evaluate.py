@@ -1,4 +1,4 @@
-"""``evaluate.map_metrics`` (each image run once per viewer) against a direct computation, item by item."""
+"""``evaluate.evaluate_maps`` (each image run once per viewer) against a direct computation, item by item."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from memgaze.train.data import MemorabilityDataset, list_users
+from memgaze.train.data.dataset import MemorabilityDataset, list_users
 from memgaze.train.distributed import DistContext
-from memgaze.train.evaluate import cc_rows, map_metrics
-from memgaze.train.loop import make_compute
+from memgaze.train.evaluate import cc_rows, evaluate_maps
+from memgaze.train.compute import make_compute
 from memgaze.train.models import build_model, default_config, to_heatmap
 
 
@@ -44,7 +44,7 @@ def test_map_metrics_match_item_by_item(demo_data: Path, batch_size: int) -> Non
     dataset = MemorabilityDataset(demo_data, "val", image_size=64, users=users, mode="user")
     compute = make_compute(DistContext(device=torch.device("cpu")), "off", 0, 0)
 
-    found = map_metrics(model, dataset, compute, batch_size, ["generic", *users])
+    found = evaluate_maps(model, dataset, compute, batch_size, ["generic", *users])
     expected = direct_map_metrics(model, dataset, 1 + len(users))
 
     assert found["cc_other_user"] < found["cc_own_user"] - 1e-3 or found["cc_other_user"] > found["cc_own_user"] + 1e-3

@@ -32,7 +32,7 @@ def student(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from memgaze.train.demo import make_demo_dataset
+    from memgaze.train.data.demo import make_demo_dataset
 
     root = tmp_path_factory.mktemp("demo") / "demo"
     make_demo_dataset(root, 24, SIZE, 2, 3)
@@ -90,12 +90,29 @@ def test_gate_samples_are_held_out_frames_with_their_fp32_outputs(bundle: Path) 
     from memgaze.gate_samples import read_samples
 
     manifest = read_manifest(bundle)
-    assert manifest.gate_samples is not None and manifest.gate_samples.source == "held-out calibration frames"
+    assert manifest.gate_samples is not None  # 24 frames in all: 8 held out, then every calibration frame
+    assert manifest.gate_samples.source == "frames (8 held out, 16 from calibration: too few to hold out 32)"
     samples = read_samples(bundle, manifest)
-    assert 2 <= len(samples.frames) <= 8 and samples.frames.shape[1:] == (SIZE, SIZE, 3) and samples.users is not None
+    assert len(samples.frames) == 24 and samples.frames.shape[1:] == (SIZE, SIZE, 3) and samples.users is not None
     sess = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
     score, heatmap = sess.run(["score", "heatmap"], {"image": samples.frames, "user": samples.users})
     assert np.allclose(score, samples.scores, atol=1e-5) and np.allclose(heatmap, samples.heatmaps, atol=1e-6)
+
+
+def test_every_file_meant_for_tensorrt_passes_its_parser_rules(bundle: Path) -> None:
+    from memgaze.export.trt_compat import check_file
+
+    manifest = read_manifest(bundle)
+    assert set(manifest.tensorrt_check) == {"model.onnx", "model.int8.onnx"}
+    assert all(check["passed"] and check["findings"] == [] for check in manifest.tensorrt_check.values())
+    for name in manifest.tensorrt_check:
+        assert check_file(bundle / name) == []
+    first = [n.op_type for n in onnx.load(str(bundle / "model.onnx")).graph.node if "image" in n.input]
+    assert first == ["Cast"]  # no layout op on the uint8 image
+    model = onnx.load(str(bundle / "model.int8.onnx"))
+    inits = {i.name: i.data_type for i in model.graph.initializer}
+    assert not [n for n in model.graph.node if n.op_type == "DequantizeLinear" and inits.get(n.input[0]) == onnx.TensorProto.INT32]
+    assert {o.domain for o in model.opset_import} <= {"", "ai.onnx"}  # no unused contrib domains declared
 
 
 def test_fp32_graph_contract(bundle: Path) -> None:
@@ -220,10 +237,12 @@ def test_bad_inputs_one_line(student: Path, frames: Path, tmp_path: Path, monkey
 def test_gate_failure_leaves_no_bundle(student: Path, frames: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     import memgaze.gate as gate
 
-    monkeypatch.setattr(gate.AccuracyReport, "passed", property(lambda self: False))  # no INT8 model can pass
+    monkeypatch.setattr(gate, "RULE", gate.GateRule(min_spearman=1.01, max_score_shift=float("inf"), min_heatmap_cc=0.0,
+                                                    min_heatmap_cc_worst=0.0))  # only Spearman, which no model can pass
     out = tmp_path / "deploy"
     code, err = run_export(["--checkpoint", str(student), "--out", str(out), "--int8", "--calib", str(frames), "--calib-count", "12"], monkeypatch, capsys)
-    assert code == 2 and "INT8 model model.int8.onnx is too far from FP32: Spearman" in err and not out.exists()
+    assert code == 2 and not out.exists()
+    assert "INT8 model model.int8.onnx is too far from FP32: Spearman " in err and "< 1.01 (Spearman" in err
     assert [p.name for p in tmp_path.iterdir()] == []
 
 

@@ -128,3 +128,22 @@ def test_histogram_counts_every_score() -> None:
     counts = [int(n) for n in re.findall(r": (\d+)</title>", svg)]
     assert sum(counts) == 5 and len(counts) == 20 and counts[0] == 3 and counts[-1] == 1  # 0.31-0.34 ... 0.87-0.90
     assert ">0.31<" in svg and ">0.90<" in svg
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_damaged_files_are_listed_apart_below_the_ranking(carded_bundle: Path, tmp_path: Path) -> None:
+    from runtime_fixtures import make_damaged
+
+    photos = _photos(tmp_path / "photos")
+    damaged = make_damaged(photos / "card")
+    report = tmp_path / "gallery"
+    result = subprocess.run(RUN + ["--source", str(photos), "--model", str(carded_bundle), "--headless", "--report", str(report)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    dom = _chromium(["--dump-dom", (report / "index.html").as_uri()], tmp_path).stdout
+    ranked = re.findall(r"<figure class=\"photo\"[^>]*data-file=\"([^\"]+)\"", dom)
+    assert sorted(ranked) == sorted(f"{'a' if i % 2 else 'b'}/{name}.jpg" for i, name in enumerate(COLOURS))  # never ranked
+    listed = re.findall(r"<tr class=\"failed\" data-file=\"([^\"]+)\"><td>[^<]*</td><td>([^<]*)</td>", dom)
+    assert sorted(name for name, _ in listed) == sorted(f"card/{name}" for name in damaged)
+    assert all(damaged[name.split("/")[1]] in why for name, why in listed)
+    assert dom.index("4 files could not be scored") > dom.rindex("<figure class=\"photo\"")  # below the ranking

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from memgaze.console import WarningCounter
-from memgaze.train.data import list_users
-from memgaze.train.gaze import GazeStore, gaussian_map
+from memgaze.train.data.dataset import list_users
+from memgaze.train.data.gaze import GazeStore, gaussian_map
 
 
 def _write_csv(root: Path, rows: list[str], header: str = "user,image,x,y,duration_ms") -> None:

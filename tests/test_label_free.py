@@ -17,8 +17,8 @@ import torch
 
 from memgaze.console import WarningCounter
 from memgaze.errors import MemgazeError
-from memgaze.train.external_teacher import ExternalTeacher, TeacherOutput, open_teacher, parse_channels
-from memgaze.train.unlabelled_frames import collect_frames, prepare
+from memgaze.train.label_free.external_teacher import ExternalTeacher, TeacherOutput, open_teacher, parse_channels
+from memgaze.train.label_free.unlabelled_frames import collect_frames, prepare
 
 from train_fixtures import TINY, train
 
@@ -37,7 +37,7 @@ STUDENT = "mobilenet_v3_small"
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Demo scenes without labels: the splits are deleted, the gaze of one user is kept."""
-    from memgaze.train.demo import make_demo_dataset
+    from memgaze.train.data.demo import make_demo_dataset
 
     root = tmp_path_factory.mktemp("lf") / "demo"
     make_demo_dataset(root, FRAMES, SIZE, 1, 0)
@@ -82,7 +82,7 @@ def test_student_agrees_with_onnx_teacher(distilled: Path, tmp_path: Path) -> No
 
     from memgaze.export.onnx_export import export_onnx
     from memgaze.train.checkpoint import load_checkpoint
-    from memgaze.train.demo import make_demo_dataset
+    from memgaze.train.data.demo import make_demo_dataset
 
     model, config = load_checkpoint(distilled / "student.safetensors", expect_kind="student")
     export_onnx(model, config, tmp_path / "student.onnx")
@@ -151,7 +151,7 @@ def test_bundle_graph_teacher_gives_score_and_map(demo: Path) -> None:
 
 def _batch(frames: Sequence[np.ndarray], users: Sequence[int]) -> dict[str, torch.Tensor]:
     """A training batch of BGR frames as the data loader gives it: normalized RGB, user, index."""
-    from memgaze.train.data import normalize_image
+    from memgaze.train.data.dataset import normalize_image
 
     rgb = [torch.from_numpy(np.ascontiguousarray(f[..., ::-1])).permute(2, 0, 1) for f in frames]
     return {
@@ -174,7 +174,7 @@ def test_online_targets_are_of_the_crop_the_student_sees(demo: Path) -> None:
     assert not torch.allclose(online_scores, cached, atol=1e-3)
     assert online_maps.shape == (4, 1, 8, 8) and not online_maps[[1, 3]].any()  # for generic items only, log-probabilities
     assert torch.allclose(online_maps[[0, 2]].exp().sum(dim=(2, 3)), torch.ones(2, 1), atol=1e-3)
-    from memgaze.train.external_teacher import map_log_targets
+    from memgaze.train.label_free.external_teacher import map_log_targets
 
     expected = map_log_targets(teacher.predict(flipped).maps[[0, 2]], (8, 8), torch.device("cpu"))  # of the crop seen
     assert torch.allclose(online_maps[[0, 2]], expected, atol=1e-4)
@@ -271,7 +271,7 @@ def test_videos_are_sampled_every_kth_frame_without_near_duplicates(tmp_path: Pa
 
 
 def test_neighbouring_video_frames_stay_on_one_side_of_the_split(tmp_path: Path) -> None:
-    from memgaze.train.unlabelled_frames import STRETCH_MAX, write_splits
+    from memgaze.train.label_free.unlabelled_frames import STRETCH_MAX, write_splits
 
     names = [f"cam_f{i * 30:06d}.jpg" for i in range(200)]  # an hour-long video gives stretches of 10 frames
     groups = [f"cam.mp4#{i // STRETCH_MAX}" for i in range(200)]
@@ -305,11 +305,33 @@ def test_teacher_outputs_are_cached_by_image_list(tmp_path: Path, demo: Path) ->
     assert first.summary["scores_rescaled"] is True  # mean grey levels are not in [0, 1]
     lines = (first.root / "splits" / "test_1.txt").read_text().splitlines()
     assert len(lines) == FRAMES // 10 and all(0 <= float(line.split()[1]) <= 1 for line in lines)
-    changed = tmp_path / "more"  # one more image: a new image list, so the outputs are recomputed
+    changed = tmp_path / "more"  # one more image: a new image list, whose known frames come from the first one's cache
     shutil.copytree(demo / "images", changed / "images")
-    shutil.copy(sorted((demo / "images").iterdir())[0], changed / "images" / "extra.jpg")
-    assert prepare(changed, tmp_path, teacher, every=30, min_change=2.0, fold=1, warnings=WarningCounter("t")).summary["teacher_outputs"] == "computed"
-    assert teacher.calls > calls
+    extra = np.full((40, 60, 3), 77, np.uint8)
+    cv2.imwrite(str(changed / "images" / "extra.png"), extra)
+    more = prepare(changed, tmp_path, teacher, every=30, min_change=2.0, fold=1, warnings=WarningCounter("t"))
+    assert more.summary["teacher_outputs"] == "computed" and teacher.calls == calls + 1  # the new image alone
+
+
+def test_teacher_outputs_of_a_subset_are_taken_from_a_cached_superset(tmp_path: Path, demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from memgaze.train.label_free import unlabelled_frames
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    names = sorted(p.name for p in (demo / "images").iterdir())[:40]
+    whole, _ = unlabelled_frames.teacher_outputs(_CountingTeacher(), demo, names, WarningCounter("t"))
+    subset = tmp_path / "subset"
+    (subset / "images").mkdir(parents=True)
+    for index, name in enumerate(names[::3]):  # other names, same contents
+        shutil.copy(demo / "images" / name, subset / "images" / f"renamed{index:02d}.jpg")
+    teacher = _CountingTeacher()
+    renamed = sorted(p.name for p in (subset / "images").iterdir())
+    output, cached = unlabelled_frames.teacher_outputs(teacher, subset, renamed, WarningCounter("t"))
+    assert teacher.calls == 0 and not cached  # nothing computed, yet not this list's own cache file
+    np.testing.assert_allclose(output.scores, whole.scores[::3])
+    assert unlabelled_frames.teacher_outputs(teacher, subset, renamed, WarningCounter("t"))[1] and teacher.calls == 0
+    other = type("Other", (_CountingTeacher,), {"identity": "brightness-v2"})()  # another teacher reuses nothing
+    unlabelled_frames.teacher_outputs(other, subset, renamed, WarningCounter("t"))
+    assert other.calls > 0
 
 
 class _InterruptedTeacher(_CountingTeacher):
@@ -323,8 +345,9 @@ class _InterruptedTeacher(_CountingTeacher):
 
 
 def test_an_interrupted_scoring_resumes_where_it_stopped(tmp_path: Path, demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from memgaze.train import unlabelled_frames
+    from memgaze.train.label_free import unlabelled_frames
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no other test's outputs of these frames
     monkeypatch.setattr(unlabelled_frames, "SAVE_EVERY", unlabelled_frames.BATCH)  # save after every batch
     names = sorted(p.name for p in (demo / "images").iterdir())[:80]
     with pytest.raises(KeyboardInterrupt):

@@ -20,10 +20,10 @@ import pytest
 from memgaze.errors import MemgazeError
 from memgaze.layout import read_split
 from memgaze.media import resize_frame
-from memgaze.train.demo import make_demo_dataset
+from memgaze.train.data.demo import make_demo_dataset
 from memgaze.train.config import build_config
-from memgaze.train.metrics import mse, spearman
-from memgaze.train.protocol import train_split
+from memgaze.metrics import mse, spearman
+from memgaze.bench.protocol import train_split
 from runtime_fixtures import make_bundle
 
 SCRIPT = str(Path(sys.executable).with_name("memgaze-bench"))

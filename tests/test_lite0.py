@@ -82,7 +82,7 @@ def test_local_weight_file_and_errors(tmp_path: Path, wheel: dict[str, torch.Ten
 def test_export_and_int8_at_64px(tmp_path: Path) -> None:
     from memgaze.export.cli import app
     from memgaze.manifest import read_manifest
-    from memgaze.train.demo import make_demo_dataset
+    from memgaze.train.data.demo import make_demo_dataset
 
     config = default_config("student", SIZE, ["generic", "a"], backbone="efficientnet_lite0", backbone_weights="imagenet")
     checkpoint = tmp_path / "student.safetensors"

@@ -80,13 +80,13 @@ def test_teacher_and_student_losses_parts_and_weights() -> None:
     b = batch()
     score, logits = torch.full((4,), 0.5), maps(4, 8)
     total, parts = teacher_loss(score, logits, b, LossWeights(teacher_score=3.0, teacher_map=1.0))
-    assert set(parts) == {"score", "map"} and all(isinstance(v, float) for v in parts.values())
-    assert total.item() == pytest.approx(3.0 * parts["score"] + parts["map"], rel=1e-5)
+    assert set(parts) == {"score", "map"} and not any(v.requires_grad for v in parts.values())  # logged, not trained
+    assert total.item() == pytest.approx(3.0 * parts["score"].item() + parts["map"].item(), rel=1e-5)
     weights = LossWeights(student_map_kd=0.0, student_gaze=2.0)
     total, parts = student_loss(score, logits, score, logits, b, weights)
     assert set(parts) == {"score", "score_kd", "map_kd", "gaze"}
-    assert parts["score_kd"] == 0.0 and parts["map_kd"] == pytest.approx(0.0, abs=1e-6)
-    assert total.item() == pytest.approx(parts["score"] + 2.0 * parts["gaze"], rel=1e-5)
+    assert parts["score_kd"].item() == 0.0 and parts["map_kd"].item() == pytest.approx(0.0, abs=1e-6)
+    assert total.item() == pytest.approx(parts["score"].item() + 2.0 * parts["gaze"].item(), rel=1e-5)
 
 
 def test_rank_agreement_loss_reads_the_order_not_the_values() -> None:
@@ -105,7 +105,7 @@ def test_student_rank_term_is_added_only_with_its_weight() -> None:
     assert "score_rank" not in plain_parts
     total, parts = student_loss(score, logits, score, logits, b, LossWeights(student_score_rank=0.5))
     assert parts["score_rank"] > 1.0  # the scores run against the batch's targets
-    assert total.item() == pytest.approx(plain.item() + 0.5 * parts["score_rank"], rel=1e-5)
+    assert total.item() == pytest.approx(plain.item() + 0.5 * parts["score_rank"].item(), rel=1e-5)
 
 
 def test_student_loss_decreases_on_a_toy_problem() -> None:

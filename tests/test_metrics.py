@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from memgaze.correlation import pearson
-from memgaze.train.metrics import auc_judd, kld, map_metrics, mse, nss, pairwise_accuracy, score_metrics, sim
+from memgaze.metrics import auc_judd, kld, map_metrics, mse, nss, pairwise_accuracy, sauc, score_metrics, sim
 
 
 def test_score_metrics_by_hand() -> None:
@@ -95,3 +95,45 @@ def test_pairwise_accuracy_by_hand() -> None:
     assert pairwise_accuracy(np.array([0.2, 0.1, 0.1, 0.5]), reference) == pytest.approx(0.5)
     assert pairwise_accuracy(np.array([0.2, 0.1, 0.3, 0.4]), reference) == pytest.approx(4 / 5)
     assert math.isnan(pairwise_accuracy(np.array([1.0, 2.0]), np.array([0.5, 0.5])))
+
+
+def test_sauc_by_hand() -> None:
+    # s = [[0.1, 0.4], [0.35, 0.8]]; fixations here at 0.8 and 0.35; other images fixated 0.4 and 0.35.
+    # Pairs (pos, neg): (0.8, 0.4) 1, (0.8, 0.35) 1, (0.35, 0.4) 0, (0.35, 0.35) tie 0.5 → 2.5 / 4 = 0.625.
+    s = np.array([[0.1, 0.4], [0.35, 0.8]])
+    here = np.array([[False, False], [True, True]])
+    other = np.array([[False, True], [True, False]])
+    assert sauc(s, here, other) == pytest.approx(0.625)
+    # a pure centre bias scores 0.5 when this image and the others are fixated in the same places
+    centre = np.zeros((5, 5))
+    centre[2, 2] = 1.0
+    spot = centre.astype(bool)
+    assert sauc(centre, spot, spot) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        sauc(s, here, np.zeros((2, 2), bool))
+
+
+def test_map_metrics_against_independent_implementations() -> None:
+    """sAUC against scikit-learn's ROC AUC, KLD against scipy's relative entropy (both MIT-style eps-free on
+    strictly positive maps), CC against numpy's corrcoef, SIM against its definition written out; on the
+    same random maps."""
+    from scipy.stats import entropy
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(7)
+    pred = rng.random((4, 12, 16)) + 1e-3
+    gt = rng.random((4, 12, 16)) + 1e-3
+    fix = rng.random((4, 12, 16)) > 0.9
+    other = np.stack([fix[[j for j in range(4) if j != i]].any(axis=0) for i in range(4)])
+    out = map_metrics(pred, gt, fix, other)
+    expected_sauc = []
+    for p, f, o in zip(pred, fix, other):
+        labels = np.r_[np.ones(f.sum()), np.zeros(o.sum())]
+        expected_sauc.append(roc_auc_score(labels, np.r_[p[f], p[o]]))
+    assert out["sauc"] == pytest.approx(np.mean(expected_sauc), abs=1e-12)
+    assert out["kld"] == pytest.approx(np.mean([entropy(g.ravel(), p.ravel()) for p, g in zip(pred, gt)]), rel=1e-9)
+    assert out["cc"] == pytest.approx(np.mean([np.corrcoef(p.ravel(), g.ravel())[0, 1] for p, g in zip(pred, gt)]))
+    mm = [(m - m.min()) / (m.max() - m.min()) for m in (*pred, *gt)]
+    expected_sim = [np.minimum(a / a.sum(), b / b.sum()).sum() for a, b in zip(mm[:4], mm[4:])]
+    assert out["sim"] == pytest.approx(np.mean(expected_sim))
+    assert "sauc" not in map_metrics(pred, gt, fix)

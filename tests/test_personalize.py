@@ -32,7 +32,7 @@ def test_personalize_appends_user_and_only_changes_its_embedding(trained: tuple[
     before = load_file(out / "student.safetensors")
     users_before = json.loads((out / "student.json").read_text())["users"]
     config = out / "fast.json"
-    config.write_text('{"personalize_steps": 30}')
+    config.write_text('{"personalize_steps": 30, "personalize": {"max_held_out": 3}}')
     proc = train("--data", str(data), "--out", str(out), "--stage", "personalize", "--user", "newbie",
                  "--gaze", str(held), "--config", str(config), *TINY)
     assert proc.returncode == 0, proc.stderr
@@ -40,6 +40,7 @@ def test_personalize_appends_user_and_only_changes_its_embedding(trained: tuple[
     assert config["users"] == [*users_before, "newbie"]
     result = config["metrics"]["personalize"]["newbie"]
     assert result["heatmaps_fit"] >= 8 and -1 <= result["cc_personalized"] <= 1
+    assert len(list(held.glob("*.png"))) // 5 > 3 and result["heatmaps_held_out"] == 3  # a fifth, capped
     after = load_file(out / "student.safetensors")
     changed = [k for k in before if before[k].shape == after[k].shape and not torch.equal(before[k], after[k])]
     grown = [k for k in before if before[k].shape != after[k].shape]

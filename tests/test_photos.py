@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from memgaze.errors import MemgazeError
-from memgaze.train.photos import CROP_SIDE, SOURCES, Source, build, held_out, random_crops
+from memgaze import builtin
+from memgaze.builtin.photos import CROP_SIDE, SOURCES, PhotoPlan, Source, build, held_out, plan_from_recipe, random_crops
 
 MATPLOTLIB = next(s for s in SOURCES if s.client == "installed")
 
@@ -32,19 +33,43 @@ def test_split_is_by_source_file_and_deterministic() -> None:
 
 @pytest.mark.parametrize("side_of_grace_hopper", ["train", "heldout"])
 def test_build_from_an_installed_package(tmp_path: Path, side_of_grace_hopper: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("memgaze.train.photos.held_out", lambda package, member: side_of_grace_hopper == "heldout")
-    counts = build(tmp_path / "photos", crops=3, sources=(MATPLOTLIB,))
-    record = json.loads((tmp_path / "photos" / "sources.json").read_text())["files"]
+    monkeypatch.setattr("memgaze.builtin.photos.held_out", lambda package, member, share: side_of_grace_hopper == "heldout")
+    out = tmp_path / "photos"
+    counts = build(out, PhotoPlan((MATPLOTLIB,), crops=3, held_out_packages=("matplotlib",), training={"epochs_student": 1}))
+    record = json.loads((out / "sources.json").read_text())["files"]
     assert record == [{"package": "matplotlib", "client": "installed", "member": "mpl-data/sample_data/grace_hopper.jpg",
-                       "licence": MATPLOTLIB.licence, "side": side_of_grace_hopper}]
+                       "name": "matplotlib__grace_hopper", "licence": MATPLOTLIB.licence, "side": side_of_grace_hopper}]
+    assert json.loads((out / "train-config.json").read_text()) == {"epochs_student": 1}
+    # the leave-packages-out split: the package is held out whole, whichever side of the file split the photo is on
+    assert [p.name for p in (out / "packages-out" / "heldout" / "images").iterdir()] == ["matplotlib__grace_hopper.jpg"]
+    assert [p.name for p in (out / "packages-out" / "train").iterdir()] == ["groups.json"]
     if side_of_grace_hopper == "train":
-        assert counts["train_crops"] == 3 and not (tmp_path / "photos" / "heldout").exists()
-        assert cv2.imread(str(tmp_path / "photos" / "train" / "matplotlib__grace_hopper_c2.jpg")) is not None
+        assert counts["train_crops"] == 3 and not (out / "heldout").exists()
+        assert cv2.imread(str(out / "train" / "matplotlib__grace_hopper_c2.jpg")) is not None
+        groups = json.loads((out / "train" / "groups.json").read_text())
+        assert groups["scene"] == {f"matplotlib__grace_hopper_c{k}.jpg": "people" for k in range(3)}
     else:
-        assert counts["heldout_photos"] == 1 and not (tmp_path / "photos" / "train").exists()
+        assert counts["heldout_photos"] == 1 and not (out / "train").exists()
+        assert json.loads((out / "heldout" / "groups.json").read_text())["package"] == {"matplotlib__grace_hopper.jpg": "matplotlib"}
+
+
+def test_the_recipe_names_every_setting_of_the_photos(tmp_path: Path) -> None:
+    plan = plan_from_recipe(builtin.recipe_path())
+    assert plan.crops >= 1 and 0 < plan.held_out_share < 1 and plan.training["student_backbone"] == "efficientnet_lite0"
+    order = [s.package for s in SOURCES]
+    assert [s.package for s in plan.sources] == sorted((s.package for s in plan.sources), key=order.index)  # crops drawn alike
+    assert set(plan.held_out_packages) <= {s.package.split("==")[0] for s in plan.sources}
+    recipe = json.loads(builtin.recipe_path().read_text())
+    recipe["photos"]["held_out_packages"] = ["no-such-package"]
+    (tmp_path / "r.json").write_text(json.dumps(recipe))
+    with pytest.raises(MemgazeError, match="no-such-package is not among its packages"):
+        plan_from_recipe(tmp_path / "r.json")
+    (tmp_path / "r.json").write_text(json.dumps({"photos": {}}))
+    with pytest.raises(MemgazeError, match="is not usable"):
+        plan_from_recipe(tmp_path / "r.json")
 
 
 def test_a_package_without_the_listed_files_is_a_clear_error(tmp_path: Path) -> None:
     missing = Source("matplotlib", "installed", ("mpl-data/no_such_photo.jpg",), "n/a")
     with pytest.raises(MemgazeError, match="holds none of the expected files"):
-        build(tmp_path / "photos", crops=2, sources=(missing,))
+        build(tmp_path / "photos", PhotoPlan((missing,), crops=2))

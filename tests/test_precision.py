@@ -5,18 +5,11 @@ from __future__ import annotations
 import pytest
 
 from memgaze.errors import MemgazeError
-from memgaze.precision import PRECISIONS, REDUCED, REFERENCE, check_precision, precision_rank
+from memgaze.precision import check_precision, precision_rank
 
 
 def test_order_is_fastest_first_and_unknown_ranks_last() -> None:
-    assert PRECISIONS == ("int8", "fp16", "fp32") and REFERENCE == "fp32" and REDUCED == ("int8", "fp16")
     assert sorted(["fp32", "bf16", "int8", "fp16"], key=precision_rank) == ["int8", "fp16", "fp32", "bf16"]
-
-
-def test_latency_rows_run_from_the_reference_to_the_fastest() -> None:
-    from memgaze.bench.latency import ROW_PRECISIONS
-
-    assert ROW_PRECISIONS == ("fp32", "fp16", "int8")
 
 
 @pytest.mark.parametrize("where", ["core", "backend", "recipe", "latency"])

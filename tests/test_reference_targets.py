@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
-from memgaze.train import external_teacher
-from memgaze.train.data import MemorabilityDataset, resize_map
-from memgaze.train.external_teacher import ExternalTeacher, TeacherOutput
+from memgaze.train.label_free import external_teacher
+from memgaze.train.data.dataset import MemorabilityDataset, resize_map
+from memgaze.train.label_free.external_teacher import ExternalTeacher, TeacherOutput
 
 
 class BrightestCell(ExternalTeacher):
@@ -56,7 +56,7 @@ def test_a_reference_map_is_the_generic_items_target_and_others_keep_the_users_g
 def test_a_label_free_run_learns_the_reference_map_and_embedding(tmp_path: Path, make_demo, monkeypatch: pytest.MonkeyPatch,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
     from memgaze.train.cli import main
-    from memgaze.train.unlabelled_frames import read_targets
+    from memgaze.train.label_free.unlabelled_frames import read_targets
 
     frames = make_demo(count=40, size=48, users=1)
     (tmp_path / "cfg.json").write_text(json.dumps({"loss": {"student_feature_kd": 1.0}}))
@@ -110,7 +110,7 @@ def test_resmem_gives_its_score_its_grad_cam_and_its_trunk_features() -> None:
 def test_grad_cam_of_the_centre_crop_is_placed_where_the_crop_lies_in_the_frame() -> None:
     import torch
 
-    from memgaze.train.resmem import CROP_START, FRAME_MAP, RESMEM_RESIZE, RESMEM_SIZE, crop_map_in_frame
+    from memgaze.train.label_free.resmem import CROP_START, FRAME_MAP, RESMEM_RESIZE, RESMEM_SIZE, crop_map_in_frame
 
     flat = crop_map_in_frame(torch.ones(1, 8, 8))
     assert flat.shape == (1, FRAME_MAP, FRAME_MAP) and torch.allclose(flat, torch.ones_like(flat))  # edges carried out

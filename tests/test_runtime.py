@@ -17,6 +17,7 @@ import pytest
 
 from memgaze.errors import MemgazeError
 from memgaze.manifest import file_entries
+from memgaze.media import resize_frame
 from memgaze.runtime.backends import open_backend
 from memgaze.runtime.backends.onnxruntime_backend import SPIN_KEY, OnnxRuntimeBackend, choose_providers
 from memgaze.runtime.backends.tensorrt_backend import select_engine
@@ -24,7 +25,7 @@ from memgaze.runtime.bundle import load_bundle
 from memgaze.runtime.capture import Capture, ReconnectPolicy
 from memgaze.runtime.mjpeg import MjpegServer, parse_host_port
 from memgaze.runtime.overlay import annotate
-from memgaze.runtime.pipeline import Pipeline, Stream, preprocess
+from memgaze.runtime.pipeline import Pipeline, Stream, batch_of
 from memgaze.runtime.prediction import heatmap_peak
 from memgaze.runtime.sinks import CalibSink, JsonlSink, VideoSink, WindowSink, encode_jpeg
 from memgaze.runtime.sources import (
@@ -189,9 +190,9 @@ def test_stage_times_ring_and_percentiles() -> None:
     assert np.isnan(StageTimes(("x",)).percentiles_ms("x")[0])
 
 
-def test_preprocess_peak_and_overlay() -> None:
+def test_batch_peak_and_overlay() -> None:
     frame = synthetic_frame(0, 96)[:, :80]
-    batch = preprocess(frame, (SIZE, 48))
+    batch = batch_of([resize_frame(frame, (SIZE, 48))])
     assert batch.shape == (1, SIZE, 48, 3) and batch.dtype == np.uint8
     heatmap = np.zeros((8, 8), np.float32)
     heatmap[2, 5] = 1.0
@@ -322,7 +323,7 @@ def test_rtsp_opens_in_parallel_threads_keep_their_transport(rtsp_urls: dict[str
 
 def test_size_conventions_on_a_non_square_model(tmp_path: Path) -> None:
     """``*_hw`` is (height, width), ``*_wh`` (width, height): a non-square size tells a swap."""
-    from memgaze.media import read_image_for, resize_frame
+    from memgaze.media import read_image_for
     from memgaze.runtime.overlay import colorize
 
     model_hw = (300, 400)
@@ -459,7 +460,9 @@ def test_pipeline_writes_jsonl_video_and_calibration(bundle, tmp_path: Path) -> 
     assert (summary.frames, summary.undecodable) == (6, 1)
     records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [r["file"] for r in records] == [f"img_{i:03d}.jpg" for i in (0, 1, 2, 4, 5, 6)]  # each row names its photo
-    assert all(set(r) == {"source", "file", "t", "score", "peak", "latency_ms"} and r["source"] == 0 for r in records)
+    assert all(set(r) == {"source", "file", "bytes", "mtime_ns", "t", "score", "peak", "latency_ms"} and r["source"] == 0
+               for r in records)
+    assert records[0]["bytes"] == (folder / "img_000.jpg").stat().st_size
     assert all(0 <= r["score"] <= 1 and 0 <= r["peak"][0] < 80 and r["latency_ms"] > 0 for r in records)
     video = cv2.VideoCapture(str(tmp_path / "out.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 6 and int(video.get(cv2.CAP_PROP_FRAME_WIDTH)) == 80

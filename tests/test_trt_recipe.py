@@ -111,7 +111,21 @@ def test_plan_and_cache_names() -> None:
     here = Machine("8.7", "10.3.0.30")
     assert plan_name(here, "int8", "0123456789abcdef") == "model.sm87.trt10.3.0.int8.01234567.plan"
     assert plan_name(here, "int8+fp16", "ff" * 32, dla_core=1) == "model.sm87.trt10.3.0.int8-fp16.dla1.ffffffff.plan"
-    assert timing_cache_name(here) == "timing.sm87.trt10.3.0.cache"
+    assert timing_cache_name(here) == "timing.sm87.gpu.trt10.3.0.cache"
+    nano, agx = Machine("8.7", "10.3.0", gpu="Orin Nano 8GB"), Machine("8.7", "10.3.0", gpu="NVIDIA Jetson AGX Orin")
+    assert timing_cache_name(nano) == "timing.sm87.orin-nano-8gb.trt10.3.0.cache"
+    assert timing_cache_name(nano) != timing_cache_name(agx)  # one compute capability, two GPUs: two caches
+
+
+def test_a_dla_plan_fits_only_where_that_dla_core_exists() -> None:
+    plan = EngineEntry.from_dict({"file": "d.plan", "precision": "int8+fp16", "compute_capability": "8.7",
+                                  "tensorrt": "10.3.0", "dla_core": 1})
+    assert mismatch(plan, Machine("8.7", "10.3.0", gpu="AGX Orin", dla_cores=2)) is None
+    assert mismatch(plan, Machine("8.7", "10.3.0", gpu="Orin Nano", dla_cores=0)) == (
+        "d.plan was built for DLA core 1 (this device has 0 DLA core(s))")
+    assert mismatch(plan, Machine("8.7", "10.3.0", dla_cores=1)) is not None  # cores 0 only
+    gpu_plan = EngineEntry.from_dict({"file": "g.plan", "precision": "int8", "compute_capability": "8.7", "tensorrt": "10.3.0"})
+    assert mismatch(gpu_plan, Machine("8.7", "10.3.0", dla_cores=0)) is None
 
 
 def test_no_tensorrt_here_is_reported_not_raised() -> None:

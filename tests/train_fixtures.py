@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from memgaze.train.demo import make_demo_dataset
+from memgaze.train.data.demo import make_demo_dataset
 
 SCRIPT = str(Path(sys.executable).with_name("memgaze-train"))
 TINY = ["--image-size", "32", "--batch-size", "8", "--device", "cpu", "--workers", "0", "--no-cache"]

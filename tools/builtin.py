@@ -33,6 +33,8 @@ from memgaze.manifest import sha256_file, update_manifest
 from memgaze.media import resize_frame
 from memgaze.runtime.bundle import load_bundle
 
+from builtin_measures import PEOPLE, goals_line, packages_out_table, within_table  # tools/, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = 24
 CARD = "MODEL.md"
@@ -115,8 +117,10 @@ def latency_line(run: Path) -> str:
     if "fp32" not in rows or "int8" not in rows:
         return "not measured"
     fp32, int8 = rows["fp32"]["p50_ms"], rows["int8"]["p50_ms"]
+    load = (data["machine"].get("load_average") or [0.0])[0]
+    busy = f", measured with the machine's load average at {load:.1f}" if load > 1.5 else ""
     return (f"{int8:.2f} ms INT8 against {fp32:.2f} ms FP32 per image at batch 1 (p50, ONNX Runtime, "
-            f"{data['machine'].get('cpu', 'this CPU')}): INT8 {fp32 / int8:.2f}× as fast")
+            f"{data['machine'].get('cpu', 'this CPU')}{busy}): INT8 {fp32 / int8:.2f}× as fast")
 
 
 def write_samples(bundle: Path, heldout: Path, out: Path) -> list[tuple[str, float, float]]:
@@ -136,6 +140,7 @@ def write_samples(bundle: Path, heldout: Path, out: Path) -> list[tuple[str, flo
         name = photo.stem + ".png"
         cv2.imwrite(str(out / "images" / name), small)
         image = cv2.imread(str(out / "images" / name), cv2.IMREAD_COLOR)  # what the test reads back
+        assert image is not None  # written just above
         rows.append((name, float(fp32.predict(image).score), float(int8.predict(image).score)))
     fp32.close()
     int8.close()
@@ -177,6 +182,10 @@ def card(run: Path, seeds: list[int], samples: list[tuple[str, float, float]]) -
 **Licence: {builtin.LICENCE}.** This model is distilled from ResMem (Needell & Bainbridge), whose licence
 allows non-commercial use only; so is this model, unless you obtain rights from ResMem's authors.
 
+## This version
+
+{builtin.CHANGES[builtin.VERSION]}
+
 ## What it predicts
 
 - **score**: ResMem's predicted memorability of the frame, as this small student imitates it (0–1). Agreement with
@@ -198,7 +207,7 @@ for TensorRT), `model.int8.ort.onnx` (INT8 for ONNX Runtime on a CPU), `gate_sam
 ## Data
 
 {counts['train_photos'] + counts['heldout_photos']} real photographs and 3 real videos from {packages} PyPI and Debian
-packages, fetched offline by `python -m memgaze.train.photos` (the split is by source file: held-out photos were never
+packages, fetched offline by `python -m memgaze.builtin.photos` (the split is by source file: held-out photos were never
 cropped or trained on). Training: {counts['train_photos']} photos × {sources['crops_per_photo']} crops and every 15th
 frame of two videos; held out: {counts['heldout_photos']} photos and one video. ResMem scored every training image
 (score and Grad-CAM) once; the student learned both. `../data-sources.json` lists every file with its package and
@@ -234,6 +243,24 @@ maps: the baseline a map must beat.
 {bars_line(run, seeds)}
 
 Speed: {latency_line(run)}.
+
+### Inside groups of similar photos
+
+A user ranks one collection at a time (a trip, a product shoot), where the photos are of one kind. So ρ is also
+measured inside each group of at least 10 similar held-out photos: by the kind of scene (assigned by looking at
+each photo: `memgaze.builtin.scene_kinds`) and by package. The pooled ρ above also rewards telling the kinds apart.
+
+{within_table(run, seeds)}
+
+### On packages it never saw
+
+The split by file lets each package's look into training. {packages_out_table(run, seeds, sources.get("held_out_packages", []))}
+
+{goals_line(run, seeds)}
+
+### Against people
+
+{PEOPLE}
 
 ## Sample scores (checked by the tests)
 

@@ -12,8 +12,8 @@ importing. For each target below this resolves, from PyPI, what pip would instal
 - A numpy the device already has is kept when it satisfies everything (pip's default upgrade strategy): the
   resolution is tried with it pinned first, and without the pin only when that is impossible, giving the numpy
   pip would upgrade to.
-- The ``jetson`` extra (pycuda) is left out: pycuda has no wheels (it is built on the device) and its run-time
-  requirements (pytools, platformdirs, mako) name no numpy.
+- The ``jetson`` extra is resolved without pycuda: pycuda has no wheels (it is built on the device) and its run-time
+  requirements (pytools, platformdirs, mako) name no numpy; the rest of the extra (ONNX Runtime, the fallback) is.
 
 Needs PyPI (about half a minute); CI runs it through ``make jetson-check``.
 
@@ -37,7 +37,8 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = "3.10"  # JetPack 6's; JetPack 5 users install it beside the system's 3.8 (memgaze needs >= 3.10)
-EXTRAS = ((), ("runtime",))  # the requirement sets resolved: memgaze, memgaze[runtime]
+EXTRAS = ((), ("runtime",), ("jetson",))  # the requirement sets resolved: memgaze, memgaze[runtime], memgaze[jetson]
+BUILT_ON_DEVICE = {"pycuda"}  # no wheels: built from source on the Jetson, and asks no numpy
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ def requirements(extras: tuple[str, ...], setup_cfg: Path = ROOT / "setup.cfg") 
     applying = []
     for line in filter(None, (line.strip() for line in lines)):
         requirement = Requirement(line)
+        if requirement.name in BUILT_ON_DEVICE:
+            continue
         if requirement.marker is None or requirement.marker.evaluate({**ENVIRONMENT, "extra": ""}):
             requirement.marker = None
             applying.append(str(requirement))

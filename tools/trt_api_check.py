@@ -94,8 +94,13 @@ class TrtValues:
         while changed:  # assignments propagate until nothing new is learned
             changed = False
             for node in ast.walk(tree):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) and node.value else []
-                if targets and self.holds(node.value):  # type: ignore[union-attr, arg-type]
+                if isinstance(node, ast.Assign):
+                    targets, value = node.targets, node.value
+                elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                    targets, value = [node.target], node.value
+                else:
+                    continue
+                if self.holds(value):
                     for target in targets:
                         text = ast.unparse(target)
                         if text not in self.names:

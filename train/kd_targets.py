@@ -7,7 +7,7 @@ generic items (``user == 0``) only; the others stay zero and the map-KD loss mas
   computed once; maps are of the augmented crops.
 * :class:`ExternalTargets`: a label-free run's external model. *Cached*: its scores of the whole
   frames (the split files); its maps of the whole frames, if it has any, are the dataset's generic
-  map targets, cropped and flipped with each image (:class:`memgaze.train.data.MemorabilityDataset`).
+  map targets, cropped and flipped with each image (:class:`memgaze.train.data.dataset.MemorabilityDataset`).
   *Online* (consistent distillation): the model scores, and maps, every augmented crop the student
   sees, so a random crop or a colour change never leaves the student chasing the score of a
   different picture (on the demo, agreement with the teacher on unseen scenes rose from ρ 0.83
@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from memgaze.train.external_teacher import ExternalTeacher, map_log_targets
-from memgaze.train.loop import Batch
+from memgaze.train.label_free.external_teacher import ExternalTeacher, map_log_targets
+from memgaze.train.compute import Batch
 
 
 class BatchTargets:

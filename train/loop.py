@@ -1,12 +1,17 @@
 """The generic epoch loop shared by the teacher and student stages.
 
 AdamW + OneCycle (cosine, warmup), an optional exponential moving average of the weights (what is
-validated, kept and saved when on), bf16/fp16 autocast on CUDA, channels_last, pinned memory
-and non-blocking copies, a NaN/inf stop, an atomic training-state checkpoint after every epoch
-(``OUT/state/<stage>.pt``: weights, optimizer, scheduler, scaler, averaged weights, RNG states, best metric,
-early-stop counter), exact ``--resume``, early stopping on a validation metric and the best
-weights restored at the end. Data order depends only on (seed, epoch), so a resumed run
-reproduces an uninterrupted one.
+validated, kept and saved when on), the precision rule's autocast and gradient scaler, channels_last, pinned
+memory and non-blocking copies (:mod:`memgaze.train.compute`), a NaN/inf stop, an atomic training-state
+checkpoint after every epoch (``OUT/state/<stage>.pt``: weights, optimizer, scheduler, scaler, averaged weights,
+every process's RNG states, best metric, early-stop counter), ``--resume``, early stopping on a validation metric
+and the best weights restored at the end.
+
+Resume: data order and random draws depend only on (seed, epoch, rank) and the saved RNG states, so on the CPU
+(deterministic algorithms on) a resumed run ends bit for bit where an uninterrupted one ends, with the same
+number of processes. On CUDA it continues the same schedule, data order and random streams, but is not bit-exact:
+some CUDA kernels (the backward of bilinear ``interpolate``, of adaptive average pooling, of ``Embedding`` unless
+deterministic algorithms are on) add in an order that varies from run to run (docs/training.md).
 """
 
 from __future__ import annotations
@@ -15,104 +20,28 @@ import contextlib
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, Dataset
 
 from memgaze.console import console
 from memgaze.errors import fail
 from memgaze.train.checkpoint import load_training_state, rng_state, save_training_state, set_rng_state
+from memgaze.train.compute import Batch, Compute, reseed_loader, training_loader
 from memgaze.train.config import OptimConfig
 from memgaze.train.curves import MetricLog
-from memgaze.train.distributed import DistContext, all_gather_objects, all_reduce_mean, barrier
+from memgaze.train.distributed import all_gather_objects, barrier
+from memgaze.train.running_loss import RunningLoss
 
-Batch = dict[str, torch.Tensor]
 STATE_FOLDER = "state"  # under --out: one resumable state per stage
-LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, float]]]
-
-
-@dataclasses.dataclass(frozen=True)
-class Compute:
-    """How tensors are computed: device, process rank, autocast dtype, loader settings; always channels_last
-    (faster convolutions on CUDA and on CPU alike)."""
-
-    ctx: DistContext
-    amp_dtype: torch.dtype | None
-    workers: int
-    seed: int
-
-    @property
-    def device(self) -> torch.device:
-        return self.ctx.device
-
-    def autocast(self) -> ContextManager[Any]:
-        """Autocast to ``amp_dtype`` on CUDA; a no-op in fp32."""
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
-
-    def to_device(self, batch: Batch) -> Batch:
-        """Copy a batch to the device (non-blocking from pinned memory); images channels_last."""
-        moved = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-        if "image" in moved:
-            moved["image"] = moved["image"].contiguous(memory_format=torch.channels_last)
-        return moved
-
-    def prepare(self, model: nn.Module) -> nn.Module:
-        """Move a model to the device, channels_last."""
-        model.to(self.device)
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        return model
-
-
-def make_compute(ctx: DistContext, amp: str, workers: int | None, seed: int) -> Compute:
-    """bf16 autocast where supported, else fp16 (with GradScaler) on CUDA; fp32 on CPU."""
-    cuda = ctx.device.type == "cuda"
-    dtype: torch.dtype | None = None
-    if cuda and amp == "auto":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if workers is None:
-        workers = min(8, torch.get_num_threads()) if cuda else 0
-    return Compute(ctx=ctx, amp_dtype=dtype, workers=workers, seed=seed)
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of epoch ``epoch``'s data order and loader workers."""
-    return seed * 1_000_003 + epoch
-
-
-def make_loader(dataset: Any, batch_size: int, compute: Compute, *, train: bool) -> DataLoader[Any]:
-    """A loader sharded over processes; shuffled training order from :func:`reseed_loader`."""
-    generator = torch.Generator().manual_seed(epoch_seed(compute.seed, 0))
-    sampler: Any = None
-    if compute.ctx.distributed:
-        sampler = DistributedSampler(
-            dataset, num_replicas=compute.ctx.world_size, rank=compute.ctx.rank, shuffle=train, seed=compute.seed
-        )
-    elif train:
-        sampler = RandomSampler(dataset, generator=generator)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=compute.workers,
-        pin_memory=compute.device.type == "cuda",
-        drop_last=train and len(dataset) > batch_size * compute.ctx.world_size,
-        generator=generator,
-    )
-
-
-def reseed_loader(loader: DataLoader[Any], compute: Compute, epoch: int) -> None:
-    """Make ``epoch``'s shuffling and worker seeds a function of (seed, epoch) only."""
-    assert loader.generator is not None
-    loader.generator.manual_seed(epoch_seed(compute.seed, epoch))
-    if isinstance(loader.sampler, DistributedSampler):
-        loader.sampler.set_epoch(epoch)
+CHECK_EVERY = 50  # steps between checks that the loss is finite (one small all-reduce and host sync each)
+# (model, batch) -> (loss, its named terms: detached tensors, averaged once per epoch)
+LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 @dataclasses.dataclass
@@ -128,6 +57,7 @@ class StageSpec:
     train_set: Dataset[Any]
     epochs: int
     train_mode: bool = True  # False: batch-norm statistics and dropout stay as in eval (fitting an embedding only)
+    batches: Any = None  # generator -> batch sampler composing the training batches (make_loader); None: shuffled
 
 
 @dataclasses.dataclass
@@ -203,7 +133,7 @@ class TrainingRun:
         wrapped: nn.Module = model
         if compute.ctx.distributed:
             wrapped = DistributedDataParallel(model, device_ids=[compute.device] if compute.device.type == "cuda" else None)
-        loader = make_loader(spec.train_set, batch_size, compute, train=True)
+        loader = training_loader(spec.train_set, batch_size, compute, spec.batches)
         if len(loader) == 0:
             fail(f"{spec.name}: the training split has no usable samples")
         optimizer = torch.optim.AdamW(spec.param_groups, weight_decay=optim.weight_decay)
@@ -216,7 +146,7 @@ class TrainingRun:
             div_factor=10.0,
             final_div_factor=100.0,
         )
-        scaler = torch.amp.GradScaler("cuda") if compute.amp_dtype == torch.float16 else None
+        scaler = compute.grad_scaler()
         ema = None
         if optim.ema_decay > 0:
             # batch-norm statistics are not averaged: the averaged weights use the model's current ones
@@ -229,7 +159,8 @@ class TrainingRun:
     def identity(self) -> dict[str, Any]:
         """What a saved state must match to be resumed by this run."""
         return {
-            "stage": self.spec.name, "epochs": self.spec.epochs, "steps_per_epoch": len(self.loader), "ema_decay": self.ema_decay
+            "stage": self.spec.name, "processes": self.compute.ctx.world_size, "epochs": self.spec.epochs,
+            "steps_per_epoch": len(self.loader), "ema_decay": self.ema_decay,
         }
 
     @property
@@ -243,49 +174,53 @@ class TrainingRun:
         return float(self.scheduler.get_last_lr()[0])
 
     def train_one_epoch(self, epoch: int) -> tuple[float, dict[str, float]]:
-        """One pass over the loader; the mean loss and the mean of each of its terms (this process's batches).
-        A non-finite loss is a one-line error."""
+        """One pass over the loader; the mean loss and the mean of each of its terms over every process's batches.
+        A non-finite loss is a one-line error (checked every :data:`CHECK_EVERY` steps and at the end)."""
         spec, compute = self.spec, self.compute
         reseed_loader(self.loader, compute, epoch)
         self.wrapped.train(spec.train_mode)
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
-        total = torch.zeros((), device=compute.device)
-        count = 0
-        part_sums: dict[str, float] = {}
+        running = RunningLoss(compute.device)
         with _progress_bar(compute, f"{spec.name} {epoch}/{spec.epochs}", len(self.loader)) as advance:
             for step, batch in enumerate(self.loader, 1):
                 batch = compute.to_device(batch)
                 with compute.autocast():
                     loss, parts = spec.loss_fn(self.wrapped, batch)
-                mean_loss = all_reduce_mean(compute.ctx, loss.detach().float())
-                if not torch.isfinite(mean_loss).item():
-                    kept = f"last good checkpoint kept: {self.path}" if self.path.is_file() else "no checkpoint written"
-                    fail(
-                        f"{spec.name}: loss is {mean_loss.item()} at epoch {epoch} step {step} "
-                        f"(learning rate too high or bad data?); stopped, {kept}"
-                    )
-                self.optimizer.zero_grad(set_to_none=True)
-                if self.scaler is not None:
-                    self.scaler.scale(loss).backward()
-                    self.scaler.unscale_(self.optimizer)
-                else:
-                    loss.backward()
-                if self.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
-                if self.scaler is not None:
-                    self.scaler.step(self.optimizer)
-                    self.scaler.update()
-                else:
-                    self.optimizer.step()
-                self.scheduler.step()
-                if self.ema is not None:
-                    self.ema.update_parameters(self.model)
-                total += mean_loss
-                count += 1
-                for name, value in parts.items():
-                    part_sums[name] = part_sums.get(name, 0.0) + value
+                running.add(step, loss, parts)
+                if step % CHECK_EVERY == 0:
+                    self._stop_unless_finite(running, epoch)
+                self._update(loss, params)
                 advance()
-        return float(total.item()) / max(1, count), {name: value / max(1, count) for name, value in part_sums.items()}
+        self._stop_unless_finite(running, epoch)
+        return running.means(compute.ctx)
+
+    def _update(self, loss: torch.Tensor, params: list[torch.Tensor]) -> None:
+        """Backward, clip, one optimizer and schedule step (through the scaler in fp16), the moving average."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        if self.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+
+    def _stop_unless_finite(self, running: RunningLoss, epoch: int) -> None:
+        """One-line error naming the first step whose loss was not finite, on any process (this epoch's state is
+        never saved, so the last good checkpoint stays)."""
+        found = running.first_non_finite(self.compute.ctx)
+        if found is not None:
+            kept = f"last good checkpoint kept: {self.path}" if self.path.is_file() else "no checkpoint written"
+            fail(f"{self.spec.name}: loss is {found[1]} at epoch {epoch} step {found[0]} "
+                 f"(learning rate too high or bad data?); stopped, {kept}")
 
     def save(self) -> None:
         """Write the whole training state atomically (rank 0); every rank's RNG state is included."""
@@ -315,7 +250,7 @@ class TrainingRun:
         """Restore the state :meth:`save` wrote; one-line error if it does not fit this run."""
         state = load_training_state(self.path, optimizer=self.optimizer, scheduler=self.scheduler, model=self.model, restore_rng=False)
         extra = state["extra"]
-        written = {"ema_decay": 0.0, **extra.get("run", {})}  # states written before the moving average had none
+        written = {"ema_decay": 0.0, "processes": len(extra["ranks_rng"]), **extra.get("run", {})}  # older states had neither
         for key, value in self.identity.items():
             if written.get(key) != value:
                 fail(
@@ -326,9 +261,7 @@ class TrainingRun:
             self.scaler.load_state_dict(extra["scaler"])
         if self.ema is not None:
             self.ema.load_state_dict(extra["ema"])
-        ranks_rng = extra["ranks_rng"]
-        ctx = self.compute.ctx
-        set_rng_state(ranks_rng[ctx.rank] if len(ranks_rng) == ctx.world_size else ranks_rng[0])
+        set_rng_state(extra["ranks_rng"][self.compute.ctx.rank])  # as many as processes: "processes" matched
         self.progress = _Progress(**extra["progress"])
         if self.progress.best_weights is None and self.progress.best_epoch == self.progress.epoch:
             self.progress.best_weights = _cpu_weights(self.evaluated)

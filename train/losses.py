@@ -28,6 +28,16 @@ def rank_agreement_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     return 1.0 - correlation(pred.reshape(1, -1), target.reshape(1, -1).to(pred.dtype))[0]
 
 
+def group_rank_loss(pred: torch.Tensor, target: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """:func:`rank_agreement_loss` inside each group of the batch (``groups [N]``: a group id per item, −1 for none),
+    averaged over the groups of at least 3 items: what orders photos of one kind, which telling the kinds apart
+    cannot satisfy (0 in the graph when no group is that large)."""
+    pred, target, groups = pred.reshape(-1), target.reshape(-1).to(pred.dtype), groups.reshape(-1)
+    terms = [rank_agreement_loss(pred[groups == g], target[groups == g]) for g in torch.unique(groups)
+             if g >= 0 and int((groups == g).sum()) >= 3]
+    return torch.stack(terms).mean() if terms else pred.sum() * 0.0
+
+
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Mean of per-sample ``values [N]`` where ``mask``; 0 (in the graph) when the mask is empty."""
     if mask is None:
@@ -75,20 +85,21 @@ def feature_distill(embedding: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return (1.0 - F.cosine_similarity(embedding, target.detach().to(embedding.dtype), dim=1)).mean()
 
 
-def _floats(parts: dict[str, torch.Tensor]) -> dict[str, float]:
-    return {name: float(value.detach()) for name, value in parts.items()}
+def _detached(parts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The loss terms for the log, out of the graph (still on the device: reading them waits for it)."""
+    return {name: value.detach() for name, value in parts.items()}
 
 
 def teacher_loss(
     score: torch.Tensor, logits: torch.Tensor, batch: dict[str, torch.Tensor], weights: LossWeights = LossWeights()
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Teacher: score regression + generic gaze map where ``has_heatmap``. Returns (total, parts)."""
     parts = {
         "score": score_loss(score, batch["score"]),
         "map": map_loss(logits, batch["heatmap"], batch["has_heatmap"], weights.cc),
     }
     total = weights.teacher_score * parts["score"] + weights.teacher_map * parts["map"]
-    return total, _floats(parts)
+    return total, _detached(parts)
 
 
 def student_loss(
@@ -98,10 +109,10 @@ def student_loss(
     teacher_logits: torch.Tensor,
     batch: dict[str, torch.Tensor],
     weights: LossWeights = LossWeights(),
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Student: ground-truth score, score KD, map KD (generic items, ``user == 0``; every item
     when the batch has no ``user``), imitation of the user's gaze where ``has_heatmap``, and the
-    batch's score order (only when its weight is set)."""
+    batch's score order, pooled or inside each group of one kind (only when its weight is set)."""
     generic = batch["user"] == 0 if "user" in batch else None
     parts = {
         "score": score_loss(score, batch["score"]),
@@ -118,4 +129,7 @@ def student_loss(
     if weights.student_score_rank > 0:
         parts["score_rank"] = rank_agreement_loss(score, batch["score"])
         total = total + weights.student_score_rank * parts["score_rank"]
-    return total, _floats(parts)
+    if weights.student_score_rank_group > 0 and "group" in batch:
+        parts["score_rank_group"] = group_rank_loss(score, batch["score"], batch["group"])
+        total = total + weights.student_score_rank_group * parts["score_rank_group"]
+    return total, _detached(parts)

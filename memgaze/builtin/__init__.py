@@ -17,10 +17,20 @@ from memgaze.manifest import sha256_file
 from memgaze.user_cache import user_cache_dir
 
 NAME = "memgaze-lite0-resmem"
-VERSION = 3
+VERSION = 4
+# Why each version exists: the model card's "This version" section.
+CHANGES = {
+    3: "The recipe's 32 crops per training photo and 4 epochs (memgaze/builtin/recipe.json).",
+    4: ("v3's weights (seed 0, unchanged: the same student.safetensors), exported again because the export changed: the "
+        "graph casts the uint8 image to float before any layout op (TensorRT's ONNX parser takes UINT8 only at the "
+        "graph's edge, so no v3 file could be built into a plan), the TensorRT Q/DQ file keeps its biases in float "
+        "(TensorRT dequantizes INT8 only), every file meant for TensorRT passes a check of the parser's documented "
+        "rules, the bundle carries 32 held-out gate samples (v3: 8), and the accuracy gate judges the maps too. Seeds 1 "
+        "and 2 were not exported again: their rows in the figures are v3's."),
+}
 LICENCE = "NON-COMMERCIAL (derived from ResMem, University of Chicago)"
 MAP = "what drives the score (learned from ResMem's Grad-CAM), not gaze"  # what its generic heatmap is
-MANIFEST_SHA256 = "39e68f197a5e5344d731e6d2e3c3c70e22f3dcd602bfc1174ee9a12f76dde6c6"  # written by `make builtin` (tools/builtin.py)
+MANIFEST_SHA256 = "2ac92422ed7334fa5e9c6c217b26eec84cf35ad421adb8c8bbfc1d0db120e3bc"  # written by `make builtin` (tools/builtin.py)
 
 
 def folder() -> Path:
@@ -29,7 +39,8 @@ def folder() -> Path:
 
 
 def recipe_path() -> Path:
-    """The training config that made it (``memgaze-train --config``; ``make builtin`` uses it)."""
+    """The recipe that made it, whole: ``photos`` (packages, crops per photo, the split by file and the packages held
+    out whole), ``seeds``, and ``train`` (what ``memgaze-train --config`` reads); ``make builtin`` uses nothing else."""
     return Path(__file__).parent / "recipe.json"
 
 

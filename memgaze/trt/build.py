@@ -1,4 +1,4 @@
-"""Build a TensorRT plan from an ONNX file with TensorRT's ONNX parser (8.6, 10.x, 11.x), torch-free.
+"""Build a TensorRT plan from an ONNX file with TensorRT's ONNX parser (8.5/8.6, 10.x, 11.x), torch-free.
 
 Lines that use a name only some TensorRT versions have carry a ``# trt-only: <majors>`` marker;
 ``tools/trt_api_check.py`` checks every other TensorRT name against every supported version's bindings.
@@ -133,8 +133,7 @@ def build_plan(onnx_path: Path, recipe: Recipe, timing_cache: bytes, log: Log) -
     parser = _parse(network, logger, onnx_path)
     inputs = _io(network, lambda _line: None)
     config, layers = _configure(builder, network, recipe, log)
-    cache = config.create_timing_cache(timing_cache)
-    config.set_timing_cache(cache, False)
+    _use_timing_cache(config, timing_cache, log)
     if recipe.version.has_progress_monitor:
         config.progress_monitor = _progress_monitor(log)  # trt-only: 10,11
     started = time.monotonic()
@@ -150,6 +149,24 @@ def build_plan(onnx_path: Path, recipe: Recipe, timing_cache: bytes, log: Log) -
     if layers is not None:
         layers["engine_layers"] = _engine_layer_count(engine)
     return BuiltPlan(data, seconds, inputs, bytes(memoryview(config.get_timing_cache().serialize())), layers)
+
+
+def _use_timing_cache(config: trt.IBuilderConfig, saved: bytes, log: Log) -> None:
+    """Give the build the saved timing cache; TensorRT refuses one of another device or version (or a damaged file),
+    and the build then starts from an empty cache, saying so."""
+    if saved:
+        try:
+            cache = config.create_timing_cache(saved)
+            accepted = cache is not None and config.set_timing_cache(cache, False)
+        except Exception as exc:  # noqa: BLE001 - TensorRT raises its own error types for a damaged cache
+            log(f"  the saved timing cache is unreadable ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
+            accepted = False
+        if accepted:
+            log("  timing cache: reusing the saved one")
+            return
+        log("  timing cache: the saved one does not match this GPU and TensorRT version; starting a new one")
+    if not config.set_timing_cache(config.create_timing_cache(b""), False):
+        fail("TensorRT refused an empty timing cache")
 
 
 def _engine_layer_count(engine: trt.ICudaEngine) -> int:

@@ -20,6 +20,7 @@ class Machine:
     compute_capability: str
     tensorrt: str
     gpu: str = ""
+    dla_cores: int = 0  # DLA cores TensorRT sees here (Jetson AGX/NX Orin and Xavier; none on an Orin Nano)
 
     @property
     def sm(self) -> str:
@@ -39,6 +40,8 @@ def mismatch(entry: EngineEntry, machine: Machine) -> str | None:
         problems.append(f"compute capability {entry.compute_capability} (this GPU is {machine.compute_capability})")
     if not same_tensorrt(entry.tensorrt, machine.tensorrt):
         problems.append(f"TensorRT {entry.tensorrt} (this one is {machine.tensorrt})")
+    if entry.dla_core is not None and entry.dla_core >= machine.dla_cores:
+        problems.append(f"DLA core {entry.dla_core} (this device has {machine.dla_cores} DLA core(s))")
     return f"{entry.file} was built for " + " and ".join(problems) if problems else None
 
 
@@ -51,5 +54,7 @@ def plan_name(machine: Machine, precision: str, digest: str, dla_core: int | Non
 
 
 def timing_cache_name(machine: Machine) -> str:
-    """The timing cache kept beside the plans, one per GPU architecture and TensorRT version."""
-    return f"timing.{machine.sm}.trt{'.'.join(machine.tensorrt.split('.')[:3])}.cache"
+    """The timing cache kept beside the plans, one per GPU model and TensorRT version (timings of one compute
+    capability differ between GPUs: an Orin Nano is not an AGX Orin; TensorRT refuses a cache of another device)."""
+    model = re.sub(r"[^a-z0-9]+", "-", machine.gpu.lower()).strip("-") or "gpu"
+    return f"timing.{machine.sm}.{model}.trt{'.'.join(machine.tensorrt.split('.')[:3])}.cache"

@@ -68,12 +68,32 @@ def gpu_capability(device: int = 0) -> tuple[str, str] | None:
     return None
 
 
+def pycuda_missing() -> str | None:
+    """Why ``pycuda.driver`` does not import here (None when it does): the TensorRT backend's buffers and stream need it."""
+    try:
+        importlib.import_module("pycuda.driver")
+    except Exception as exc:  # noqa: BLE001 - ImportError, or pycuda built against a missing libcuda
+        return f"pycuda does not import ({exc}): pip install pycuda (memgaze[jetson] includes it)"
+    return None
+
+
+def dla_cores(trt: ModuleType) -> int:
+    """DLA cores TensorRT sees on this device (0 on TensorRT 11, which has no DLA, and off a Jetson)."""
+    if int(str(trt.__version__).split(".")[0]) >= 11:
+        return 0
+    return int(trt.Runtime(trt.Logger(trt.Logger.ERROR)).num_DLA_cores)  # trt-only: 8,10
+
+
 def probe_machine(device: int = 0) -> tuple[Machine | None, str]:
-    """This machine, or ``(None, why not)`` when TensorRT or a CUDA GPU is missing."""
+    """This machine, or ``(None, why not)`` when TensorRT, pycuda or a CUDA GPU is missing: checked before any plan is
+    built, so a plan is never built where it could not run."""
     trt = tensorrt_module()
     if trt is None:
         return None, "tensorrt is not installed (on a Jetson it comes with JetPack: sudo apt-get install python3-libnvinfer)"
+    missing = pycuda_missing()
+    if missing is not None:
+        return None, missing
     found = gpu_capability(device)
     if found is None:
         return None, "no usable CUDA GPU (pycuda, cuda-python and nvidia-smi found none)"
-    return Machine(compute_capability=found[0], tensorrt=str(trt.__version__), gpu=found[1]), ""
+    return Machine(compute_capability=found[0], tensorrt=str(trt.__version__), gpu=found[1], dla_cores=dla_cores(trt)), ""

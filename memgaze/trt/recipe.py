@@ -1,7 +1,7 @@
 """How a plan is built, per TensorRT version: network and builder flags, the optimization profile and
 the equivalent ``trtexec`` command, all from one :class:`Recipe`.
 
-- TensorRT 8.6 (JetPack 5): explicit-batch network; a Q/DQ graph needs ``BuilderFlag.INT8`` / ``--int8``.
+- TensorRT 8.5/8.6 (JetPack 5): explicit-batch network; a Q/DQ graph needs ``BuilderFlag.INT8`` / ``--int8``.
 - TensorRT 10.x (JetPack 6): Q/DQ graphs are built strongly typed (``--stronglyTyped``), FP16 by flag;
   a DLA build stays weakly typed (INT8 + FP16 flags), as DLA needs.
 - TensorRT 11.x: every network is strongly typed; there are no precision flags (and no DLA).
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from memgaze.errors import fail
 from memgaze.precision import check_precision
 
-MAX_BATCH = 8
-SUPPORTED = ((8, 6), (10, None), (11, None))  # (major, minor or None for any)
+MAX_BATCH = 8  # the largest batch a plan takes by default, and the runtime's frames per engine call
+SUPPORTED = ((8, 5), (8, 6), (10, None), (11, None))  # (major, minor or None for any); 8.5: JetPack 5.1
 ProfileShapes = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 
 
@@ -40,7 +40,7 @@ class TrtVersion:
             fail(f"{text!r} is not a TensorRT version (like 8.6, 10.3 or 11.0)")
         version = cls(numbers[0], numbers[1], numbers[2] if len(numbers) > 2 else 0)
         if not any(version.major == major and minor in (None, version.minor) for major, minor in SUPPORTED):
-            fail(f"TensorRT {version} is not supported: memgaze builds plans with TensorRT 8.6, 10.x and 11.x")
+            fail(f"TensorRT {version} is not supported: memgaze builds plans with TensorRT 8.5, 8.6, 10.x and 11.x")
         return version
 
     def __str__(self) -> str:

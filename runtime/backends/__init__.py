@@ -16,8 +16,9 @@ __all__ = ["BACKENDS", "PRECISIONS", "Backend", "open_backend"]
 
 
 def _open_tensorrt(bundle: Bundle, precision: str | None, required: bool, build: bool) -> Backend | None:
-    """The TensorRT backend on a plan that fits this machine, built here first when none does and ``build``
-    allows; None (or a one-line error when ``required``) otherwise."""
+    """The TensorRT backend on the best plan that fits this machine and loads, built here first when none does and
+    ``build`` allows; None (or a one-line error when ``required``) otherwise. A plan that fits but does not load is
+    skipped with one line (``auto``) or refused (``tensorrt``)."""
     from memgaze.runtime.backends import tensorrt_backend as trt_backend
     from memgaze.trt.probe import probe_machine
 
@@ -26,18 +27,25 @@ def _open_tensorrt(bundle: Bundle, precision: str | None, required: bool, build:
         if required:
             fail(f"--backend tensorrt needs tensorrt and pycuda with a CUDA GPU: {why}")
         return None
-    entry, reasons = trt_backend.select_engine(bundle, precision, machine)
+    fitting, reasons = trt_backend.fitting_engines(bundle, precision, machine)
     for reason in reasons:
-        console.print(f"skipping TensorRT plan: {reason}")
-    if entry is None and build:
-        entry = _first_use_build(bundle, precision, machine, required)
-    if entry is None:
-        if required:
-            wanted = f"{precision} " if precision else ""
-            detail = "; ".join(reasons) if reasons else f"bundle {bundle.root} has no {wanted}TensorRT plan for this machine"
-            fail(f"refusing TensorRT: {detail}; build one here with: {trt_backend.build_command(bundle, precision)}")
-        return None
-    return trt_backend.TensorRTBackend(bundle, entry)
+        console.print(f"skipping TensorRT plan: {reason}", soft_wrap=True)
+    if not fitting and build:
+        built = _first_use_build(bundle, precision, machine, required)
+        fitting = [] if built is None else [built]
+    for entry in fitting:
+        try:
+            return trt_backend.TensorRTBackend(bundle, entry)
+        except Exception as exc:  # noqa: BLE001 - a plan that fits but does not load: TensorRT's, pycuda's or our error
+            if required:
+                fail(f"TensorRT plan {entry.file} does not load here: {exc}")
+            console.print(f"skipping TensorRT plan {entry.file}: it does not load here ({exc})", soft_wrap=True)
+            reasons.append(f"{entry.file} does not load: {exc}")
+    if required:
+        wanted = f"{precision} " if precision else ""
+        detail = "; ".join(reasons) if reasons else f"bundle {bundle.root} has no {wanted}TensorRT plan for this machine"
+        fail(f"refusing TensorRT: {detail}; build one here with: {trt_backend.build_command(bundle, precision)}")
+    return None
 
 
 def _first_use_build(bundle: Bundle, precision: str | None, machine: Machine, required: bool) -> EngineEntry | None:
@@ -53,7 +61,7 @@ def _first_use_build(bundle: Bundle, precision: str | None, machine: Machine, re
     except MemgazeError as exc:
         if required:
             raise
-        console.print(f"[yellow]warning:[/yellow] {exc}; using ONNX Runtime")
+        console.print(f"[yellow]warning:[/yellow] {exc}; falling back to ONNX Runtime", soft_wrap=True)
         return None
 
 
@@ -77,6 +85,10 @@ def open_backend(
         opened = _open_tensorrt(bundle, precision, required=backend == "tensorrt", build=build)
         if opened is not None:
             return opened
-    from memgaze.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-
+    try:
+        from memgaze.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    except ImportError as exc:
+        why = "no TensorRT plan runs here, and " if backend == "auto" else ""
+        fail(f"{why}ONNX Runtime is not installed ({exc}): pip install onnxruntime (memgaze[runtime] and memgaze[jetson] "
+             "include it)")
     return OnnxRuntimeBackend(bundle, precision, threads=threads, providers=providers)

@@ -1,5 +1,7 @@
 """``python -m memgaze.train.convert KIND SRC DST``: a memorability dataset as its publisher ships it,
-written in the LaMem layout (one subcommand per dataset, each with its own options)."""
+written in the LaMem layout (one subcommand per dataset, each with its own options); and
+``python -m memgaze.train.convert TRACKER EXPORT... --stimuli DIR --out DST``: an eye tracker's export as
+``DST/gaze/fixations.csv`` (:mod:`.gaze_cli`)."""
 
 from __future__ import annotations
 
@@ -10,18 +12,20 @@ import typer
 
 from memgaze.console import WarningCounter
 from memgaze.errors import run_cli
+from memgaze.train.convert.gaze_cli import add_commands
 from memgaze.train.convert.writer import Converted, write_dataset
 from memgaze.version import version_option
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Convert a memorability dataset into the LaMem layout (DST/images/, DST/splits/{train,val,test}_<k>.txt) "
-    "for memgaze-train and memgaze-bench lamem. LaMem itself needs no conversion.",
+    "for memgaze-train and memgaze-bench lamem (LaMem itself needs no conversion), or an eye tracker's export "
+    "into DST/gaze/fixations.csv (eyelink, tobii, pupil-core, pupil-cloud, gazepoint).",
 )
 
 SRC = typer.Argument(..., help="The release folder, as downloaded and unpacked.")
 DST = typer.Argument(..., help="The folder to write (new, or an earlier conversion to replace).")
-FOLDS = typer.Option(5, "--folds", help="Random train/val/test splits to draw (the release has none).")
+FOLDS = typer.Option(5, "--splits", help="How many random train/val/test splits to draw (the release has none).")
 SEED = typer.Option(0, "--seed", help="Seed of the drawn splits.")
 
 
@@ -72,6 +76,9 @@ def figrim(
     from memgaze.train.convert.figrim import convert_figrim
 
     _convert("FIGRIM", dst, lambda warnings: convert_figrim(src, experiment, folds, seed, warnings))
+
+
+add_commands(app)
 
 
 def main() -> None:

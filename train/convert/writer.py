@@ -5,15 +5,13 @@ README saying where it all came from."""
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 from pathlib import Path
-from typing import Union
+from typing import Mapping, Union
 
 import cv2
 import numpy as np
 
-from memgaze.atomic import atomic_dir
+from memgaze.atomic import atomic_dir, link_or_copy
 from memgaze.console import WarningCounter, console
 from memgaze.errors import fail
 from memgaze.layout import SPLITS, split_text
@@ -29,7 +27,7 @@ Fold = dict[str, list[tuple[str, float]]]  # split -> [(image name, score)]
 class Converted:
     """What a converter read: the images by name, the splits, and what the README should say."""
 
-    images: dict[str, Image]
+    images: Mapping[str, Image]
     folds: list[Fold]
     readme: str
 
@@ -37,7 +35,7 @@ class Converted:
 def random_folds(scores: dict[str, float], folds: int, seed: int) -> list[Fold]:
     """``folds`` independent random 70/10/20 train/val/test splits of the images (seeded per split)."""
     if folds < 1:
-        fail(f"--folds must be at least 1, got {folds}")
+        fail(f"--splits must be at least 1, got {folds}")
     names = sorted(scores)
     n_train, n_val = round(TRAIN_VAL_TEST[0] * len(names)), round(TRAIN_VAL_TEST[1] * len(names))
     out = []
@@ -90,10 +88,7 @@ def _put_image(image: Image, target: Path) -> None:
             fail(f"could not encode {target.name}")
         target.write_bytes(data.tobytes())
         return
-    try:
-        os.link(image, target)
-    except OSError:
-        shutil.copy2(image, target)
+    link_or_copy(image, target)
 
 
 def _readme_text(root: Path) -> str:

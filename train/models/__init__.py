@@ -35,6 +35,8 @@ __all__ = [
 
 CHECKPOINT_VERSION = 1
 KINDS: dict[str, tuple[str, type[nn.Module]]] = {"teacher": (TEACHER_NAME, Teacher), "student": (STUDENT_NAME, Student)}
+# The names earlier checkpoints carry (from when each kind had one trunk), read as the names above.
+FORMER_NAMES = {"teacher": "resnet50_attention_fpn", "student": "mobilenetv3s_attention_film"}
 
 
 def to_heatmap(map_logits: torch.Tensor) -> torch.Tensor:
@@ -86,7 +88,7 @@ def _architecture_kwargs(config: dict[str, Any]) -> dict[str, Any]:
         fail(f"unknown model kind {kind!r} (expected one of: {', '.join(KINDS)})")
     name, cls = KINDS[kind]
     arch = dict(config.get("architecture") or {})
-    if arch.pop("name", None) != name:
+    if arch.pop("name", None) not in (name, FORMER_NAMES[kind]):
         fail(f"unknown {kind} architecture {config.get('architecture', {}).get('name')!r} (this memgaze builds {name!r})")
     if kind == "student":
         arch.setdefault("backbone", LEGACY_BACKBONE)

@@ -9,7 +9,7 @@ from torch import nn
 from memgaze.train.models.backbones import DEFAULT_BACKBONE, build_trunk
 from memgaze.train.models.blocks import AttentionFuse, MapHead, ScoreHead, check_input
 
-STUDENT_NAME = "mobilenetv3s_attention_film"  # historical name: the backbone is the ``backbone`` hyper-parameter
+STUDENT_NAME = "attention_film_student"  # the trunk (MobileNetV3-Small or EfficientNet-Lite0) is the ``backbone`` hyper-parameter
 
 
 class FiLM(nn.Module):

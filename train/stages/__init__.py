@@ -11,20 +11,20 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import torch
-
 from memgaze.console import WarningCounter, console
 from memgaze.errors import fail
 from memgaze.layout import is_synthetic
+from memgaze.train.checkpoint import run_checkpoint
+from memgaze.train.compute import make_compute, use_deterministic
 from memgaze.train.config import TrainConfig
 from memgaze.train.curves import MetricLog
-from memgaze.train.distributed import DistContext, barrier, cleanup, setup
-from memgaze.train.loop import make_compute, saved_states
+from memgaze.train.distributed import DistContext, barrier, cleanup, main_first, setup
+from memgaze.train.loop import saved_states
 from memgaze.train.stages.context import StageContext, save_outcome
 from memgaze.train.stages.distil_external import distil_from_external, open_external
 from memgaze.train.stages.personalize import personalize
 from memgaze.train.stages.record import MetricsRecord
-from memgaze.train.stages.student import TEACHER_FILE, resnet_teacher, train_student
+from memgaze.train.stages.student import resnet_teacher, train_student
 from memgaze.train.stages.teacher import train_teacher
 
 __all__ = ["run"]
@@ -35,12 +35,15 @@ def run(cfg: TrainConfig, user: str | None = None, gaze: Path | None = None) -> 
     dist = setup(cfg.device)
     try:
         out = _prepare_out(Path(cfg.out), dist)
-        if dist.device.type == "cpu":
-            torch.use_deterministic_algorithms(True, warn_only=True)
+        use_deterministic(dist.device, cfg.deterministic)
+        compute = make_compute(dist, cfg.amp, cfg.workers, cfg.seed)
+        external = open_external(cfg.label_free, compute) if cfg.label_free.teacher_model is not None else None
+        if dist.is_main:
+            console.print(compute.describe(), soft_wrap=True)
         root, synthetic = _resolve_data(cfg, out, dist)
         assert cfg.image_size is not None and cfg.epochs_teacher is not None and cfg.epochs_student is not None
         ctx = StageContext(
-            compute=make_compute(dist, cfg.amp, cfg.workers, cfg.seed), out=out, root=root, synthetic=synthetic,
+            compute=compute, out=out, root=root, synthetic=synthetic,
             fold=cfg.fold, image_size=cfg.image_size, batch_size=cfg.batch_size, seed=cfg.seed,
             cache=(dist.device.type == "cuda") if cfg.cache is None else cfg.cache, resume=cfg.resume,
             optim=cfg.optim, warnings=WarningCounter("data"), log=MetricLog(out, cfg.resume) if dist.is_main else None,
@@ -50,8 +53,7 @@ def run(cfg: TrainConfig, user: str | None = None, gaze: Path | None = None) -> 
             console.print(f"[yellow]warning:[/yellow] --resume: {out} holds no training state to resume; training from scratch",
                           soft_wrap=True)
         record = MetricsRecord.load(out)
-        if cfg.label_free.teacher_model is not None:
-            external = open_external(cfg.label_free)
+        if external is not None:
             if cfg.stage == "all" and ctx.main:
                 console.print("label-free: the external model is the teacher, so only the student stage runs")
             distilled = distil_from_external(ctx, external, cfg.label_free, epochs=cfg.epochs_student, loss=cfg.loss,
@@ -66,7 +68,7 @@ def run(cfg: TrainConfig, user: str | None = None, gaze: Path | None = None) -> 
                                         arch=cfg.teacher_arch)
                 record.set("teacher", save_outcome(ctx, teacher))
             if cfg.stage in ("student", "all"):
-                student = train_student(ctx, epochs=cfg.epochs_student, targets=resnet_teacher(out / TEACHER_FILE, ctx.compute),
+                student = train_student(ctx, epochs=cfg.epochs_student, targets=resnet_teacher(run_checkpoint(out, "teacher"), ctx.compute),
                                         loss=cfg.loss, backbone=cfg.student_backbone)
                 record.set("student", save_outcome(ctx, student))
         if cfg.stage == "personalize":
@@ -98,15 +100,15 @@ def _resolve_data(cfg: TrainConfig, out: Path, dist: DistContext) -> tuple[Path,
     """The dataset root; ``demo`` generates a synthetic one under ``OUT/demo-data`` (once)."""
     if cfg.data == "demo":
         root = out / "demo-data"
-        if dist.is_main:
-            if not (root / "splits").is_dir():
-                from memgaze.train.demo import make_demo_dataset
+        with main_first(dist):
+            if dist.is_main:
+                if not (root / "splits").is_dir():
+                    from memgaze.train.data.demo import make_demo_dataset
 
-                demo = cfg.demo
-                console.print(f"generating a SYNTHETIC demo dataset ({demo.count} images, {demo.users} users) in {root}")
-                make_demo_dataset(root, demo.count, demo.image_size, demo.users, cfg.seed)
-            console.print(f"training on SYNTHETIC demo data: {root} (scores and gaze are simulated)")
-        barrier(dist)
+                    demo = cfg.demo
+                    console.print(f"generating a SYNTHETIC demo dataset ({demo.count} images, {demo.users} users) in {root}")
+                    make_demo_dataset(root, demo.count, demo.image_size, demo.users, cfg.seed)
+                console.print(f"training on SYNTHETIC demo data: {root} (scores and gaze are simulated)")
         return root, True
     root = Path(cfg.data)
     if not root.is_dir():

@@ -3,6 +3,7 @@ run-wide settings, and the shared warning counter and metric log."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from pathlib import Path
@@ -14,13 +15,14 @@ from torch import nn
 
 from memgaze.console import WarningCounter, console
 from memgaze.errors import fail
-from memgaze.train.checkpoint import save_checkpoint
-from memgaze.train.augment import JointAugment
+from memgaze.train.checkpoint import run_checkpoint, save_checkpoint
+from memgaze.train.data.augment import JointAugment
+from memgaze.train.compute import Compute
 from memgaze.train.config import AugmentConfig, OptimConfig, monitor_terms
 from memgaze.train.curves import MetricLog
-from memgaze.train.data import MemorabilityDataset
-from memgaze.train.distributed import barrier
-from memgaze.train.loop import Compute, StageResult, StageSpec, train_stage
+from memgaze.train.data.dataset import MemorabilityDataset
+from memgaze.train.distributed import barrier, main_first
+from memgaze.train.loop import StageResult, StageSpec, train_stage
 from memgaze.train.models import count_macs, count_params, map_size
 
 
@@ -42,6 +44,7 @@ class StageContext:
     warnings: WarningCounter
     log: MetricLog | None
     generic_maps: Mapping[str, np.ndarray] | None = None  # the generic viewer's map target per image (a reference model's)
+    groups: Mapping[str, str] | None = None  # the group (kind) of each image, for batches composed by group
     augmentation: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)  # of the datasets built with augment=True
 
     @property
@@ -54,27 +57,26 @@ class StageContext:
         return map_size(self.image_size)
 
     def with_root(
-        self, root: Path, synthetic: bool | None = None, generic_maps: Mapping[str, np.ndarray] | None = None
+        self, root: Path, synthetic: bool | None = None, generic_maps: Mapping[str, np.ndarray] | None = None,
+        groups: Mapping[str, str] | None = None,
     ) -> StageContext:
-        """The same run on another dataset root (with that root's generic-viewer map targets, if any)."""
+        """The same run on another dataset root (with that root's generic-viewer map targets and groups, if any)."""
         return dataclasses.replace(self, root=root, synthetic=self.synthetic if synthetic is None else synthetic,
-                                   generic_maps=generic_maps)
+                                   generic_maps=generic_maps, groups=groups)
 
     def dataset(self, split: str, mode: str, users: list[str] | None = None, augment: bool = False) -> MemorabilityDataset:
         """A split of the data; ``users`` are the real users (model index 1 + position).
 
-        With the image cache under torchrun, rank 0 builds it while the others wait, then reuse it.
+        With the image cache under torchrun, rank 0 builds it while the others wait (:func:`main_first`: however
+        long it takes), then they reuse it.
         """
         cache = (self.out / "cache") if self.cache else None
-        if cache is not None and not self.main:
-            barrier(self.compute.ctx)
-        data = MemorabilityDataset(
-            self.root, split, fold=self.fold, image_size=self.image_size, map_size=self.map_size, users=users,
-            mode=mode, augment=JointAugment(self.image_size, self.augmentation) if augment else None, cache=cache,
-            warnings=self.warnings, generic_maps=self.generic_maps,
-        )
-        if cache is not None and self.main:
-            barrier(self.compute.ctx)
+        with main_first(self.compute.ctx) if cache is not None else contextlib.nullcontext():
+            data = MemorabilityDataset(
+                self.root, split, fold=self.fold, image_size=self.image_size, map_size=self.map_size, users=users,
+                mode=mode, augment=JointAugment(self.image_size, self.augmentation) if augment else None, cache=cache,
+                warnings=self.warnings, generic_maps=self.generic_maps, groups=self.groups,
+            )
         if len(data) == 0:
             fail(f"{self.root}: the {split} split has no usable images")
         return data
@@ -105,7 +107,7 @@ def save_outcome(ctx: StageContext, outcome: StageOutcome, training: dict[str, A
     config["training"] = {"epoch": outcome.epochs, "stage": outcome.kind, "data": str(ctx.root), "synthetic": ctx.synthetic, **(training or {})}
     entry = {"params": count_params(outcome.model), "macs": count_macs(outcome.model, ctx.image_size), "test": outcome.test}
     if ctx.main:
-        save_checkpoint(ctx.out / f"{outcome.kind}.safetensors", outcome.model.to("cpu"), config)
+        save_checkpoint(run_checkpoint(ctx.out, outcome.kind), outcome.model.to("cpu"), config)
         scores = "  ".join(f"{k} {v:.4f}" for k, v in outcome.test.items() if isinstance(v, float))
         console.print(f"{outcome.kind}: test {scores}", soft_wrap=True)
     barrier(ctx.compute.ctx)

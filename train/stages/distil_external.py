@@ -1,6 +1,6 @@
 """Distilling the student from an external model (ONNX or ResMem; label-free ``--teacher-model``): its scores of
 the frames of ``--data`` become a LaMem-layout dataset under ``OUT/label-free``
-(:mod:`memgaze.train.unlabelled_frames`), and the student is distilled from it; no ResNet teacher."""
+(:mod:`memgaze.train.label_free.unlabelled_frames`), and the student is distilled from it; no ResNet teacher."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ import torch
 
 from memgaze.console import console
 from memgaze.train import losses
+from memgaze.train.compute import Compute
 from memgaze.train.config import LabelFreeConfig
-from memgaze.train.data import MemorabilityDataset, list_users
-from memgaze.train.distributed import barrier
-from memgaze.train.external_teacher import ExternalTeacher, open_teacher, parse_channels
+from memgaze.train.data.dataset import MemorabilityDataset, list_users
+from memgaze.train.distributed import main_first
+from memgaze.train.label_free.external_teacher import ExternalTeacher, open_teacher, parse_channels
 from memgaze.train.kd_targets import BatchTargets, ExternalTargets
-from memgaze.train.unlabelled_frames import FOLDER, prepare, read_targets
+from memgaze.train.data.kind_batches import read_training_groups
+from memgaze.train.label_free.unlabelled_frames import FOLDER, prepare, read_targets
 from memgaze.train.stages.context import StageContext, StageOutcome
 from memgaze.train.stages.student import TargetSource, train_student
 
@@ -32,12 +34,14 @@ class LabelFreeOutcome:
     teacher: dict[str, Any]
 
 
-def open_external(settings: LabelFreeConfig) -> ExternalTeacher:
-    """The external model of ``settings.teacher_model`` (one-line error when it cannot be used)."""
+def open_external(settings: LabelFreeConfig, compute: Compute) -> ExternalTeacher:
+    """The external model of ``settings.teacher_model`` on the training device, CPU threads bounded to this process's
+    share of the machine (one-line error when it cannot be used)."""
     assert settings.teacher_model is not None
     mean = parse_channels(settings.teacher_mean, "--teacher-mean")
     std = parse_channels(settings.teacher_std, "--teacher-std")
-    return open_teacher(settings.teacher_model, settings.teacher_size, mean, std)
+    return open_teacher(settings.teacher_model, settings.teacher_size, mean, std, device=compute.device,
+                        threads=compute.ctx.cpus)
 
 
 def distil_from_external(
@@ -46,20 +50,14 @@ def distil_from_external(
 ) -> LabelFreeOutcome:
     """Score ``ctx.root``'s images and videos with ``external`` (cached), write them as a dataset and
     distil the student from it."""
-    report: dict[str, Any] = {}
-    if ctx.main:
-        report = prepare(
-            ctx.root, ctx.out, external, every=settings.video_every, min_change=settings.video_min_change,
-            fold=ctx.fold, warnings=ctx.warnings,
-        ).summary
-    barrier(ctx.compute.ctx)
+    report = label_frames(ctx, external, settings)
     online = external.online_by_default if settings.teacher_online is None else settings.teacher_online
     given = read_targets(ctx.out / FOLDER)
     # cached: the model's maps of whole frames are the generic viewer's map targets; online, it maps each crop
-    data = ctx.with_root(ctx.out / FOLDER, generic_maps=None if online else given.maps)
+    data = ctx.with_root(ctx.out / FOLDER, generic_maps=None if online else given.maps, groups=read_training_groups(ctx.root))
     if ctx.main:
         how = "on every augmented batch (online)" if online else "through its cached outputs on whole frames"
-        console.print(f"the student imitates {external.name} {how}")
+        console.print(f"the student imitates {external.name} {how}; it runs on {external.runs_on}", soft_wrap=True)
     targets = external_targets(external, online, given.features)
     student = train_student(data, epochs=epochs, targets=targets, loss=loss, backbone=backbone)
     test = student.test
@@ -76,6 +74,19 @@ def distil_from_external(
         )
     teacher = {"teacher_model": external.name, "teacher_version": external.version, "teacher_online": online}
     return LabelFreeOutcome(student, data, report, teacher)
+
+
+def label_frames(ctx: StageContext, external: ExternalTeacher, settings: LabelFreeConfig) -> dict[str, Any]:
+    """Rank 0 scores the frames of ``ctx.root`` with ``external`` into ``OUT/label-free`` (cached) and returns its
+    report; the other processes wait for it (:func:`main_first`: however long it takes) and return an empty one."""
+    report: dict[str, Any] = {}
+    with main_first(ctx.compute.ctx):
+        if ctx.main:
+            report = prepare(
+                ctx.root, ctx.out, external, every=settings.video_every, min_change=settings.video_min_change,
+                fold=ctx.fold, warnings=ctx.warnings,
+            ).summary
+    return report
 
 
 def external_targets(external: ExternalTeacher, online: bool, features: Mapping[str, np.ndarray] | None = None) -> TargetSource:

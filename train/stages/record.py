@@ -11,7 +11,7 @@ from typing import Any
 from memgaze.atomic import write_json
 from memgaze.console import WarningCounter
 from memgaze.layout import SPLITS, read_split
-from memgaze.train.data import list_users
+from memgaze.train.data.dataset import list_users
 
 METRICS_FILE = "metrics.json"
 

@@ -14,16 +14,17 @@ from torch import nn
 from memgaze.errors import fail
 from memgaze.train import losses
 from memgaze.train.checkpoint import load_checkpoint
+from memgaze.train.compute import Batch, Compute
 from memgaze.train.config import STUDENT_MONITORS, OptimConfig
-from memgaze.train.data import MemorabilityDataset, list_users
-from memgaze.train.evaluate import map_metrics, predict_scores, score_metrics
+from memgaze.train.data.dataset import MemorabilityDataset, list_users
+from memgaze.train.evaluate import evaluate_maps, predict_scores, evaluate_scores
 from memgaze.train.kd_targets import BatchTargets, ResNetTargets
-from memgaze.train.loop import Batch, Compute, StageSpec
-from memgaze.train.models import build_model, default_config
+from memgaze.train.data.kind_batches import KindBatchSampler
+from memgaze.train.loop import StageSpec
+from memgaze.train.models import Student, build_model, default_config
 from memgaze.train.stages.context import StageContext, StageOutcome, freezes_trunk_bn, monitor, prefixed, trunk_lr_mult
 from memgaze.train.stages.heldout import student_metrics
 
-TEACHER_FILE = "teacher.safetensors"
 USER_MODULES = ("users.", "films.", "query.")
 
 # (context, the student's training set, the configured loss weights) -> the batch targets and the weights to use
@@ -47,25 +48,27 @@ def train_student(
     feature_dim = 0 if features is None else int(features.shape[1])
     config = default_config("student", ctx.image_size, users, backbone=backbone, feature_dim=feature_dim)
     model = build_model(config)
+    assert isinstance(model, Student)
     model.score_head.map_grad = weights.student_score_map_grad
     if ctx.optim.lr_student_backbone_mult == 0 or freezes_trunk_bn(ctx.optim.freeze_student_bn, model):
         model.freeze_backbone(weights=ctx.optim.lr_student_backbone_mult == 0)
     trunk: dict[str, torch.Tensor] = {}  # the stride-32 features of the batch, for feature distillation
     hook = model.enc32.register_forward_hook(lambda module, inputs, output: trunk.update(c32=output)) if features is not None else None
 
-    def loss_fn(net: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss_fn(net: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         score, logits = net(batch["image"], batch["user"])
         t_score, t_logits = batch_targets(batch, (logits.shape[-2], logits.shape[-1]))
         total, parts = losses.student_loss(score.float(), logits.float(), t_score, t_logits, batch, weights)
         if features is not None:
+            assert model.feature_head is not None  # built with feature_dim > 0 when features are given
             embedding = model.feature_head(trunk.pop("c32").float().mean(dim=(2, 3)))
             distance = losses.feature_distill(embedding, features[batch["index"]])
-            total, parts["feature_kd"] = total + weights.student_feature_kd * distance, float(distance.detach())
+            total, parts["feature_kd"] = total + weights.student_feature_kd * distance, distance.detach()
         return total, parts
 
     def validate(net: nn.Module) -> dict[str, float]:
-        result = prefixed("val_", score_metrics(net, val_scores, ctx.compute, ctx.batch_size))
-        maps = map_metrics(net, val_maps, ctx.compute, ctx.batch_size, users)
+        result = prefixed("val_", evaluate_scores(net, val_scores, ctx.compute, ctx.batch_size))
+        maps = evaluate_maps(net, val_maps, ctx.compute, ctx.batch_size, users)
         result["val_cc"] = maps["cc_own_user"] if people else maps["cc_generic_target"]  # no users: the reference's maps
         return result
 
@@ -78,11 +81,21 @@ def train_student(
         monitor=monitor(ctx.optim.monitor_student, STUDENT_MONITORS, "optim.monitor_student"),
         train_set=train_set,
         epochs=epochs,
+        batches=kind_batches(train_set, weights, ctx.batch_size),
     )
     result = ctx.fit(spec)
     if hook is not None:
         hook.remove()
     return StageOutcome("student", model, config, student_metrics(ctx, model, users), result.epochs_run)
+
+
+def kind_batches(train_set: MemorabilityDataset, weights: losses.LossWeights, batch_size: int) -> Any:
+    """Batches composed of groups of one kind when the score-order loss inside groups is on (else None: shuffled)."""
+    if weights.student_score_rank_group <= 0:
+        return None
+    if train_set.item_groups is None:
+        fail("loss.student_score_rank_group needs groups.json beside the training images (image name -> group)")
+    return lambda generator: KindBatchSampler(train_set.item_groups, batch_size, generator)
 
 
 def resnet_teacher(path: Path, compute: Compute) -> TargetSource:
@@ -101,7 +114,7 @@ def resnet_teacher(path: Path, compute: Compute) -> TargetSource:
     return source
 
 
-def student_param_groups(model: nn.Module, optim: OptimConfig) -> list[dict[str, Any]]:
+def student_param_groups(model: Student, optim: OptimConfig) -> list[dict[str, Any]]:
     """The student's parameters at ``optim.lr_student``; the user conditioning (embedding, FiLM, query) at
     ``lr_user_mult`` ×, a pretrained trunk at ``lr_student_backbone_mult`` × (default 0.1; 1 from scratch;
     0 freezes it, batch-norm statistics included: :meth:`Student.freeze_backbone`)."""

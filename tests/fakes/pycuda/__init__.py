@@ -1,0 +1,1 @@
+"""Stand-in for pycuda (see tests/fakes/README.md)."""
