@@ -44,7 +44,7 @@ def test_pipeline_bench_writes_stages_decode_engine_paced_and_multi_source(bundl
     assert run["cores"] >= 1 and run["stage_cpu_ms"] > run["decode"]["mean_ms"] + run["engine"]["mean_ms"]
     assert run["cpu_floor_vs_bottleneck"] == pytest.approx(max(run["stage_cpu_ms"] / run["cores"], bottleneck) / bottleneck)
     assert pipeline["cpu_ms_per_frame"] > 0 and 0 < pipeline["cpu_utilisation"] <= run["cores"] + 0.5
-    # Measured on another thread than the frame interval, so it is not compared with per_frame_ms (that races).
+    # Only that it was measured: two timings compared with each other race on a loaded machine (a timed test).
     assert 0 < run["python_work_p50_ms"] < math.inf
     paced = result["paced"]
     # Replayed at 30 FPS for 1.5 s: about 45 frames, each scored well within a frame interval.
