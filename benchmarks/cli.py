@@ -98,7 +98,7 @@ def latency(
         None, help="Folder with student.safetensors/teacher.safetensors (default: beside the bundle's source checkpoint)."
     ),
     compare: Optional[list[Path]] = typer.Option(
-        None, "--compare", help="Another bundle (same input size; e.g. the other student backbone) whose student rows run in the same round-robin. Repeatable."
+        None, "--compare", help="Another bundle (e.g. another student backbone, fed frames of its own input size) whose student rows run in the same round-robin. Repeatable."
     ),
     out: Path = typer.Option(Path("runs/bench"), help="Output folder."),
 ) -> None:

@@ -243,7 +243,8 @@ def run_latency(
     compare: list[Path] | None = None,
 ) -> dict[str, Any]:
     """Measure every planned row round-robin; the ``latency.json`` document (see README). ``compare``:
-    more bundles (e.g. another student backbone) whose student rows are measured in the same run."""
+    more bundles (e.g. another student backbone, at its own input size) whose student rows are measured in the
+    same run; each bundle is fed frames of its own input size."""
     for name in backends:
         if name not in BACKENDS:
             fail(f"unknown backend {name!r} (choose from {', '.join(BACKENDS)})")
@@ -256,15 +257,12 @@ def run_latency(
         fail("--batch values and --iters must be >= 1, --warmup >= 0")
     openers = [RowOpener(bundle, threads, checkpoints), *(RowOpener(b, threads, None) for b in compare or [])]
     opener = openers[0]
-    if any(o.input_size != opener.input_size for o in openers):
-        fail("--compare bundles must have the same input size as --model, so that rows compare: "
-             + ", ".join(f"{o.bundle.root}: {o.input_size[0]}x{o.input_size[1]}" for o in openers))
     students = [student_summary(o) for o in openers]
     runners: dict[Spec, Runner] = {}
     skipped: list[dict[str, Any]] = []
     try:
         for spec in plan(backends, precisions, batches, models, len(openers)):
-            frames = random_frames(spec.batch, opener.input_size)
+            frames = random_frames(spec.batch, openers[spec.bundle].input_size)
             try:
                 runners[spec] = openers[spec.bundle].open(spec, frames)
             except MemgazeError as exc:
@@ -306,7 +304,8 @@ def run_latency(
 
 def student_summary(opener: RowOpener) -> dict[str, Any]:
     """Backbone, parameters and MACs of a bundle's student, from its source checkpoint (None where it is gone)."""
-    summary: dict[str, Any] = {"bundle": str(opener.bundle.root), "backbone": None, "params": None, "macs": None}
+    summary: dict[str, Any] = {"bundle": str(opener.bundle.root), "input_size": list(opener.input_size), "backbone": None,
+                               "params": None, "macs": None}
     path = source_checkpoint(opener.bundle.manifest, opener.bundle.root)
     if path is None:
         return summary
@@ -397,9 +396,9 @@ def section(result: dict[str, Any], folder: Path) -> list[Block]:
     if result.get("students"):
         blocks += [
             Heading("Students", 3),
-            Table(["backbone", "bundle", "parameters", "MACs (G)"],
-                  [[t["backbone"], t["bundle"], t["params"], None if t["macs"] is None else t["macs"] / 1e9]
-                   for t in result["students"]]),
+            Table(["backbone", "bundle", "input", "parameters", "MACs (G)"],
+                  [[t["backbone"], t["bundle"], "x".join(map(str, t.get("input_size") or s["input_size"])), t["params"],
+                    None if t["macs"] is None else t["macs"] / 1e9] for t in result["students"]]),
         ]
     if result["ratios"]:
         blocks += [

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from memgaze.bench.cli import app
 from memgaze.correlation import spearman
 from memgaze.train.checkpoint import save_checkpoint
-from memgaze.train.models import build_model, default_config
+from memgaze.train.models import build_model, count_macs, default_config
 
 SIZE = 64
 
@@ -107,10 +107,11 @@ def test_accuracy_per_precision(bundle: Path, tmp_path: Path) -> None:
 
 
 def test_latency_compares_two_student_backbones(bundle: Path, tmp_path: Path) -> None:
-    """--compare: the MobileNetV3 student's rows beside the Lite0 student's, MACs of each, in one run."""
+    """--compare: the MobileNetV3 student's rows beside the Lite0 student's, each at its own input size, MACs of
+    each, in one run."""
     from memgaze.export.cli import app as export_app
 
-    config = default_config("student", image_size=SIZE, users=["generic", "user_a"], backbone_weights=None,
+    config = default_config("student", image_size=SIZE + 32, users=["generic", "user_a"], backbone_weights=None,
                             backbone="mobilenet_v3_small")
     mnv3 = save_checkpoint(tmp_path / "mnv3.safetensors", build_model(config), config)
     result = CliRunner().invoke(export_app, ["--checkpoint", str(mnv3), "--out", str(tmp_path / "mnv3"), "--int8", "--calib",
@@ -122,8 +123,9 @@ def test_latency_compares_two_student_backbones(bundle: Path, tmp_path: Path) ->
             "--rounds", "1", "--out", str(tmp_path / "bench")])
     data = json.loads((tmp_path / "bench" / "latency.json").read_text())
     assert [s["backbone"] for s in data["students"]] == ["efficientnet_lite0", "mobilenet_v3_small"]
+    assert [s["input_size"] for s in data["students"]] == [[SIZE, SIZE], [SIZE + 32, SIZE + 32]]
     lite, mnv3 = (s["macs"] for s in data["students"])
-    assert lite > 2 * mnv3 > 0
+    assert lite > mnv3 == count_macs(build_model(config), SIZE + 32)  # each student counted at its own input size
     assert {(r["bundle"], r["precision"]) for r in data["rows"]} == {(0, "fp32"), (0, "int8"), (1, "fp32"), (1, "int8")}
     assert {q["comparison"] for q in data["ratios"]} >= {"INT8 vs FP32", "student vs other student"}
     assert "mobilenet_v3_small" in (tmp_path / "bench" / "report.md").read_text()
