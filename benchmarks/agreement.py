@@ -23,6 +23,7 @@ import numpy as np
 
 from memgaze.bench.machine import describe_machine
 from memgaze.bench.report import Block, Bullets, Heading, Para, Table
+from memgaze.builtin import resolve
 from memgaze.console import WarningCounter, console
 from memgaze.correlation import pearson, pearson_rows, spearman, spearman_interval
 from memgaze.errors import fail
@@ -32,11 +33,12 @@ SIGMAS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)  # centred-Gaussian baseline: sig
 
 
 def parse_models(specs: list[str]) -> list[tuple[str, Path]]:
-    """``LABEL=BUNDLE`` (or a bare ``BUNDLE``, labelled by its folder) → (label, path)."""
+    """``LABEL=BUNDLE`` (or a bare ``BUNDLE``, labelled by its folder) → (label, path); BUNDLE may be a built-in
+    model's name."""
     models = []
     for spec in specs:
         label, _, path = spec.rpartition("=")
-        models.append((label or Path(path).parent.name or path, Path(path)))
+        models.append((label or Path(path).parent.name or path, resolve(path)))
     return models
 
 

@@ -29,7 +29,7 @@ def _version(version: bool = version_option()) -> None:
     """Benchmark memgaze (``--version`` answers before any command)."""
 
 
-MODEL_HELP = r"Deploy bundle folder (memgaze-export) \[the built-in model]."
+MODEL_HELP = r"Deploy bundle folder (memgaze-export), or a built-in model's name \[the built-in model]."
 
 
 def _csv(text: str, what: str) -> list[str]:
@@ -238,7 +238,7 @@ def accuracy(
 @app.command()
 def agreement(
     model: Optional[list[str]] = typer.Option(
-        None, "--model", help=r"LABEL=BUNDLE (repeatable): deploy bundles to compare \[the built-in model]."
+        None, "--model", help=r"LABEL=BUNDLE (repeatable): deploy bundles (or built-in models' names) to compare \[the built-in model]."
     ),
     data: Optional[Path] = typer.Option(None, "--data", help="Folder with images/ of photos none of the models trained on."),
     reference: str = typer.Option("resmem", "--reference", help="Reference model: 'resmem' or an ONNX file (as --teacher-model)."),
@@ -273,7 +273,7 @@ def agreement(
 @app.command()
 def gate(
     model: Optional[list[str]] = typer.Option(
-        None, "--model", help=r"LABEL=BUNDLE (repeatable): bundles with INT8 files \[the built-in model]."
+        None, "--model", help=r"LABEL=BUNDLE (repeatable): bundles (or built-in models' names) with INT8 files \[the built-in model]."
     ),
     data: Path = typer.Option(..., "--data", help="Folder of real images none of the bundles calibrated on."),
     subsets: int = typer.Option(500, min=1, help="Random subsets of 32 frames each file is judged on."),

@@ -227,7 +227,8 @@ def load(
     providers: list[str] | None = None,
     build: bool = False,
 ) -> Model:
-    """Open a deploy bundle (checksums verified; None: the built-in model, :mod:`memgaze.builtin`) on ``backend``
+    """Open a deploy bundle (checksums verified; a built-in model's name, e.g. ``"memgaze-lite2-resmem"``, opens that
+    one; None: the default built-in model, :mod:`memgaze.builtin`) on ``backend``
     (auto | tensorrt | onnxruntime) at ``precision`` (int8 | fp16 | fp32, default the best available), predicting
     ``user``'s gaze (default: the generic viewer). ``build``: build a TensorRT plan here when none fits this GPU
     (as ``memgaze-run`` does on first use)."""

@@ -85,7 +85,7 @@ def backends_table(report: dict[str, Any]) -> Table:
 
 @app.command()
 def checks(
-    bundle: Optional[Path] = typer.Argument(None, help=r"Deploy bundle folder \[the built-in model]."),
+    bundle: Optional[Path] = typer.Argument(None, help=r"Deploy bundle folder, or a built-in model's name \[the built-in model]."),
     json_path: Path = typer.Option(Path("memgaze-checks.json"), "--json", help="Where to write the report as JSON."),
     run: bool = typer.Option(True, "--run/--no-run", help="Run every backend on the gate samples (--no-run: facts only)."),
     root: Path = typer.Option(Path("/"), "--root", hidden=True, help="Read the system files under this folder (tests)."),

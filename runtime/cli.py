@@ -130,7 +130,7 @@ def run(
     ),
     recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Read a folder's sub-folders too."),
     model: Optional[str] = typer.Option(
-        None, "--model", help=r"Deploy bundle folder written by memgaze-export \[the built-in model, memgaze-lite0-resmem]."
+        None, "--model", help=r"Deploy bundle folder written by memgaze-export, or a built-in model's name (memgaze-lite2-resmem) \[the built-in model, memgaze-lite0-resmem]."
     ),
     backend: str = typer.Option("auto", "--backend", help=f"{' | '.join(BACKENDS)}."),
     no_build: bool = typer.Option(

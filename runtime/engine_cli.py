@@ -44,7 +44,7 @@ def print_trtexec(bundle_path: Path, request: BuildRequest, trt_version: str | N
 
 @app.command()
 def engine(
-    bundle: Optional[Path] = typer.Argument(None, help=r"Deploy bundle folder written by memgaze-export \[the built-in model]."),
+    bundle: Optional[Path] = typer.Argument(None, help=r"Deploy bundle folder written by memgaze-export, or a built-in model's name \[the built-in model]."),
     precision: Optional[str] = typer.Option(None, "--precision", help=f"{' | '.join(PRECISIONS)}; default: int8 where the bundle has the INT8 model."),
     dla_core: Optional[int] = typer.Option(None, "--dla-core", min=0, help="Build for this DLA core (Jetson): static batch 1, GPU fallback."),
     workspace: float = typer.Option(2.0, "--workspace", help="TensorRT builder workspace, GB."),

@@ -23,7 +23,7 @@ def score(
     sources: List[str] = typer.Argument(..., help="Folders, globs, text files of paths, or URIs Ray reads (s3://bucket/photos/, gs://…)."),
     out: str = typer.Option(..., "--out", help="Folder or URI prefix for the Parquet files (path, file, score, peak_x, peak_y, width, height, bytes, mtime_ns, error)."),
     model: Optional[str] = typer.Option(
-        None, "--model", help=r"Deploy bundle folder on this machine, sent to the workers as bytes \[the built-in model]."
+        None, "--model", help=r"Deploy bundle folder on this machine (or a built-in model's name), sent to the workers as bytes \[the built-in model]."
     ),
     address: Optional[str] = typer.Option(
         None, "--address", help="Ray cluster to run on ('auto': the one this machine belongs to; default: a local one, or RAY_ADDRESS)."

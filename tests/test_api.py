@@ -86,7 +86,7 @@ def test_a_model_prints_its_name_backend_input_and_viewer(bundle: Path, model) -
     assert repr(model) == f"Model('{bundle.name}', onnxruntime fp32, input {SIZE}x{SIZE}, viewer alice of 3)"
     with memgaze.load(backend="onnxruntime", precision="int8", threads=1) as builtin:
         height, width = builtin.input_size
-        assert str(builtin) == f"Model('{builtin_model.NAME} v{builtin_model.VERSION}', onnxruntime int8, input {width}x{height}, viewer generic of 1)"
+        assert str(builtin) == f"Model('{builtin_model.DEFAULT.name} v{builtin_model.DEFAULT.version}', onnxruntime int8, input {width}x{height}, viewer generic of 1)"
 
 
 def test_predict_reads_a_path_and_uses_the_user(bundle: Path, model, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -14,6 +15,7 @@ from memgaze import builtin
 from memgaze.builtin.photos import CROP_SIDE, SOURCES, PhotoPlan, Source, build, held_out, plan_from_recipe, random_crops
 
 MATPLOTLIB = next(s for s in SOURCES if s.client == "installed")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_random_crops_cover_scales_and_keep_the_whole_photo() -> None:
@@ -53,13 +55,21 @@ def test_build_from_an_installed_package(tmp_path: Path, side_of_grace_hopper: s
         assert json.loads((out / "heldout" / "groups.json").read_text())["package"] == {"matplotlib__grace_hopper.jpg": "matplotlib"}
 
 
-def test_the_recipe_names_every_setting_of_the_photos(tmp_path: Path) -> None:
-    plan = plan_from_recipe(builtin.recipe_path())
-    assert plan.crops >= 1 and 0 < plan.held_out_share < 1 and plan.training["student_backbone"] == "efficientnet_lite0"
+@pytest.mark.parametrize("model", builtin.MODELS.values(), ids=list(builtin.MODELS))
+def test_each_recipe_names_every_setting_of_the_photos(model: builtin.BuiltinModel, tmp_path: Path) -> None:
+    plan = plan_from_recipe(model.recipe_path())
+    assert plan.crops >= 1 and 0 < plan.held_out_share < 1
+    student = {"memgaze-lite0-resmem": ("efficientnet_lite0", 224), "memgaze-lite2-resmem": ("efficientnet_lite2", 256)}
+    assert (plan.training["student_backbone"], plan.training["image_size"]) == student[model.name]
     order = [s.package for s in SOURCES]
     assert [s.package for s in plan.sources] == sorted((s.package for s in plan.sources), key=order.index)  # crops drawn alike
     assert set(plan.held_out_packages) <= {s.package.split("==")[0] for s in plan.sources}
-    recipe = json.loads(builtin.recipe_path().read_text())
+    recipe = json.loads(model.recipe_path().read_text())
+    default = json.loads(builtin.DEFAULT.recipe_path().read_text())
+    assert recipe["photos"] == default["photos"] and recipe["seeds"] == default["seeds"]  # the models differ in training alone
+    dry_run = subprocess.run(["make", "-n", "-s", "-C", str(ROOT), "builtin", f"BUILTIN_MODEL={model.name}"],
+                             capture_output=True, text=True, timeout=60)
+    assert dry_run.returncode == 0 and f"--recipe memgaze/builtin/{model.recipe} " in dry_run.stdout  # make builtin's recipe
     recipe["photos"]["held_out_packages"] = ["no-such-package"]
     (tmp_path / "r.json").write_text(json.dumps(recipe))
     with pytest.raises(MemgazeError, match="no-such-package is not among its packages"):

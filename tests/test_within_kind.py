@@ -64,7 +64,7 @@ def test_a_malformed_groups_file_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 def test_every_photo_of_the_built_in_model_has_a_package_and_a_scene_kind() -> None:
-    sources = json.loads((builtin.folder() / "data-sources.json").read_text())["files"]
+    sources = json.loads((builtin.DEFAULT.folder() / "data-sources.json").read_text())["files"]
     stems = [output_stem(f) for f in sources if not f["member"].endswith(".avi")]
     kinds = {scene_kind(f"{s}.jpg") for s in stems}
     assert len(stems) > 400 and sum(scene_kind(s) == OTHER for s in stems) < 30  # textures, paintings, digital art

@@ -54,7 +54,7 @@ from pathlib import Path
 import cv2, numpy as np
 import memgaze
 from memgaze import builtin
-images = sorted((builtin.samples_path() / "images").glob("*.png"))
+images = sorted((builtin.DEFAULT.samples_path() / "images").glob("*.png"))
 out = {}
 for precision in sys.argv[2:]:
     model = memgaze.load(backend="onnxruntime", precision=precision)

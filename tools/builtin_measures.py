@@ -16,8 +16,8 @@ PEOPLE = (
     "human memorability scores on held-out images of their LaMem + MemCat mixture; people agree with each other "
     "at ρ 0.68 on LaMem (Khosla et al. 2015). A user who measured both models on 2,632 real outdoor landscape photos "
     "with human scores (a published set, kept outside this project so that no recipe is tuned to it) reported, for v3: "
-    "ResMem ρ 0.49 (95% 0.46–0.52) and this model 0.41 (0.37–0.44) against the human scores, and ρ 0.56 between the "
-    "two models' scores on those photos. So on one kind of scene the student kept about 80% of its teacher's "
+    "ResMem ρ 0.49 (95% 0.46–0.52) and memgaze-lite0-resmem v3 0.41 (0.37–0.44) against the human scores, and ρ 0.56 "
+    "between the two models' scores on those photos. So on one kind of scene that student kept about 80% of its teacher's "
     "agreement with people, and its agreement with ResMem there was near this card's within-kind figures, not its "
     "pooled ones. Those figures are the user's, not measured here."
 )
