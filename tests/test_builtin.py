@@ -153,3 +153,21 @@ def test_a_built_in_model_is_named_in_place_of_a_bundle_and_a_folder_of_that_nam
     assert builtin.resolve(builtin.LITE2.name) == Path(builtin.LITE2.name)  # a user's folder is never shadowed
     with pytest.raises(MemgazeError, match="no built-in model is called 'memgaze-lite9-resmem'"):
         builtin.named("memgaze-lite9-resmem")
+
+
+def test_every_built_in_file_is_package_data() -> None:
+    """setup.cfg's package_data patterns take every recipe and every file of every built-in model into the wheel."""
+    import configparser
+    from fnmatch import fnmatch
+
+    config = configparser.ConfigParser()
+    config.read(Path(__file__).resolve().parent.parent / "setup.cfg")
+    patterns = [p.strip() for p in config["options.package_data"]["memgaze.builtin"].split(",")]
+    root = BUNDLE.parent.parent
+    wanted = [m.recipe_path() for m in builtin.MODELS.values()]
+    wanted += [p for m in builtin.MODELS.values() for p in m.folder().rglob("*") if p.is_file()]
+    # fnmatch's * crosses "/", so a pattern matches a file only where their depths agree (as setuptools' glob does)
+    missed = [p for p in wanted if not any(fnmatch(p.relative_to(root).as_posix(), pattern)
+                                           and p.relative_to(root).as_posix().count("/") == pattern.count("/")
+                                           for pattern in patterns)]
+    assert not missed, missed
