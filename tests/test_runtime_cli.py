@@ -245,5 +245,5 @@ def test_help_shows_its_bracketed_notes() -> None:
     """Rich renders help as markup, where "[the built-in model]" would be a tag and vanish: the notes are escaped."""
     proc = subprocess.run(RUN + ["--help"], capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "300"})
     assert proc.returncode == 0
-    assert "bundle folder written by memgaze-export [the built-in model, memgaze-lite0-resmem]." in proc.stdout
+    assert "or a built-in model's name (memgaze-lite2-resmem) [the built-in model, memgaze-lite0-resmem]." in proc.stdout
     assert "auto | tcp | udp: how an rtsp:// source sends RTP" in proc.stdout
