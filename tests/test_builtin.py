@@ -137,7 +137,6 @@ def test_the_checkpoint_is_the_one_the_bundle_was_exported_from() -> None:
 def test_a_built_in_model_is_named_in_place_of_a_bundle_and_a_folder_of_that_name_wins(tmp_path: Path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
-    from memgaze.errors import MemgazeError
     from memgaze.runtime.cli import app as run_app
 
     assert builtin.resolve(builtin.LITE2.name) == builtin.LITE2.bundle_path()
@@ -151,8 +150,7 @@ def test_a_built_in_model_is_named_in_place_of_a_bundle_and_a_folder_of_that_nam
     monkeypatch.chdir(tmp_path)
     (tmp_path / builtin.LITE2.name).mkdir()
     assert builtin.resolve(builtin.LITE2.name) == Path(builtin.LITE2.name)  # a user's folder is never shadowed
-    with pytest.raises(MemgazeError, match="no built-in model is called 'memgaze-lite9-resmem'"):
-        builtin.named("memgaze-lite9-resmem")
+    assert builtin.resolve("memgaze-lite9-resmem") == Path("memgaze-lite9-resmem")  # not built in: a path like any
 
 
 def test_every_built_in_file_is_package_data() -> None:

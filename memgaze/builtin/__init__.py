@@ -93,13 +93,6 @@ LITE2 = BuiltinModel(
 MODELS = {model.name: model for model in (DEFAULT, LITE2)}
 
 
-def named(name: str) -> BuiltinModel:
-    """The built-in model called ``name``; one-line error naming them all otherwise."""
-    if name not in MODELS:
-        fail(f"no built-in model is called {name!r}; the built-in models are {', '.join(MODELS)}")
-    return MODELS[name]
-
-
 def resolve(bundle: str | Path | None) -> Path:
     """``bundle``; a built-in model's bundle where ``bundle`` is its name (and no such folder exists) or None (the
     default), saying which and its licence in one line the first time."""
