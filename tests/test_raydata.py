@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -81,11 +84,65 @@ def test_names_are_relative_to_their_root() -> None:
     assert relative_name("/elsewhere/b.jpg", ["/data/photos"]) == "/elsewhere/b.jpg"
 
 
+def _state_and_parent(pid: int) -> tuple[str, int] | None:
+    """A process's state letter and parent from /proc; None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[1])
+
+
+def _running(pid: int) -> bool:
+    found = _state_and_parent(pid)
+    return found is not None and found[0] != "Z"
+
+
+def _children_by_parent() -> dict[int, list[int]]:
+    """Every live process's children, from /proc (empty where there is none)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        found = _state_and_parent(int(entry.name))
+        if found is not None and found[0] != "Z":
+            children.setdefault(found[1], []).append(int(entry.name))
+    return children
+
+
+def _tree(root: int) -> set[int]:
+    children, tree, todo = _children_by_parent(), {root}, [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in tree:
+                tree.add(child)
+                todo.append(child)
+    return tree
+
+
+def _signal(pids: set[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def kill_process_tree(root: int) -> None:
+    """Stop ``root``'s process group and every descendant (Ray's raylet and workers may leave the group), so that
+    nothing forks or writes any more, then kill them all and wait until they are gone."""
+    os.killpg(root, signal.SIGSTOP)
+    stopped: set[int] = set()
+    while fresh := _tree(root) - stopped:
+        _signal(fresh, signal.SIGSTOP)
+        stopped |= fresh
+    os.killpg(root, signal.SIGKILL)
+    _signal(stopped, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(map(_running, stopped - {root})):
+        time.sleep(0.05)
+
+
 def test_a_job_over_damaged_photos_killed_then_resumed_holds_every_photo_once(tmp_path: Path) -> None:
-    """A real interruption: the memgaze-ray process group killed (kill -9) once Parquet files appear, then --resume."""
-    import os
-    import signal
-    import time
+    """A real interruption: the memgaze-ray process tree killed (kill -9) once Parquet files appear, then --resume."""
 
     from runtime_fixtures import make_damaged
 
@@ -100,7 +157,7 @@ def test_a_job_over_damaged_photos_killed_then_resumed_holds_every_photo_once(tm
     while time.monotonic() < deadline and job.poll() is None and len(list(out.glob("*.parquet"))) < 3:
         time.sleep(0.05)
     assert job.poll() is None, "the job ended before it could be killed"
-    os.killpg(job.pid, signal.SIGKILL)  # the driver and the Ray it started, as a crash or a reboot would
+    kill_process_tree(job.pid)  # the driver and the Ray it started, all at once, as a crash or a reboot would
     job.wait(timeout=30)
     prune_partial_files(out)
     before = pq.read_table(out).num_rows
