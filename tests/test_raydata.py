@@ -84,27 +84,26 @@ def test_names_are_relative_to_their_root() -> None:
     assert relative_name("/elsewhere/b.jpg", ["/data/photos"]) == "/elsewhere/b.jpg"
 
 
-def _state_and_parent(pid: int) -> tuple[str, int] | None:
-    """A process's state letter and parent from /proc; None once it is gone."""
+def _parent_if_running(pid: int) -> int | None:
+    """A process's parent from /proc; None once it is gone or a zombie."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        state, parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:2]
     except OSError:
         return None
-    return fields[0], int(fields[1])
+    return None if state == "Z" else int(parent)
 
 
 def _running(pid: int) -> bool:
-    found = _state_and_parent(pid)
-    return found is not None and found[0] != "Z"
+    return _parent_if_running(pid) is not None
 
 
 def _children_by_parent() -> dict[int, list[int]]:
-    """Every live process's children, from /proc (empty where there is none)."""
+    """Every running process's children, from /proc (empty where there is none)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").glob("[0-9]*"):
-        found = _state_and_parent(int(entry.name))
-        if found is not None and found[0] != "Z":
-            children.setdefault(found[1], []).append(int(entry.name))
+        parent = _parent_if_running(int(entry.name))
+        if parent is not None:
+            children.setdefault(parent, []).append(int(entry.name))
     return children
 
 
