@@ -123,14 +123,44 @@ def agreement_groups(data: Path | None, groups: Path | None) -> dict[str, dict[s
     return read_groupings(found) if found is not None and found.is_file() else {}
 
 
+def score_agreement(pred: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+    """How scores ``pred`` agree with the reference's: Spearman ρ with its 95% interval, Pearson r, pairwise accuracy,
+    their spread, and the scores themselves (per photo, in the order of ``settings["photos"]``)."""
+    from memgaze import metrics
+
+    return {"spearman": spearman(pred, reference), "spearman_ci95": list(spearman_interval(pred, reference)),
+            "pearson": pearson(pred, reference), "pairwise": metrics.pairwise_accuracy(pred, reference),
+            "score_std": float(pred.std()), "scores": pred.tolist()}
+
+
+def mirrored_reference(teacher: Any, frames: list[np.ndarray], ref: Any) -> dict[str, Any]:
+    """The reference run on every photo mirrored left-right, against itself on the originals (its maps mirrored
+    back): how much of its own order and map survive a change no viewer would notice. A model that imitates it
+    cannot be expected to agree with it much more closely than that, inside a group or over all the photos."""
+    scores, maps = [], []
+    for start in range(0, len(frames), BATCH):
+        output = teacher.predict([cv2.flip(frame, 1) for frame in frames[start : start + BATCH]])
+        scores.append(output.scores)
+        if output.maps is not None:
+            maps.append(output.maps[:, :, ::-1])
+    pred = np.concatenate(scores).astype(np.float64)
+    row = {"model": f"{teacher.name}, photos mirrored", "bundle": "", "precision": "reference", "file": "", "input": [],
+           **score_agreement(pred, ref.scores), "map_cc": None, "centre_cc": None}
+    if maps and ref.maps is not None:
+        row["map_cc"] = float(pearson_rows(np.concatenate(maps), ref.maps).mean())
+    cc = f", map CC {row['map_cc']:.3f}" if row["map_cc"] is not None else ""
+    console.print(f"{row['model']}: Spearman {row['spearman']:.3f} ({interval(row)}){cc} vs itself on the originals")
+    return row
+
+
 def run_agreement(models: list[tuple[str, Path]], data: Path, reference: str = "resmem",
-                  groupings: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+                  groupings: dict[str, dict[str, str]] | None = None, mirrored: bool = False) -> dict[str, Any]:
     """The ``agreement.json`` document: one row per (bundle, ONNX model); with ``groupings``, each row's ρ inside
-    every group of similar photos too (:mod:`memgaze.bench.within_kind`)."""
-    from memgaze.bench.within_kind import add_within, summary_text
+    every group of similar photos too (:mod:`memgaze.bench.within_kind`); with ``mirrored``, the reference's
+    agreement with itself on the photos mirrored (:func:`mirrored_reference`), under ``reference_mirrored``."""
+    from memgaze.bench.within_kind import add_within, scored_rows, summary_text
 
     from memgaze.runtime.bundle import load_bundle
-    from memgaze import metrics
     from memgaze.train.label_free.external_teacher import open_teacher
     from memgaze.train.label_free.unlabelled_frames import teacher_outputs
 
@@ -148,11 +178,7 @@ def run_agreement(models: list[tuple[str, Path]], data: Path, reference: str = "
         for precision, file, run in _model_runs(bundle):
             pred, heat = _outputs(run, frames, bundle.input_size)
             row = {"model": label, "bundle": str(path), "precision": precision, "file": file,
-                   "input": list(bundle.input_size), "spearman": spearman(pred, ref.scores),
-                   "spearman_ci95": list(spearman_interval(pred, ref.scores)),
-                   "pearson": pearson(pred, ref.scores), "pairwise": metrics.pairwise_accuracy(pred, ref.scores),
-                   "score_std": float(pred.std()), "map_cc": None, "centre_cc": None,
-                   "scores": pred.tolist()}  # per photo, in the order of settings["photos"]
+                   "input": list(bundle.input_size), **score_agreement(pred, ref.scores), "map_cc": None, "centre_cc": None}
             if targets is not None:
                 row["map_cc"] = float(pearson_rows(heat, targets).mean())
                 row["centre_cc"], row["centre_sigma"] = baselines[bundle.map_size]
@@ -160,7 +186,7 @@ def run_agreement(models: list[tuple[str, Path]], data: Path, reference: str = "
             maps_text = f", map CC {row['map_cc']:.3f} (centre {row['centre_cc']:.3f})" if targets is not None else ""
             console.print(f"{label} {precision}: Spearman {row['spearman']:.3f} ({interval(row)}), pairwise {row['pairwise']:.3f}{maps_text} "
                           f"vs {teacher.name}")
-    result = {
+    result: dict[str, Any] = {
         "machine": describe_machine(),
         "rows": rows,
         "settings": {"data": str(data), "images": len(names), "reference": teacher.describe(),
@@ -168,9 +194,11 @@ def run_agreement(models: list[tuple[str, Path]], data: Path, reference: str = "
                      "reference_cached": cached, "reference_score_std": float(np.std(ref.scores)),
                      "photos": names, "reference_scores": ref.scores.tolist()},
     }
+    if mirrored:
+        result["reference_mirrored"] = mirrored_reference(teacher, frames, ref)
     if groupings:
         add_within(result, groupings)
-        for row in rows:
+        for row in scored_rows(result):
             console.print(f"{row['model']} {row['precision']}: {summary_text(row['within'])}", soft_wrap=True)
     return result
 
@@ -185,7 +213,7 @@ def section(result: dict[str, Any], folder: Path) -> list[Block]:
     """Report blocks for an agreement result."""
     from memgaze.bench import within_kind
 
-    s = result["settings"]
+    s, mirrored = result["settings"], result.get("reference_mirrored")
     return [
         Heading("Agreement with a reference model"),
         Para(f"Scores of each model on {s['images']} photos of {s['data']} against {s['reference']} "
@@ -194,7 +222,8 @@ def section(result: dict[str, Any], folder: Path) -> list[Block]:
         Table(["model", "precision", "file", "input", "Spearman ρ", "ρ 95% interval", "Pearson r", "pairwise",
                "score std", "map CC", "centred Gaussian CC"],
               [[r["model"], r["precision"], r["file"], "x".join(map(str, r["input"])), r["spearman"], interval(r),
-                r["pearson"], r["pairwise"], r["score_std"], r.get("map_cc"), r.get("centre_cc")] for r in result["rows"]]),
+                r["pearson"], r["pairwise"], r["score_std"], r.get("map_cc"), r.get("centre_cc")]
+               for r in within_kind.scored_rows(result)]),
         Bullets([f"ρ 95% interval: where ρ could fall on another {s['images']} photos like these (percentile bootstrap, "
                  "the photos resampled 2000 times). Two models whose intervals overlap widely are not told apart "
                  "by this set.",
@@ -202,6 +231,10 @@ def section(result: dict[str, Any], folder: Path) -> list[Block]:
                  "ρ 0.64–0.72 with human scores, and humans agree with each other at ρ 0.68.",
                  f"Map CC: the student's generic heatmap against the reference's map ({s.get('reference_map') or 'none'}), "
                  "averaged over the photos; the centred Gaussian is the best of several widths against the same maps. "
-                 "The reference's map shows what drives its predicted memorability; it is not where people look."]),
+                 "The reference's map shows what drives its predicted memorability; it is not where people look.",
+                 *([f"{mirrored['model']}: the reference on every photo mirrored left-right against itself on the "
+                    "originals (its maps mirrored back), how much of its own order survives a change no viewer would "
+                    "notice; no model that imitates it can be expected to agree with it much more closely."]
+                   if mirrored else [])]),
         *within_kind.section(result),
     ]

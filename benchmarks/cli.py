@@ -248,6 +248,10 @@ def agreement(
     rescore: Optional[Path] = typer.Option(
         None, "--from", help="An earlier agreement.json: add the agreement inside groups (--groups) from its per-photo scores; no model runs."
     ),
+    mirrored: bool = typer.Option(
+        False, "--reference-mirrored", help="Also run the reference on every photo mirrored left-right and measure it "
+        "against itself: how much of its own order survives a change no viewer would notice."
+    ),
     out: Path = typer.Option(Path("runs/bench"), help="Output folder."),
 ) -> None:
     """Spearman ρ and pairwise ranking accuracy of each bundle's FP32 and INT8 scores against a reference model,
@@ -258,6 +262,8 @@ def agreement(
     if rescore is not None:
         if groups is None:
             fail("--from needs --groups (the photos' groups)")
+        if mirrored:
+            fail("--reference-mirrored runs the reference on the photos: give --data, not --from")
         try:
             earlier = json.loads(rescore.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -267,7 +273,7 @@ def agreement(
     if data is None:
         fail("--data is needed (or --from an earlier agreement.json)")
     models = parse_models(model) if model else [("built-in", resolve(None))]
-    _finish(out, "agreement.json", run_agreement(models, data, reference, agreement_groups(data, groups)))
+    _finish(out, "agreement.json", run_agreement(models, data, reference, agreement_groups(data, groups), mirrored))
 
 
 @app.command()

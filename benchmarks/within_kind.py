@@ -60,11 +60,17 @@ def add_within(result: dict[str, Any], groupings: dict[str, dict[str, str]]) -> 
     if "reference_scores" not in settings:
         fail("this agreement.json keeps no per-photo scores (written by an older memgaze): run the models again")
     names, reference = settings["photos"], np.asarray(settings["reference_scores"], np.float64)
-    for row in result["rows"]:
+    for row in scored_rows(result):
         scores = np.asarray(row["scores"], np.float64)
         row["within"] = {name: group_agreement(scores, reference, names, groups) for name, groups in groupings.items()}
     settings["groupings"] = groupings
     return result
+
+
+def scored_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of an ``agreement.json`` document, then the reference's own on mirrored photos where it has one."""
+    mirrored = result.get("reference_mirrored")
+    return result["rows"] + ([mirrored] if mirrored else [])
 
 
 def summary_text(within: dict[str, Any]) -> str:
@@ -75,7 +81,7 @@ def summary_text(within: dict[str, Any]) -> str:
 
 def section(result: dict[str, Any]) -> list[Block]:
     """Report blocks: per grouping, each row's ρ inside every group and the mean with its spread."""
-    rows = [r for r in result["rows"] if "within" in r]
+    rows = [r for r in scored_rows(result) if "within" in r]
     if not rows:
         return []
     blocks: list[Block] = [Heading("Agreement inside groups of similar photos"),

@@ -165,6 +165,47 @@ def test_agreement_with_a_reference_model(bundle: Path, tmp_path: Path) -> None:
     assert "inside groups of similar photos" in report
 
 
+def test_the_reference_against_itself_on_mirrored_photos(bundle: Path, tmp_path: Path) -> None:
+    """--reference-mirrored: the reference runs on each photo mirrored left-right and is measured against itself. A
+    photo that is its own mirror image scores exactly as before; the others do not, and their maps are mirrored back
+    before they are compared. The row sits beside the models' in the file, inside the groups and in the report."""
+    import cv2
+
+    from memgaze.correlation import pearson_rows
+    from memgaze.train.label_free.external_teacher import open_teacher
+
+    reference = Path(__file__).parent / "data" / "demo_teacher.int8.onnx"
+    photos = sorted((bundle.parent / "demo-data" / "images").glob("*.jpg"))[:20]
+    frames = [cv2.imread(str(path), cv2.IMREAD_COLOR) for path in photos]
+    plain, symmetric = tmp_path / "plain", tmp_path / "symmetric"
+    for folder in (plain, symmetric):
+        (folder / "images").mkdir(parents=True)
+    for path, frame in zip(photos, frames):
+        cv2.imwrite(str(plain / "images" / (path.stem + ".png")), frame)
+        half = frame[:, : frame.shape[1] // 2]
+        cv2.imwrite(str(symmetric / "images" / (path.stem + ".png")), np.hstack([half, half[:, ::-1]]))
+    (plain / "groups.json").write_text(json.dumps({"half": {p.stem + ".png": "ab"[i % 2] for i, p in enumerate(photos)}}))
+    results = {}
+    for folder in (plain, symmetric):
+        _bench(["agreement", "--model", f"lite={bundle}", "--data", str(folder), "--reference", str(reference),
+                "--reference-mirrored", "--out", str(folder / "a")])
+        results[folder.name] = json.loads((folder / "a" / "agreement.json").read_text())
+    assert results["symmetric"]["reference_mirrored"]["spearman"] == pytest.approx(1.0)
+    mirrored = results["plain"]["reference_mirrored"]
+    assert mirrored["precision"] == "reference" and len(mirrored["scores"]) == 20 and mirrored["spearman"] < 0.999
+    teacher = open_teacher(str(reference))
+    own, flipped = teacher.predict(frames), teacher.predict([cv2.flip(frame, 1) for frame in frames])
+    assert own.maps is not None and flipped.maps is not None
+    back, unturned = (float(pearson_rows(maps, own.maps).mean()) for maps in (flipped.maps[:, :, ::-1], flipped.maps))
+    assert mirrored["map_cc"] == pytest.approx(back, abs=1e-6) and back > unturned
+    assert [g["photos"] for g in mirrored["within"]["half"]["groups"]] == [10, 10]
+    report = (plain / "a" / "report.md").read_text()
+    assert report.count(mirrored["model"]) >= 3  # the table, the note under it, the table inside groups
+    rescored = CliRunner().invoke(app, ["agreement", "--from", str(plain / "a" / "agreement.json"), "--groups",
+                                        str(plain / "groups.json"), "--reference-mirrored", "--out", str(tmp_path / "r")])
+    assert rescored.exit_code != 0 and "give --data, not --from" in str(rescored.exception)
+
+
 def test_the_centre_baseline_is_the_best_centred_gaussian() -> None:
     from memgaze.bench.agreement import SIGMAS, centre_baseline, centred_gaussian, reference_maps
 

@@ -164,6 +164,18 @@ def seeds_line(seeds: list[int]) -> str:
     return f"The model shipped is seed {seeds[0]}'s; the other seeds show how much the recipe's result varies."
 
 
+def videos(count: int, real: bool = True) -> str:
+    """``count`` videos in words, e.g. "3 real videos", "one video"."""
+    words = {0: "no", 1: "one", 2: "two", 3: "three"}.get(count, str(count))
+    return f"{words}{' real' if real and count else ''} video{'' if count == 1 else 's'}"
+
+
+def train_only_clause(sources: dict[str, Any]) -> str:
+    """Where the recipe has packages only for training, the words that say so (else nothing)."""
+    names = sources.get("train_only") or []
+    return f"; {', '.join(f'`{n}`' for n in names)} are for training only, never held out" if names else ""
+
+
 def student_lines(backbone: str, checkpoint: bool) -> tuple[str, str]:
     """The card's words on the student network and its weights' origin, and on its checkpoint."""
     variant = backbone.removeprefix("efficientnet_")
@@ -193,6 +205,7 @@ def card(model: builtin.BuiltinModel, run: Path, seeds: list[int], samples: list
     student = metrics.get("student", {})
     recipe_text = model.recipe_path().read_text().strip()
     network, checkpoint = student_lines(json.loads(recipe_text)["train"]["student_backbone"], model.checkpoint)
+    every = metrics["distillation"]["video_every"]
     sample_rows = "\n".join(f"| {name} | {a:.4f} | {b:.4f} |" for name, a, b in samples)
     counts = sources["counts"]
     packages = len({f["package"] for f in sources["files"]})
@@ -226,12 +239,13 @@ for TensorRT), `model.int8.ort.onnx` (INT8 for ONNX Runtime on a CPU), `gate_sam
 
 ## Data
 
-{counts['train_photos'] + counts['heldout_photos']} real photographs and 3 real videos from {packages} PyPI and Debian
-packages, fetched offline by `python -m memgaze.builtin.photos` (the split is by source file: held-out photos were never
-cropped or trained on). Training: {counts['train_photos']} photos × {sources['crops_per_photo']} crops and every 15th
-frame of two videos; held out: {counts['heldout_photos']} photos and one video. ResMem scored every training image
-(score and Grad-CAM) once; the student learned both. `../data-sources.json` lists every file with its package and
-licence.
+{counts['train_photos'] + counts['heldout_photos']} real photographs and {videos(counts['train_videos'] + counts['heldout_videos'])}
+from {packages} PyPI and Debian packages, fetched offline by `python -m memgaze.builtin.photos` (the split is by source
+file: held-out photos were never cropped or trained on{train_only_clause(sources)}). Training: {counts['train_photos']}
+photos × {sources['crops_per_photo']} crops and every {every}th frame of {videos(counts['train_videos'], real=False)};
+held out: {counts['heldout_photos']} photos and {videos(counts['heldout_videos'], real=False)}. ResMem scored every
+training image (score and Grad-CAM) once; the student learned both. `../data-sources.json` lists every file with its
+package and licence.
 
 {data_table(sources)}
 
